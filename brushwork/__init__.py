@@ -1,0 +1,32 @@
+"""brushwork: neural style transfer, every family of it, in one toolkit.
+
+The public API is imported lazily so that ``import brushwork`` (and the CLI's fast path)
+does not pay for ``import torch`` until a method needs it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_API = {
+    "BrushworkError": "brushwork.errors",
+    "load_image": "brushwork.io",
+    "save_image": "brushwork.io",
+    "stylize": "brushwork.methods.fast",
+    "style_vector": "brushwork.methods.fast",
+}
+
+__all__ = sorted(_API) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'brushwork' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,59 @@
+"""The ``brushwork`` command. Each command group lives in its own module with a ``register(subparsers)``
+function; this module only builds the parser, runs the chosen command and turns errors into exit codes.
+
+Command modules import torch and the methods lazily, inside their ``run`` functions, so that
+``brushwork --help`` and the onnxruntime fast path start quickly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from brushwork import __version__
+from brushwork.errors import BrushworkError
+
+# command-group modules, in the order they appear in --help
+COMMAND_MODULES = [
+    "brushwork.cli.stylize",
+    "brushwork.cli.models",
+]
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="brushwork", description="Neural style transfer: fast, optimization, autoencoder and latent-space methods.")
+    parser.add_argument("--version", action="version", version=f"brushwork {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "run", None) is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except BrushworkError as exc:
+        sys.stderr.write(f"brushwork: error: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("brushwork: interrupted\n")
+        return 130
+
+
+def entry() -> None:  # console-script entry point
+    raise SystemExit(main())

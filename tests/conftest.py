@@ -1,0 +1,26 @@
+"""Shared fixtures. Tests never download anything; tests that need ../shared/corpus skip without it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = Path(os.environ.get("BRUSHWORK_CORPUS", ROOT.parent / "shared" / "corpus"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every test session gets its own model cache, so tests never depend on a user's cache."""
+    home = tmp_path_factory.mktemp("brushwork_home")
+    os.environ["BRUSHWORK_HOME"] = str(home)
+    return home
+
+
+@pytest.fixture(scope="session")
+def corpus() -> Path:
+    if not (CORPUS / "styles").is_dir() or not (CORPUS / "content").is_dir():
+        pytest.skip("../shared/corpus is not available")
+    return CORPUS
