@@ -19,7 +19,10 @@ Arrays = dict[str, np.ndarray]
 
 
 def strip_qdq(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Return the float graph of a QDQ model: DequantizeLinear(constant) -> float constant, Q/DQ on activations -> identity."""
+    """Return the float graph of a QDQ model.
+
+    DequantizeLinear(constant) becomes a float constant; Q/DQ pairs on activations become identities.
+    """
     g = model.graph
     consts = {i.name: numpy_helper.to_array(i) for i in g.initializer}
     floats: Arrays = {}

@@ -31,7 +31,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="brushwork", description="Neural style transfer: fast, optimization, autoencoder and latent-space methods.")
+    parser = _Parser(
+        prog="brushwork",
+        description="Neural style transfer: fast, optimization, autoencoder and latent-space methods.",
+    )
     parser.add_argument("--version", action="version", version=f"brushwork {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMAND_MODULES:
