@@ -1,0 +1,514 @@
+"""Image files in and out: the only module in brushwork that touches image files.
+
+Loading gives a :class:`Picture`: ``rgb`` is H×W×3 float32 sRGB in 0..1 and ``alpha`` an optional H×W float32
+in 0..1. EXIF orientation is applied, every Pillow mode (P, L, LA, I;16, I, F, RGBA, CMYK, ...) is converted to
+RGB with alpha kept apart, embedded ICC profiles are converted to sRGB, and 16-bit sources (PNG, TIFF) keep their
+precision (read with OpenCV, since Pillow truncates 16-bit colour to 8 bits). Saving picks the format from the
+extension, re-attaches alpha where the format has it (PNG, WebP, TIFF), writes TIFF with 16 bits per channel, and
+writes atomically (a temporary file in the same folder, then ``os.replace``) without ever overwriting an input.
+
+torch is imported lazily, only inside :func:`to_tensor`, :func:`to_numpy` and when saving a tensor: the CLI's fast
+path runs without it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+from PIL import Image, ImageCms, UnidentifiedImageError
+
+from brushwork.errors import InputError, OutputError
+
+if TYPE_CHECKING:
+    import torch
+
+IMAGE_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
+SAVE_EXTENSIONS: frozenset[str] = IMAGE_EXTENSIONS - {".gif"}
+DEFAULT_MAX_PIXELS: int = 64_000_000
+MAX_PIXELS_ENV = "BRUSHWORK_MAX_PIXELS"
+
+# Pillow decoders we accept; anything else is "not a supported image" (camera JPEGs with MPF come back as MPO).
+_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF")
+_FORMAT_NAMES = "JPEG, PNG, WebP, TIFF, BMP or GIF"
+
+PathLike = str | os.PathLike
+
+
+@dataclass
+class Picture:
+    """A loaded image.
+
+    rgb: H×W×3 float32 in 0..1, sRGB (16-bit sources keep their full precision).
+    alpha: H×W float32 in 0..1 (1 = opaque), or None when the source has no transparency.
+    path: the file it came from, or None.
+    bit_depth: 8 or 16, the precision of the source.
+    """
+
+    rgb: np.ndarray
+    alpha: np.ndarray | None = None
+    path: Path | None = None
+    bit_depth: int = 8
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) in pixels."""
+        return self.rgb.shape[1], self.rgb.shape[0]
+
+    def pil(self) -> Image.Image:
+        """An 8-bit RGB Pillow view of ``rgb`` (alpha not included)."""
+        return Image.fromarray(_quantize(self.rgb, 8))
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_image(src: PathLike | Image.Image | np.ndarray, *, max_pixels: int | None = None) -> Picture:
+    """Load an image file, a Pillow image or an array as a :class:`Picture` (H×W×3 float32 sRGB in 0..1).
+
+    Files: JPEG, PNG, WebP, TIFF, BMP and the first frame of a GIF. Arrays: H×W×3 or H×W×4 (RGBA), or H×W gray,
+    as uint8, uint16 or float in 0..1. ``max_pixels`` (default: env ``BRUSHWORK_MAX_PIXELS``, else
+    :data:`DEFAULT_MAX_PIXELS`) is checked against the header before any pixel is decoded.
+
+    Raises InputError (one line, naming the file) for a missing, empty, truncated, too large or non-image file.
+    """
+    if isinstance(src, np.ndarray):
+        return _from_array(src, "array")
+    limit = _max_pixels(max_pixels)
+    if isinstance(src, Image.Image):
+        _check_pixels(src.size, limit, "image")
+        picture = _from_pil(src, "image", None)
+        return _oriented(picture, _orientation(src))
+
+    path = Path(src)
+    name = os.fspath(src)
+    if not path.exists():
+        raise InputError(f"cannot read {name}: no such file")
+    if path.is_dir():
+        raise InputError(f"cannot read {name}: it is a folder, not an image file")
+    try:
+        if path.stat().st_size == 0:
+            raise InputError(f"cannot read {name}: file is empty")
+        with open(path, "rb") as fh:
+            try:
+                img = Image.open(fh, formats=_FORMATS)
+            except UnidentifiedImageError:
+                raise InputError(f"cannot read {name}: not a supported image ({_FORMAT_NAMES})") from None
+            except Image.DecompressionBombError as e:
+                raise InputError(f"cannot read {name}: image is too large ({_one_line(e)})") from None
+            except OSError as e:
+                if e.errno is not None:
+                    raise
+                raise InputError(f"cannot read {name}: file is truncated or corrupt ({_one_line(e)})") from None
+            with img:
+                _check_pixels(img.size, limit, name)
+                sixteen = _is_16bit_colour(img)  # from the header, so before anything decodes
+                if not sixteen:
+                    _decode(img, name)
+                orientation = _orientation(img)  # after decoding: a PNG may keep its EXIF after the pixels
+                picture = _load_16bit(path, img, name) if sixteen else _from_pil(img, name, path)
+    except OSError as e:
+        reason = "permission denied" if isinstance(e, PermissionError) else _one_line(e.strerror or e)
+        raise InputError(f"cannot read {name}: {reason}") from None
+    return _oriented(picture, orientation)
+
+
+def _max_pixels(max_pixels: int | None) -> int:
+    if max_pixels is not None:
+        return int(max_pixels)
+    value = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not value:
+        return DEFAULT_MAX_PIXELS
+    try:
+        limit = int(float(value))
+    except ValueError:
+        limit = 0
+    if limit <= 0:
+        raise InputError(f"{MAX_PIXELS_ENV} must be a positive number of pixels, got {value!r}")
+    return limit
+
+
+def _check_pixels(size: tuple[int, int], limit: int, name: str) -> None:
+    width, height = size
+    if width * height > limit:
+        raise InputError(
+            f"cannot read {name}: {width}×{height} is {width * height / 1e6:.1f} megapixels, more than the limit of "
+            f"{limit / 1e6:.1f} (raise it with max_pixels or {MAX_PIXELS_ENV})"
+        )
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _decode(img: Image.Image, name: str) -> None:
+    """Decode the pixels now (Pillow is lazy), turning decoder failures into InputError."""
+    try:
+        img.load()
+    except Image.DecompressionBombError as e:
+        raise InputError(f"cannot read {name}: image is too large ({_one_line(e)})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        if "truncated" in str(e).lower() or isinstance(e, EOFError):
+            raise InputError(f"cannot read {name}: file is truncated") from None
+        raise InputError(f"cannot read {name}: file is truncated or corrupt ({_one_line(e)})") from None
+
+
+def _orientation(img: Image.Image) -> int:
+    try:
+        return int(img.getexif().get(0x0112, 1))
+    except Exception:  # a broken EXIF block must not make the image unreadable
+        return 1
+
+
+def _oriented(picture: Picture, orientation: int) -> Picture:
+    picture.rgb = _orient(picture.rgb, orientation)
+    if picture.alpha is not None:
+        picture.alpha = _orient(picture.alpha, orientation)
+    return picture
+
+
+def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1..8) to an H×W or H×W×C array, like ``ImageOps.exif_transpose``."""
+    ops = {
+        2: lambda x: x[:, ::-1],
+        3: lambda x: x[::-1, ::-1],
+        4: lambda x: x[::-1],
+        5: lambda x: x.swapaxes(0, 1),
+        6: lambda x: np.rot90(x, -1),
+        7: lambda x: x[::-1, ::-1].swapaxes(0, 1),
+        8: lambda x: np.rot90(x, 1),
+    }
+    op = ops.get(orientation)
+    return a if op is None else np.ascontiguousarray(op(a))
+
+
+def _is_16bit_colour(img: Image.Image) -> bool:
+    """True for 16-bit colour or gray+alpha data, which Pillow would truncate to 8 bits (read from the header)."""
+    if not img.tile or img.mode.startswith("I"):
+        return False
+    args = img.tile[0].args
+    rawmode = args if isinstance(args, str) else (args[0] if args else "")
+    return isinstance(rawmode, str) and ";16" in rawmode
+
+
+def _load_16bit(path: Path, img: Image.Image, name: str) -> Picture:
+    """16-bit colour PNG/TIFF through OpenCV (BGR/BGRA uint16), keeping full precision."""
+    data = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
+    if data is None:
+        raise InputError(f"cannot read {name}: file is truncated or corrupt")
+    if data.ndim == 3:
+        data = cv2.cvtColor(data, cv2.COLOR_BGRA2RGBA if data.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+    picture = _from_array(data, name)
+    icc = img.info.get("icc_profile")
+    if icc and picture.rgb.shape[2] == 3 and not _is_srgb(icc):
+        # Pillow's colour management works on 8-bit RGB only: correct colours win over the extra precision here.
+        converted = _to_srgb(picture.pil(), icc, name)
+        picture.rgb = np.asarray(converted, dtype=np.float32) / 255.0
+    picture.path = path
+    return picture
+
+
+def _from_pil(img: Image.Image, name: str, path: Path | None) -> Picture:
+    """Any Pillow mode -> Picture; alpha is split off, ICC converted, 16-bit gray kept at full precision."""
+    mode = img.mode
+    icc = img.info.get("icc_profile")
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        a = np.asarray(img)
+        gray = a.astype(np.float32) if mode == "F" else np.clip(a.astype(np.float32) / 65535.0, 0.0, 1.0)
+        return Picture(np.repeat(np.clip(gray, 0.0, 1.0)[..., None], 3, axis=2), None, path, 16)
+
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info or img.palette.mode == "RGBA" else "RGB")
+    elif mode in ("PA", "RGBa", "RGBX"):
+        img = img.convert("RGBA" if mode != "RGBX" else "RGB")
+    elif mode in ("1", "La"):
+        img = img.convert("L" if mode == "1" else "LA")
+    elif mode not in ("L", "LA", "RGB", "RGBA", "CMYK"):
+        img = img.convert("RGB")  # YCbCr, LAB, HSV, ...
+
+    alpha = None
+    if img.mode in ("RGBA", "LA"):
+        alpha = np.asarray(img.getchannel("A"), dtype=np.float32) / 255.0
+        img = img.convert(img.mode[:-1])
+    if icc and not _is_srgb(icc):
+        img = _to_srgb(img, icc, name)
+    rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    return Picture(rgb, alpha, path, 8)
+
+
+@lru_cache(maxsize=1)
+def _srgb_profile() -> ImageCms.ImageCmsProfile:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+def _is_srgb(icc: bytes) -> bool:
+    try:
+        desc = ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc)))
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return False
+    return desc.strip().lower().startswith("srgb")
+
+
+def _to_srgb(img: Image.Image, icc: bytes, name: str) -> Image.Image:
+    """Convert an L, RGB or CMYK image with an embedded ICC profile to sRGB RGB; keep it as is if unusable."""
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        return ImageCms.profileToProfile(img, source, _srgb_profile(), outputMode="RGB")
+    except (ImageCms.PyCMSError, OSError, ValueError) as e:
+        warnings.warn(f"{name}: ignoring an unusable ICC profile ({_one_line(e)})", stacklevel=3)
+        return img
+
+
+def _from_array(a: np.ndarray, name: str) -> Picture:
+    """H×W, H×W×1, H×W×3 or H×W×4 array (uint8, uint16 or float 0..1) -> Picture."""
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.ndim != 3 or a.shape[2] not in (1, 2, 3, 4) or a.shape[0] == 0 or a.shape[1] == 0:
+        raise InputError(f"cannot use {name}: expected an H×W, H×W×3 or H×W×4 array, got shape {a.shape}")
+    f, depth = _unit_float(a, name)
+    if f.shape[2] in (1, 2):  # gray, gray + alpha
+        f = np.concatenate([np.repeat(f[..., :1], 3, axis=2), f[..., 1:]], axis=2)
+    alpha = np.ascontiguousarray(f[..., 3]) if f.shape[2] == 4 else None
+    return Picture(np.ascontiguousarray(f[..., :3]), alpha, None, depth)
+
+
+def _unit_float(a: np.ndarray, name: str) -> tuple[np.ndarray, int]:
+    """uint8 / uint16 / float array -> (float32 in 0..1, source bit depth; float counts as 16)."""
+    if a.dtype == np.uint8:
+        return a.astype(np.float32) / 255.0, 8
+    if a.dtype == np.uint16:
+        return a.astype(np.float32) / 65535.0, 16
+    if a.dtype == np.bool_:
+        return a.astype(np.float32), 8
+    if np.issubdtype(a.dtype, np.floating):
+        return np.clip(np.nan_to_num(a.astype(np.float32)), 0.0, 1.0), 16
+    raise InputError(f"cannot use {name}: expected uint8, uint16 or float pixels, got {a.dtype}")
+
+
+# ---------------------------------------------------------------- saving
+
+
+def check_writable(path: PathLike, protect: Iterable[PathLike] = ()) -> Path:
+    """Validate an output path before any expensive work and return it as a Path.
+
+    Raises OutputError (one line, naming the path) if the extension is not one we write, the folder is missing
+    or not writable, the path is a folder, or it is one of the ``protect``-ed input files.
+    """
+    dest = Path(path)
+    name = os.fspath(path)
+    ext = dest.suffix.lower()
+    if not ext:
+        raise OutputError(f"cannot write {name}: no file extension to choose the format from")
+    if ext not in SAVE_EXTENSIONS:
+        known = ", ".join(sorted(SAVE_EXTENSIONS))
+        raise OutputError(f"cannot write {name}: {ext!r} is not a format brushwork writes (use one of {known})")
+    parent = dest.parent
+    if not parent.is_dir():
+        raise OutputError(f"cannot write {name}: folder {os.fspath(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {name}: folder {os.fspath(parent)!r} is not writable")
+    if dest.is_dir():
+        raise OutputError(f"cannot write {name}: it is a folder")
+    for p in protect:
+        if _same_file(dest, Path(p)):
+            raise OutputError(f"cannot write {name}: it is an input file and would be overwritten")
+    return dest
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def save_image(
+    image: np.ndarray | Image.Image | torch.Tensor | Picture,
+    path: PathLike,
+    *,
+    alpha: np.ndarray | None = None,
+    quality: int = 95,
+    protect: Iterable[PathLike] = (),
+) -> Path:
+    """Save an image atomically; the format comes from the extension. Returns the written Path.
+
+    image: a Picture, a Pillow image, an H×W×3 float array in 0..1 (uint8/uint16 and H×W×4 also accepted), or a
+    1×3×H×W / 3×H×W float tensor in 0..1. ``alpha`` (H×W in 0..1; default: the Picture's or the array's) is resized
+    bilinearly to the image if the sizes differ, and kept by PNG, WebP and TIFF; JPEG and BMP drop it.
+    ``quality`` (1..100) applies to JPEG and WebP. TIFF is written with 16 bits per channel.
+
+    Raises OutputError if the path fails :func:`check_writable` (``protect`` = the input files) or writing fails;
+    no partial file is left behind.
+    """
+    dest = check_writable(path, protect)
+    name = os.fspath(path)
+    if not 1 <= int(quality) <= 100:
+        raise OutputError(f"cannot write {name}: quality must be between 1 and 100, got {quality}")
+    picture = _as_picture(image)
+    a = alpha if alpha is not None else picture.alpha
+    if a is not None:
+        a = _fit_alpha(a, picture.rgb.shape[:2])
+    data = _encode(picture.rgb, a, dest.suffix.lower(), int(quality), name)
+    _write_atomic(dest, data, name)
+    return dest
+
+
+def _as_picture(image: np.ndarray | Image.Image | torch.Tensor | Picture) -> Picture:
+    if isinstance(image, Picture):
+        return image
+    if isinstance(image, np.ndarray):
+        return _from_array(image, "array")
+    if isinstance(image, Image.Image):
+        return _from_pil(image, "image", None)
+    if type(image).__module__.startswith("torch"):
+        return Picture(to_numpy(image), None, None, 16)
+    raise OutputError(f"cannot save an object of type {type(image).__name__} as an image")
+
+
+def _fit_alpha(alpha: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Alpha (H×W or H×W×1; uint8, uint16 or float 0..1) -> float32 H×W of ``shape``, resized bilinearly."""
+    a, _ = _unit_float(np.asarray(alpha), "alpha")
+    if a.ndim == 3:
+        a = a[..., 0]
+    if a.shape != shape:
+        a = cv2.resize(a, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+    return np.clip(a, 0.0, 1.0)
+
+
+def _quantize(a: np.ndarray, bits: int) -> np.ndarray:
+    """Float in 0..1 -> uint8 (bits=8) or uint16 (bits=16), rounded."""
+    top, dtype = (255.0, np.uint8) if bits == 8 else (65535.0, np.uint16)
+    return (np.clip(a, 0.0, 1.0) * top + 0.5).astype(dtype)
+
+
+def _encode(rgb: np.ndarray, alpha: np.ndarray | None, ext: str, quality: int, name: str) -> bytes:
+    """Encode to the bytes of an ``ext`` file: Pillow for 8-bit formats, OpenCV for 16-bit TIFF."""
+    if ext in (".tif", ".tiff"):
+        planes = _quantize(rgb, 16)[..., ::-1]  # OpenCV wants BGR(A)
+        if alpha is not None:
+            planes = np.dstack([planes, _quantize(alpha, 16)])
+        ok, buf = cv2.imencode(".tiff", np.ascontiguousarray(planes))
+        if not ok:
+            raise OutputError(f"cannot write {name}: the TIFF encoder failed")
+        return buf.tobytes()
+    img = Image.fromarray(_quantize(rgb, 8))
+    keeps_alpha = ext in (".png", ".webp")
+    if alpha is not None and keeps_alpha:
+        img.putalpha(Image.fromarray(_quantize(alpha, 8)))
+    options = {
+        ".png": ("PNG", {}),
+        ".jpg": ("JPEG", {"quality": quality}),
+        ".jpeg": ("JPEG", {"quality": quality}),
+        ".webp": ("WEBP", {"quality": quality}),
+        ".bmp": ("BMP", {}),
+    }
+    fmt, kwargs = options[ext]
+    buf = io.BytesIO()
+    try:
+        img.save(buf, fmt, **kwargs)
+    except (OSError, ValueError) as e:
+        raise OutputError(f"cannot write {name}: {_one_line(e)}") from None
+    return buf.getvalue()
+
+
+def _write_atomic(dest: Path, data: bytes, name: str) -> None:
+    """Write ``data`` to a temporary file beside ``dest``, then rename it over ``dest``; clean up on failure."""
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # 0o666 & ~umask, like open()
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, dest)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    except OSError as e:
+        raise OutputError(f"cannot write {name}: {_one_line(e.strerror or e)}") from None
+
+
+# ---------------------------------------------------------------- resizing, folders, tensors
+
+
+def resize(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize an H×W×C (or H×W) float32 image to ``size`` = (width, height).
+
+    Uses cv2.INTER_AREA when shrinking and cv2.INTER_LANCZOS4 when enlarging; the result is clipped to 0..1.
+    """
+    width, height = int(size[0]), int(size[1])
+    if width < 1 or height < 1:
+        raise ValueError(f"size must be positive, got {size}")
+    if (width, height) == (rgb.shape[1], rgb.shape[0]):
+        return rgb
+    shrinking = width * height < rgb.shape[0] * rgb.shape[1]
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LANCZOS4
+    out = cv2.resize(np.ascontiguousarray(rgb, dtype=np.float32), (width, height), interpolation=interpolation)
+    if rgb.ndim == 3 and out.ndim == 2:  # OpenCV drops a trailing axis of size 1
+        out = out[..., None]
+    return np.clip(out, 0.0, 1.0)
+
+
+def resize_to_max(rgb: np.ndarray, max_size: int | None) -> np.ndarray:
+    """Shrink an H×W×C float32 image so that its longer side is at most ``max_size`` (aspect ratio kept).
+
+    Images already small enough, and ``max_size=None``, are returned unchanged (never enlarged).
+    """
+    if max_size is None:
+        return rgb
+    height, width = rgb.shape[:2]
+    longer = max(height, width)
+    if longer <= max_size:
+        return rgb
+    scale = max_size / longer
+    return resize(rgb, (max(1, round(width * scale)), max(1, round(height * scale))))
+
+
+def list_images(folder: PathLike) -> list[Path]:
+    """Image files directly in ``folder`` (by :data:`IMAGE_EXTENSIONS`, hidden files skipped), sorted by name.
+
+    Raises InputError if the folder does not exist or holds no image.
+    """
+    path = Path(folder)
+    name = os.fspath(folder)
+    if not path.is_dir():
+        raise InputError(f"cannot read {name}: no such folder")
+    found = sorted(
+        p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file()
+    )
+    if not found:
+        raise InputError(f"cannot read {name}: no images in the folder ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+    return found
+
+
+def to_tensor(rgb: np.ndarray, device: str | torch.device | None = None) -> torch.Tensor:
+    """H×W×3 float array in 0..1 -> 1×3×H×W float32 tensor (on ``device`` if given)."""
+    import torch
+
+    if rgb.ndim == 2:
+        rgb = rgb[..., None]
+    t = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32)).unsqueeze(0)
+    return t if device is None else t.to(device)
+
+
+def to_numpy(t: torch.Tensor) -> np.ndarray:
+    """1×3×H×W or 3×H×W tensor -> H×W×3 float32 array clipped to 0..1 (on the CPU)."""
+    if t.dim() == 4:
+        if t.shape[0] != 1:
+            raise ValueError(f"expected a single image (1×3×H×W), got a batch of shape {tuple(t.shape)}")
+        t = t[0]
+    if t.dim() != 3:
+        raise ValueError(f"expected a 1×3×H×W or 3×H×W tensor, got shape {tuple(t.shape)}")
+    a = t.detach().float().clamp(0.0, 1.0).cpu().numpy()
+    return np.ascontiguousarray(a.transpose(1, 2, 0))
