@@ -288,3 +288,51 @@ def _convert_multistyle(path: Path) -> dict[str, np.ndarray]:
     from brushwork import onnx_port
 
     return onnx_port.multistyle_state(onnx.load(str(path)))
+
+
+# -- ONNX exports for the onnxruntime fast path ------------------------------------------------------------
+
+
+def onnx_path(name: str) -> Path:
+    """Where the ONNX export of ``name`` lives (tied to the brushwork version that wrote it)."""
+    from brushwork import __version__
+
+    return home() / "onnx" / f"{name}-{__version__}.onnx"
+
+
+def export_onnx(name: str, inputs: dict[str, tuple[int, ...]], dynamic: dict[str, dict[int, str]]) -> Path:
+    """Export the float network ``name`` to ONNX (once; later calls return the cached file).
+
+    ``inputs`` maps input names to example shapes; ``dynamic`` names the dynamic axes. The exported graph is the
+    same ``nn.Module`` that the PyTorch path runs, so the networks stay defined once.
+    """
+    path = onnx_path(name)
+    if path.is_file():
+        return path
+    import warnings
+
+    import torch
+
+    net = load_net(name)
+    example = tuple(torch.rand(shape) for shape in inputs.values())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                net,
+                example,
+                tmp,
+                input_names=list(inputs),
+                output_names=["output"],
+                dynamic_axes=dynamic,
+                opset_version=17,
+                dynamo=False,
+            )
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path

@@ -1,0 +1,352 @@
+"""The fast path: one forward pass per image through the ported Magenta networks.
+
+- Built-in styles (``builtin:N``, N in 0..25) use Dumoulin et al.'s 26-style network; a blend of built-in
+  styles is a weight vector over its 26 rows.
+- Any picture as a style uses Ghiasi et al.'s predictor (style image → 100-d code) and transformer; a blend of
+  pictures is a weighted mean of their codes, and ``strength`` moves from the photo's own code to the target's.
+
+Both transformers are fully convolutional: the photo is reflect-padded to a multiple of 4, rendered at its own
+resolution (bounded by ``max_size``) and cropped back, so large photos stay sharp. ``stroke_scale`` renders at
+``1/stroke_scale`` of the resolution and, for larger strokes, renders once more at full resolution on the
+upscaled result so that edges stay crisp instead of blurred.
+
+Runtimes: on the CPU the networks run in onnxruntime from an ONNX export of the same PyTorch modules (exported
+once and cached by the store), because ``import torch`` alone takes about 1 s, longer than a whole
+stylization. On CUDA or MPS they run in PyTorch. Arrays here are ``H×W×3`` float32 RGB in 0..1.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from brushwork import io, store
+from brushwork.errors import DeviceError, InputError
+
+if TYPE_CHECKING:
+    import torch
+
+Source = str | os.PathLike | Image.Image | np.ndarray
+StyleRef = Source | int  # an image, or the index of a built-in style
+
+BUILTIN_PREFIX = "builtin:"
+NUM_BUILTIN = 26
+STYLE_SIZE = 256  # the predictor's reference input: shorter side resized to 256, centre crop
+MIN_SIDE = 16
+MIN_STROKE, MAX_STROKE = 0.25, 4.0
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+# ONNX export specs: example input shapes and dynamic axes (batch 1; images of any size)
+_EXPORTS: dict[str, tuple[dict[str, tuple[int, ...]], dict[str, dict[int, str]]]] = {
+    "ghiasi-predictor": ({"image": (1, 3, STYLE_SIZE, STYLE_SIZE)}, {"image": {0: "n"}, "output": {0: "n"}}),
+    "ghiasi-transformer": (
+        {"image": (1, 3, 64, 64), "style": (1, 100)},
+        {"image": {2: "h", 3: "w"}, "output": {2: "h", 3: "w"}},
+    ),
+    "dumoulin-26": (
+        {"image": (1, 3, 64, 64), "weights": (1, NUM_BUILTIN)},
+        {"image": {2: "h", 3: "w"}, "output": {2: "h", 3: "w"}},
+    ),
+}
+
+
+@dataclass(frozen=True)
+class FastDefaults:
+    """Defaults of the fast path; the CLI reads them from here."""
+
+    strength: float = 1.0
+    preserve_color: bool = False
+    max_size: int | None = 2048
+    stroke_scale: float = 1.0
+    device: str = "auto"
+
+
+DEFAULTS = FastDefaults()
+
+
+def parse_style(spec: StyleRef) -> StyleRef:
+    """``builtin:N`` (or an int) → N, checked; anything else is returned as an image source."""
+    if isinstance(spec, int | np.integer):
+        index = int(spec)
+    elif isinstance(spec, str) and spec.startswith(BUILTIN_PREFIX):
+        text = spec[len(BUILTIN_PREFIX) :]
+        if not text.isdigit():
+            raise InputError(f"bad built-in style {spec!r}: use builtin:0 to builtin:{NUM_BUILTIN - 1}")
+        index = int(text)
+    else:
+        return spec
+    if not 0 <= index < NUM_BUILTIN:
+        raise InputError(f"no built-in style {index}: use builtin:0 to builtin:{NUM_BUILTIN - 1}")
+    return index
+
+
+def normalize_weights(weights: Sequence[float] | None, n: int) -> np.ndarray:
+    """Style blend weights: ``n`` non-negative numbers, not all zero, normalised to sum 1 (default: equal)."""
+    if weights is None:
+        return np.full(n, 1.0 / n, dtype=np.float32)
+    w = np.asarray(list(weights), dtype=np.float64)
+    if w.shape != (n,):
+        raise InputError(f"got {w.size} style weights for {n} styles")
+    if not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
+        raise InputError("style weights must be non-negative numbers and not all zero")
+    return (w / w.sum()).astype(np.float32)
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` → ``cuda`` if an NVIDIA driver and a CUDA build of torch are present, ``mps`` on Apple silicon
+    with MPS, else ``cpu``. An explicit device that is not available raises :class:`DeviceError`."""
+    if device not in DEVICES:
+        raise DeviceError(f"unknown device {device!r}: use one of {', '.join(DEVICES)}")
+    if device == "cpu":
+        return "cpu"
+    if device == "auto":
+        nvidia = Path("/proc/driver/nvidia/version").exists() or sys.platform == "win32"
+        apple = sys.platform == "darwin"
+        if not (nvidia or apple):  # decided without importing torch
+            return "cpu"
+    import torch
+
+    cuda = torch.cuda.is_available()
+    mps = bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
+    if device == "auto":
+        return "cuda" if cuda else "mps" if mps else "cpu"
+    if (device == "cuda" and not cuda) or (device == "mps" and not mps):
+        raise DeviceError(f"device {device} is not available here (torch {torch.__version__}); use --device cpu")
+    return device
+
+
+class _OrtRuntime:
+    """Runs the store's networks in onnxruntime (CPU) from their cached ONNX exports."""
+
+    name = "onnxruntime"
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, Any] = {}
+
+    def run(self, net: str, *arrays: np.ndarray) -> np.ndarray:
+        session = self._sessions.get(net)
+        if session is None:
+            import onnxruntime as ort
+
+            path = store.onnx_path(net)
+            if not path.is_file():
+                path = store.export_onnx(net, *_EXPORTS[net])
+            options = ort.SessionOptions()
+            options.log_severity_level = 3
+            session = self._sessions[net] = ort.InferenceSession(str(path), options, ["CPUExecutionProvider"])
+        names = [i.name for i in session.get_inputs()]
+        return session.run(None, dict(zip(names, arrays, strict=True)))[0]
+
+
+class _TorchRuntime:
+    """Runs the store's networks in PyTorch on ``device``."""
+
+    name = "torch"
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self._nets: dict[str, torch.nn.Module] = {}
+
+    def run(self, net: str, *arrays: np.ndarray) -> np.ndarray:
+        import torch
+
+        module = self._nets.get(net)
+        if module is None:
+            module = self._nets[net] = store.load_net(net, self.device)
+        with torch.inference_mode():
+            out = module(*(torch.from_numpy(np.ascontiguousarray(a)).to(self.device) for a in arrays))
+        return out.float().cpu().numpy()
+
+
+def _nchw(rgb: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32)
+
+
+def _keep_colour(stylized: np.ndarray, photo: np.ndarray) -> np.ndarray:
+    """Luminance of ``stylized`` with the chroma of ``photo`` (YCbCr, BT.601), both H×W×3 in 0..1."""
+    ycc = cv2.cvtColor(photo.astype(np.float32), cv2.COLOR_RGB2YCrCb)
+    ycc[..., 0] = cv2.cvtColor(stylized.astype(np.float32), cv2.COLOR_RGB2YCrCb)[..., 0]
+    return np.clip(cv2.cvtColor(ycc, cv2.COLOR_YCrCb2RGB), 0.0, 1.0)
+
+
+class FastStylizer:
+    """The fast path with its networks loaded; reuse one instance for many images (batches, video)."""
+
+    def __init__(self, device: str = DEFAULTS.device) -> None:
+        self.device = resolve_device(device)
+        self.runtime: _OrtRuntime | _TorchRuntime = (
+            _OrtRuntime() if self.device == "cpu" else _TorchRuntime(self.device)
+        )
+
+    # -- style codes ------------------------------------------------------------------------------------
+
+    def style_code(self, style: Source) -> np.ndarray:
+        """The 100-d style code of a picture (shorter side resized to 256, centre crop)."""
+        rgb = io.load_image(style).rgb
+        h, w = rgb.shape[:2]
+        scale = STYLE_SIZE / min(h, w)
+        rgb = io.resize(rgb, (max(STYLE_SIZE, round(w * scale)), max(STYLE_SIZE, round(h * scale))))
+        h, w = rgb.shape[:2]
+        top, left = (h - STYLE_SIZE) // 2, (w - STYLE_SIZE) // 2
+        crop = rgb[top : top + STYLE_SIZE, left : left + STYLE_SIZE]
+        return self.runtime.run("ghiasi-predictor", _nchw(crop))[0]
+
+    # -- rendering --------------------------------------------------------------------------------------
+
+    def _forward(self, rgb: np.ndarray, target: tuple[str, np.ndarray]) -> np.ndarray:
+        """One pass of the network chosen by ``target`` (``("code", 100-d)`` or ``("builtin", 26 weights)``)."""
+        h, w = rgb.shape[:2]
+        ph, pw = (-h) % 4, (-w) % 4
+        x = np.pad(rgb, ((0, ph), (0, pw), (0, 0)), mode="reflect") if ph or pw else rgb
+        net = "ghiasi-transformer" if target[0] == "code" else "dumoulin-26"
+        out = self.runtime.run(net, _nchw(x), target[1][None].astype(np.float32))
+        return out[0].transpose(1, 2, 0)[:h, :w]
+
+    def render(self, rgb: np.ndarray, target: tuple[str, np.ndarray], stroke_scale: float = 1.0) -> np.ndarray:
+        """Render ``rgb`` (H×W×3) in the target style at its own size, strokes scaled by ``stroke_scale``."""
+        if not MIN_STROKE <= stroke_scale <= MAX_STROKE:
+            raise InputError(f"stroke scale must be between {MIN_STROKE} and {MAX_STROKE}, got {stroke_scale}")
+        if stroke_scale == 1.0:
+            return self._forward(rgb, target)
+        h, w = rgb.shape[:2]
+        size = (max(MIN_SIDE, round(w / stroke_scale)), max(MIN_SIDE, round(h / stroke_scale)))
+        out = io.resize(self._forward(io.resize(rgb, size), target), (w, h))
+        if stroke_scale > 1.0:  # the upscale is soft: one more pass at full size redraws crisp edges
+            out = self._forward(out, target)
+        return out
+
+    def stylize(
+        self,
+        content: Source,
+        styles: Sequence[StyleRef],
+        *,
+        style_weights: Sequence[float] | None = None,
+        strength: float = DEFAULTS.strength,
+        preserve_color: bool = DEFAULTS.preserve_color,
+        max_size: int | None = DEFAULTS.max_size,
+        stroke_scale: float = DEFAULTS.stroke_scale,
+    ) -> io.Picture:
+        """Stylize ``content`` with one style or a weighted blend; returns the picture with the content's alpha."""
+        target = self.target(styles, style_weights)
+        if not 0.0 <= strength <= 1.0:
+            raise InputError(f"strength must be between 0 and 1, got {strength}")
+        if max_size is not None and max_size < MIN_SIDE:
+            raise InputError(f"max size must be at least {MIN_SIDE} pixels, got {max_size}")
+        photo = io.load_image(content)
+        rgb = io.resize_to_max(photo.rgb, max_size)
+        if min(rgb.shape[:2]) < MIN_SIDE:
+            raise InputError(f"image is too small ({rgb.shape[1]}×{rgb.shape[0]}): both sides need {MIN_SIDE} px")
+        if target[0] == "code" and strength < 1.0:  # move from the photo's own style towards the target
+            target = ("code", strength * target[1] + (1.0 - strength) * self.style_code(rgb))
+        out = self.render(rgb, target, stroke_scale)
+        if target[0] == "builtin" and strength < 1.0:  # the 26-style network has no photo code: blend pixels
+            out = strength * out + (1.0 - strength) * rgb
+        if preserve_color:
+            out = _keep_colour(out, rgb)
+        alpha = io.resize(photo.alpha, out.shape[1::-1]) if photo.alpha is not None else None
+        return io.Picture(rgb=np.clip(out, 0.0, 1.0).astype(np.float32), alpha=alpha, path=None)
+
+    def target(
+        self, styles: Sequence[StyleRef], style_weights: Sequence[float] | None = None
+    ) -> tuple[str, np.ndarray]:
+        """The rendering target of a style list: ``("builtin", 26 weights)`` or ``("code", 100-d code)``."""
+        if not styles:
+            raise InputError("give at least one style (an image or builtin:N)")
+        parsed = [parse_style(s) for s in styles]
+        weights = normalize_weights(style_weights, len(parsed))
+        kinds = {isinstance(p, int) for p in parsed}
+        if len(kinds) > 1:
+            raise InputError("cannot blend builtin: styles with image styles; use one kind at a time")
+        if kinds == {True}:
+            table = np.zeros(NUM_BUILTIN, dtype=np.float32)
+            for index, weight in zip(parsed, weights, strict=True):
+                table[index] += weight
+            return ("builtin", table)
+        codes = np.stack([self.style_code(p) for p in parsed])
+        return ("code", (weights[:, None] * codes).sum(0).astype(np.float32))
+
+
+@lru_cache(maxsize=4)
+def get_stylizer(device: str = DEFAULTS.device) -> FastStylizer:
+    """A shared :class:`FastStylizer` per device (networks load once per process)."""
+    return FastStylizer(device)
+
+
+def stylize(
+    content: Source,
+    styles: StyleRef | Sequence[StyleRef],
+    *,
+    style_weights: Sequence[float] | None = None,
+    strength: float = DEFAULTS.strength,
+    preserve_color: bool = DEFAULTS.preserve_color,
+    max_size: int | None = DEFAULTS.max_size,
+    stroke_scale: float = DEFAULTS.stroke_scale,
+    device: str = DEFAULTS.device,
+) -> Image.Image:
+    """Stylize a photo (path, PIL image or array) with a style image, ``builtin:N``, or a weighted blend.
+
+    Returns a PIL image (RGBA when the photo has alpha). Mirrors ``brushwork stylize``.
+    """
+    if isinstance(styles, str | os.PathLike | Image.Image | np.ndarray | int):
+        styles = [styles]
+    picture = get_stylizer(device).stylize(
+        content,
+        list(styles),
+        style_weights=style_weights,
+        strength=strength,
+        preserve_color=preserve_color,
+        max_size=max_size,
+        stroke_scale=stroke_scale,
+    )
+    image = Image.fromarray((picture.rgb * 255 + 0.5).astype(np.uint8))
+    if picture.alpha is not None:
+        image.putalpha(Image.fromarray((picture.alpha * 255 + 0.5).astype(np.uint8)))
+    return image
+
+
+# -- tensor helpers for the other methods (optimization init, latent space) ---------------------------------
+
+
+def style_vector(style: Source, *, device: str = "cpu") -> torch.Tensor:
+    """The 100-d style code of a picture, as a tensor ``(100,)``."""
+    import torch
+
+    return torch.from_numpy(get_stylizer(device).style_code(style).copy())
+
+
+def predict_codes(images: torch.Tensor, device: str = "cpu") -> torch.Tensor:
+    """Style codes of a batch ``N×3×H×W`` (RGB 0..1, used as given, e.g. 256×256 crops) → ``N×100``."""
+    import torch
+
+    runtime = get_stylizer(device).runtime
+    arrays = images.detach().float().cpu().numpy()
+    return torch.from_numpy(np.concatenate([runtime.run("ghiasi-predictor", a[None]) for a in arrays]))
+
+
+def render(
+    content: torch.Tensor, code: torch.Tensor, *, stroke_scale: float = 1.0, device: str = "cpu"
+) -> torch.Tensor:
+    """Render ``1×3×H×W`` content (0..1) with a style code ``(100,)`` or ``(1, 100)`` → ``1×3×H×W``."""
+    import torch
+
+    rgb = io.to_numpy(content)
+    vector = code.detach().float().reshape(-1).cpu().numpy()
+    out = get_stylizer(device).render(rgb, ("code", vector), stroke_scale)
+    return torch.from_numpy(np.ascontiguousarray(out.transpose(2, 0, 1)[None])).to(content.device)
+
+
+def fast_stylize_tensor(content: torch.Tensor, style: torch.Tensor, device: str = "cpu") -> torch.Tensor:
+    """Fast stylization of tensors: ``1×3×H×W`` content and ``1×3×h×w`` style (0..1) → ``1×3×H×W``."""
+    code = get_stylizer(device).style_code(io.to_numpy(style))
+    import torch
+
+    return render(content, torch.from_numpy(code.copy()), device=device)
