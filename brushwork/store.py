@@ -109,6 +109,16 @@ REGISTRY: dict[str, ModelEntry] = {
 }
 
 
+# modules that register the models brushwork trains and ships itself (decoders, style VAEs)
+_SHIPPED_MODULES = ("brushwork.methods.autoencoder", "brushwork.methods.latent")
+
+
+def load_registered() -> None:
+    """Import the modules that register brushwork's own shipped models, so ``REGISTRY`` lists everything."""
+    for module in _SHIPPED_MODULES:
+        importlib.import_module(module)
+
+
 def register(entry: ModelEntry) -> None:
     """Add (or replace) an entry, e.g. a decoder or style VAE shipped inside brushwork itself."""
     REGISTRY[entry.name] = entry
@@ -125,6 +135,8 @@ def home() -> Path:
 
 
 def entry(name: str) -> ModelEntry:
+    if name not in REGISTRY:
+        load_registered()
     try:
         return REGISTRY[name]
     except KeyError:

@@ -234,9 +234,13 @@ class FastStylizer:
         preserve_color: bool = DEFAULTS.preserve_color,
         max_size: int | None = DEFAULTS.max_size,
         stroke_scale: float = DEFAULTS.stroke_scale,
+        target: tuple[str, np.ndarray] | None = None,
     ) -> io.Picture:
-        """Stylize ``content`` with one style or a weighted blend; returns the picture with the content's alpha."""
-        target = self.target(styles, style_weights)
+        """Stylize ``content`` with one style or a weighted blend; returns the picture with the content's alpha.
+
+        ``target`` is a precomputed :meth:`target` of the same styles (batches compute style codes once).
+        """
+        target = target if target is not None else self.target(styles, style_weights)
         if not 0.0 <= strength <= 1.0:
             raise InputError(f"strength must be between 0 and 1, got {strength}")
         if max_size is not None and max_size < MIN_SIDE:

@@ -1,0 +1,192 @@
+"""The fast path's behaviour: sizes, blends, strength, colour, stroke scale, alpha, runtimes, errors."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+import brushwork
+from brushwork import io, samples
+from brushwork.errors import DeviceError, InputError
+from brushwork.methods import fast
+
+
+@pytest.fixture(scope="module")
+def st() -> fast.FastStylizer:
+    return fast.FastStylizer("cpu")
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    return io.resize_to_max(io.load_image(samples.SAMPLE_PHOTO).rgb, 150)  # 150×100
+
+
+def _edge_strength(rgb: np.ndarray) -> float:
+    """90th percentile of the luminance gradient magnitude: high for crisp edges, low for blur."""
+    grey = cv2.cvtColor(rgb.astype(np.float32), cv2.COLOR_RGB2GRAY)
+    return float(np.percentile(np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1)), 90))
+
+
+def _stroke_length(rgb: np.ndarray) -> float:
+    """Lag (px, interpolated) at which the luminance autocorrelation falls to 1/2: a stroke-size measure."""
+    grey = cv2.cvtColor(rgb.astype(np.float32), cv2.COLOR_RGB2GRAY)
+    grey = grey - grey.mean()
+    ac = np.real(np.fft.ifft2(np.abs(np.fft.fft2(grey)) ** 2))
+    ac = np.fft.fftshift(ac / ac.flat[0])
+    cy, cx = np.array(ac.shape) // 2
+    radial = np.array([np.mean([ac[cy, cx + r], ac[cy, cx - r], ac[cy + r, cx], ac[cy - r, cx]]) for r in range(60)])
+    i = int(np.argmax(radial < 0.5))
+    return i - 1 + (radial[i - 1] - 0.5) / (radial[i - 1] - radial[i])
+
+
+def _layout_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Correlation of two renderings at the scale of large strokes (Gaussian blur, sigma 3 px)."""
+    blur = [cv2.GaussianBlur(x, (0, 0), 3).ravel() for x in (a, b)]
+    return float(np.corrcoef(*blur)[0, 1])
+
+
+def test_output_keeps_odd_sizes_and_range(st: fast.FastStylizer) -> None:
+    rgb = np.random.default_rng(0).random((37, 53, 3), dtype=np.float32)
+    for style in (["builtin:7"], [samples.SAMPLE_STYLE]):
+        out = st.stylize(rgb, style).rgb
+        assert out.shape == (37, 53, 3) and out.dtype == np.float32
+        assert 0.0 <= out.min() and out.max() <= 1.0
+
+
+def test_style_changes_the_picture(st: fast.FastStylizer, photo: np.ndarray) -> None:
+    a = st.stylize(photo, [samples.STYLES["mosaic"]]).rgb
+    b = st.stylize(photo, [samples.STYLES["ink"]]).rgb
+    assert np.abs(a - photo).mean() > 0.05
+    assert np.abs(a - b).mean() > 0.05
+    # the ink style is nearly grey, the mosaic style saturated: the outputs follow
+    sat = [cv2.cvtColor(x, cv2.COLOR_RGB2HSV)[..., 1].mean() for x in (a, b)]
+    assert sat[0] > sat[1] + 0.1
+
+
+def test_builtin_blend_is_a_weighted_mix_of_rows(st: fast.FastStylizer) -> None:
+    kind, table = st.target(["builtin:2", "builtin:9"], [3, 1])
+    assert kind == "builtin"
+    assert table[2] == pytest.approx(0.75) and table[9] == pytest.approx(0.25) and table.sum() == pytest.approx(1)
+
+
+def test_image_blend_is_a_weighted_mean_of_codes(st: fast.FastStylizer) -> None:
+    a, b = st.style_code(samples.STYLES["dots"]), st.style_code(samples.STYLES["ink"])
+    kind, code = st.target([samples.STYLES["dots"], samples.STYLES["ink"]], [1, 3])
+    assert kind == "code" and code.shape == (100,)
+    np.testing.assert_allclose(code, 0.25 * a + 0.75 * b, atol=1e-5)
+
+
+def test_strength_zero_is_the_photos_own_style(st: fast.FastStylizer, photo: np.ndarray) -> None:
+    own = st.render(photo, ("code", st.style_code(photo)))
+    zero = st.stylize(photo, [samples.SAMPLE_STYLE], strength=0.0).rgb
+    full = st.stylize(photo, [samples.SAMPLE_STYLE], strength=1.0).rgb
+    half = st.stylize(photo, [samples.SAMPLE_STYLE], strength=0.5).rgb
+    np.testing.assert_allclose(zero, own, atol=1e-5)
+    assert np.abs(zero - photo).mean() < np.abs(full - photo).mean()
+    assert np.abs(half - photo).mean() < np.abs(full - photo).mean()
+
+
+def test_preserve_color_keeps_the_photos_chroma(st: fast.FastStylizer, photo: np.ndarray) -> None:
+    def chroma(x: np.ndarray) -> np.ndarray:
+        return cv2.cvtColor(x, cv2.COLOR_RGB2YCrCb)[..., 1:]
+
+    plain = st.stylize(photo, [samples.STYLES["mosaic"]]).rgb
+    kept = st.stylize(photo, [samples.STYLES["mosaic"]], preserve_color=True).rgb
+    assert np.abs(chroma(kept) - chroma(photo)).mean() < 0.02
+    assert np.abs(chroma(plain) - chroma(photo)).mean() > 2 * np.abs(chroma(kept) - chroma(photo)).mean()
+    y = lambda x: cv2.cvtColor(x, cv2.COLOR_RGB2YCrCb)[..., 0]  # noqa: E731
+    assert np.abs(y(kept) - y(plain)).mean() < 0.01  # luminance from the stylization (clipping aside)
+
+
+def test_max_size_bounds_the_output(st: fast.FastStylizer) -> None:
+    out = st.stylize(samples.SAMPLE_PHOTO, ["builtin:1"], max_size=120).rgb
+    assert max(out.shape[:2]) == 120 and out.shape[:2] == (80, 120)
+
+
+def test_stroke_scale_changes_strokes_not_resolution_or_sharpness(st: fast.FastStylizer) -> None:
+    photo = io.resize_to_max(io.load_image(samples.SAMPLE_PHOTO).rgb, 360)
+    h, w = photo.shape[:2]
+    for style in (samples.SAMPLE_STYLE, "builtin:3"):
+        target = st.target([style])
+        base = st.render(photo, target)
+        big = st.render(photo, target, stroke_scale=2.0)
+        small = st.render(photo, target, stroke_scale=0.5)
+        assert base.shape == big.shape == small.shape == photo.shape
+        # plain upscaling of a half-size rendering has the big strokes, blurred
+        upscaled = io.resize(st.render(io.resize(photo, (w // 2, h // 2)), target), (w, h))
+        assert _layout_correlation(big, upscaled) > _layout_correlation(base, upscaled) + 0.1  # big strokes
+        assert _edge_strength(big) > 1.3 * _edge_strength(upscaled)  # ... drawn crisply
+        assert _edge_strength(big) > 0.8 * _edge_strength(base)
+        assert _stroke_length(small) < 0.8 * _stroke_length(base)  # smaller strokes
+
+
+def test_alpha_is_kept(st: fast.FastStylizer) -> None:
+    rgba = np.zeros((40, 60, 4), np.uint8)
+    rgba[..., :3] = 200
+    rgba[:, 30:, 3] = 255
+    picture = st.stylize(rgba, ["builtin:0"])
+    assert picture.alpha is not None and picture.alpha.shape == (40, 60)
+    assert picture.alpha[:, :29].max() == 0 and picture.alpha[:, 31:].min() == 1
+
+
+def test_public_api_accepts_paths_pil_and_arrays(photo: np.ndarray) -> None:
+    pil = Image.fromarray((photo * 255).astype(np.uint8))
+    for content in (samples.SAMPLE_PHOTO, pil, photo, (photo * 255).astype(np.uint8)):
+        out = brushwork.stylize(content, "builtin:4", max_size=150, device="cpu")
+        assert isinstance(out, Image.Image) and out.size == (150, 100) and out.mode == "RGB"
+    assert brushwork.stylize(photo, samples.SAMPLE_STYLE, device="cpu").size == (150, 100)
+
+
+def test_torch_runtime_agrees_with_onnxruntime(st: fast.FastStylizer, photo: np.ndarray) -> None:
+    torch_st = fast.FastStylizer("cpu")
+    torch_st.runtime = fast._TorchRuntime("cpu")
+    for style in (["builtin:11"], [samples.SAMPLE_STYLE]):
+        np.testing.assert_allclose(torch_st.stylize(photo, style).rgb, st.stylize(photo, style).rgb, atol=1e-4)
+
+
+def test_tensor_helpers(photo: np.ndarray) -> None:
+    content = io.to_tensor(photo)
+    code = fast.style_vector(samples.SAMPLE_STYLE)
+    assert code.shape == (100,)
+    out = fast.render(content, code)
+    assert out.shape == content.shape
+    style = io.to_tensor(io.load_image(samples.SAMPLE_STYLE).rgb)
+    assert fast.fast_stylize_tensor(content, style).shape == content.shape
+    assert fast.predict_codes(io.to_tensor(np.zeros((256, 256, 3), np.float32)).repeat(2, 1, 1, 1)).shape == (2, 100)
+
+
+@pytest.mark.parametrize(
+    ("styles", "kwargs", "message"),
+    [
+        (["builtin:26"], {}, "no built-in style 26"),
+        (["builtin:x"], {}, "bad built-in style"),
+        (["builtin:1", samples.SAMPLE_STYLE], {}, "cannot blend builtin"),
+        (["builtin:1", "builtin:2"], {"style_weights": [1]}, "got 1 style weights for 2 styles"),
+        (["builtin:1"], {"style_weights": [-1]}, "non-negative"),
+        (["builtin:1"], {"strength": 1.5}, "strength must be between 0 and 1"),
+        (["builtin:1"], {"stroke_scale": 9}, "stroke scale must be between"),
+        ([], {}, "at least one style"),
+    ],
+)
+def test_bad_requests_raise_input_errors(st: fast.FastStylizer, photo: np.ndarray, styles, kwargs, message) -> None:
+    with pytest.raises(InputError, match=message):
+        st.stylize(photo, styles, **kwargs)
+
+
+def test_tiny_image_is_refused(st: fast.FastStylizer) -> None:
+    with pytest.raises(InputError, match="too small"):
+        st.stylize(np.zeros((8, 40, 3), np.float32), ["builtin:0"])
+
+
+def test_devices() -> None:
+    assert fast.resolve_device("cpu") == "cpu"
+    assert fast.resolve_device("auto") in ("cpu", "cuda", "mps")
+    with pytest.raises(DeviceError, match="unknown device"):
+        fast.resolve_device("tpu")
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="cuda is not available"):
+            fast.resolve_device("cuda")
