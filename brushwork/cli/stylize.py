@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -113,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
             if len(pairs) == 1:
                 raise
             failures += 1
-            tqdm.write(f"brushwork: error: {exc}")
+            tqdm.write(f"brushwork: error: {exc}", file=sys.stderr)
             continue
         h, w = picture.rgb.shape[:2]
         records.append(

@@ -1,0 +1,196 @@
+"""``brushwork stylize``, ``styles`` and ``models`` end to end: every flag and every user error."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from brushwork import io, samples
+from brushwork.cli import main
+
+PHOTO, STYLE = str(samples.SAMPLE_PHOTO), str(samples.SAMPLE_STYLE)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # argparse errors
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def size(path: Path) -> tuple[int, int]:
+    with Image.open(path) as im:
+        return im.size
+
+
+def test_single_image_with_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out.jpg"
+    code, stdout, _ = run(capsys, "stylize", PHOTO, STYLE, "-o", str(out), "--max-size", "96", "--json")
+    assert code == 0
+    record = json.loads(stdout)
+    assert record["output"] == str(out) and (record["width"], record["height"]) == (96, 64)
+    assert size(out) == (96, 64)
+
+
+def test_builtin_blend_weights_strength_colour_stroke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    common = ["--max-size", "96", "--device", "cpu"]
+    outs = {}
+    for name, extra in {
+        "a": ["builtin:3"],
+        "b": ["builtin:3", "builtin:20", "--style-weights", "1", "3"],
+        "c": ["builtin:3", "--strength", "0.3"],
+        "d": ["builtin:3", "--preserve-color"],
+        "e": ["builtin:3", "--stroke-scale", "2"],
+    }.items():
+        outs[name] = tmp_path / f"{name}.png"
+        assert run(capsys, "stylize", PHOTO, *extra, "-o", str(outs[name]), *common)[0] == 0
+    img = {k: io.load_image(v).rgb for k, v in outs.items()}
+    photo = io.resize_to_max(io.load_image(PHOTO).rgb, 96)
+    assert all(x.shape == (64, 96, 3) for x in img.values())
+    assert np.abs(img["a"] - img["b"]).mean() > 0.02  # the blend differs from style 3 alone
+    assert np.abs(img["c"] - photo).mean() < np.abs(img["a"] - photo).mean()  # weaker style
+    chroma = lambda x: cv2.cvtColor(x, cv2.COLOR_RGB2YCrCb)[..., 1:]  # noqa: E731
+    assert np.abs(chroma(img["d"]) - chroma(photo)).mean() < np.abs(chroma(img["a"]) - chroma(photo)).mean()
+    assert np.abs(img["e"] - img["a"]).mean() > 0.02
+
+
+def test_folder_batch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    for i, photo in enumerate(samples.SAMPLE_PHOTOS):
+        shutil.copy(photo, src / f"p{i}.jpg")
+    (src / "notes.txt").write_text("not an image")
+    dst = tmp_path / "out"
+    code, stdout, _ = run(capsys, "stylize", str(src), "builtin:1", "-o", str(dst), "--max-size", "64", "--json",
+                          "--format", "webp", "--quality", "80")  # fmt: skip
+    assert code == 0
+    records = json.loads(stdout)
+    assert sorted(Path(r["output"]).name for r in records) == ["p0.webp", "p1.webp"]
+    assert all(size(dst / n) [0] <= 64 for n in ("p0.webp", "p1.webp"))
+
+
+def test_batch_reports_bad_files_and_continues(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(PHOTO, src / "good.jpg")
+    (src / "bad.jpg").write_bytes(b"")
+    code, _, err = run(capsys, "stylize", str(src), "builtin:1", "-o", str(tmp_path / "out"), "--max-size", "48")
+    assert code == 2
+    assert "bad.jpg" in err and "Traceback" not in err
+    assert (tmp_path / "out" / "good.png").is_file() and not (tmp_path / "out" / "bad.png").exists()
+
+
+def test_styles_contact_sheet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "sheet.png"
+    assert run(capsys, "styles", PHOTO, "-o", str(out), "--tile", "32", "--columns", "9")[0] == 0
+    w, h = size(out)
+    assert w > 9 * 32 and h > 3 * 32  # 27 tiles in 3 rows of 9
+
+
+def test_models_listing(capsys: pytest.CaptureFixture[str]) -> None:
+    code, stdout, _ = run(capsys, "models", "--json")
+    rows = {r["name"]: r for r in json.loads(stdout)}
+    assert code == 0
+    assert rows["dumoulin-26"]["status"] in ("cached", "source")
+    assert rows["vgg19"]["source"].endswith("vgg19-dcbb9e9d.pth")
+    code, stdout, _ = run(capsys, "models")
+    assert code == 0 and "vgg19" in stdout and "Apache-2.0" in stdout
+
+
+def _truncated(tmp_path: Path) -> Path:
+    data = Path(PHOTO).read_bytes()
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make_args", "message"),
+    [
+        (lambda t: ["stylize", str(t / "missing.jpg"), STYLE, "-o", str(t / "o.png")], "not found"),
+        (lambda t: ["stylize", PHOTO, str(t / "missing.jpg"), "-o", str(t / "o.png")], "not found"),
+        (lambda t: ["stylize", str(_empty(t)), STYLE, "-o", str(t / "o.png")], "empty"),
+        (lambda t: ["stylize", str(_truncated(t)), STYLE, "-o", str(t / "o.png")], "truncated"),
+        (lambda t: ["stylize", str(_text(t)), STYLE, "-o", str(t / "o.png")], "not a supported image"),
+        (lambda t: ["stylize", PHOTO, str(_text(t)), "-o", str(t / "o.png")], "not a supported image"),
+        (lambda t: ["stylize", PHOTO, "builtin:99", "-o", str(t / "o.png")], "no built-in style 99"),
+        (lambda t: ["stylize", PHOTO, STYLE, "-o", str(t / "nodir" / "o.png")], "does not exist"),
+        (lambda t: ["stylize", PHOTO, STYLE, "-o", str(t / "o.xyz")], "xyz"),
+        (lambda t: ["stylize", PHOTO, STYLE, "-o", PHOTO], "input"),
+        (lambda t: ["stylize", PHOTO, STYLE, "-o", STYLE], "input"),
+        (lambda t: ["stylize", PHOTO, STYLE, "-o", str(t / "o.png"), "--strength", "1.5"], "--strength"),
+        (lambda t: ["stylize", PHOTO, STYLE, "-o", str(t / "o.png"), "--strength", "nan"], "--strength"),
+        (lambda t: ["stylize", PHOTO, STYLE, "-o", str(t / "o.png"), "--max-size", "0"], "--max-size"),
+        (lambda t: ["stylize", PHOTO, STYLE, "-o", str(t / "o.png"), "--stroke-scale", "10"], "stroke scale"),
+        (lambda t: ["stylize", PHOTO, STYLE, "-o", str(t / "o.png"), "--style-weights", "1", "2"], "2 style weights"),
+        (lambda t: ["stylize", PHOTO, STYLE, "-o", str(t / "o.png"), "--device", "tpu"], "--device"),
+        (lambda t: ["stylize", PHOTO, STYLE, "-o", str(t / "o.jpg"), "--quality", "101"], "quality"),
+        (lambda t: ["stylize", PHOTO, "builtin:1", STYLE, "-o", str(t / "o.png")], "cannot blend"),
+        (lambda t: ["stylize", PHOTO, STYLE], "-o"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], make_args, message):
+    args = make_args(tmp_path)
+    before = {p: p.stat().st_mtime_ns for p in (Path(PHOTO), Path(STYLE))}
+    code, _, err = run(capsys, *args)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], err
+    assert not any(p.suffix in (".png", ".xyz") and p.name.startswith("o.") for p in tmp_path.rglob("*"))
+    assert before == {p: p.stat().st_mtime_ns for p in before}  # inputs untouched
+
+
+def _empty(tmp_path: Path) -> Path:
+    path = tmp_path / "empty.jpg"
+    path.write_bytes(b"")
+    return path
+
+
+def _text(tmp_path: Path) -> Path:
+    path = tmp_path / "text.jpg"
+    path.write_text("hello")
+    return path
+
+
+def test_cuda_request_without_cuda_is_a_clean_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    code, _, err = run(capsys, "stylize", PHOTO, "builtin:1", "-o", str(tmp_path / "o.png"), "--device", "cuda")
+    assert code == 2 and "not available" in err and not (tmp_path / "o.png").exists()
+
+
+def test_real_process_no_traceback_and_exit_2(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "brushwork", "stylize", PHOTO, "builtin:42", "-o", str(tmp_path / "o.png")],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "brushwork: error: no built-in style 42: use builtin:0 to builtin:25"
+    ok = subprocess.run(
+        [sys.executable, "-m", "brushwork", "stylize", PHOTO, "builtin:2", "-o", str(tmp_path / "o.png"), "--max-size", "64"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert size(tmp_path / "o.png") == (64, 43)
+
+
+def test_help_lists_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    code, stdout, _ = run(capsys, "stylize", "--help")
+    assert code == 0
+    for flag in ("--style-weights", "--strength", "--preserve-color", "--max-size", "--stroke-scale", "--device",
+                 "--json", "--method", "--decoder", "--format", "--quality"):  # fmt: skip
+        assert flag in stdout
