@@ -67,6 +67,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_device(s)
     s.set_defaults(run=run_sheet)
 
+    d = sub.add_parser("demo", help="stylize the sample photo that ships with brushwork with its sample style")
+    d.add_argument("-o", "--output", default="brushwork-demo.png", help="output image (default: %(default)s)")
+    add_device(d)
+    d.set_defaults(run=run_demo)
+
 
 def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
     """(input, output) pairs; validates paths before any network is loaded."""
@@ -194,3 +199,15 @@ def run_sheet(args: argparse.Namespace) -> int:
     )
     print(f"wrote {args.output}")
     return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from brushwork import samples
+
+    args.content, args.styles = str(samples.SAMPLE_PHOTO), [str(samples.SAMPLE_STYLE)]
+    defaults = {"style_weights": None, "strength": 1.0, "preserve_color": False, "max_size": None,
+                "stroke_scale": 1.0, "method": "fast", "decoder": None, "format": "png", "quality": 95, "json": False}  # fmt: skip
+    for key, value in defaults.items():
+        setattr(args, key, value)
+    print(f"stylizing {samples.SAMPLE_PHOTO.name} with {samples.SAMPLE_STYLE.name} (both ship with brushwork)")
+    return run(args)
