@@ -15,7 +15,6 @@ import importlib.util
 import json
 import os
 import tempfile
-import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -197,6 +196,8 @@ def fetch(name: str, progress: bool = True) -> Path:
     if not path.is_file():
         if not e.url:
             raise ModelUnavailable(f"source of {name} is missing: {_hint(e, path)}")
+        import urllib.request
+
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
         try:

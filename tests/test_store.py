@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -61,7 +62,7 @@ def test_offline_download_says_where_to_put_the_file(tmp_path: Path, monkeypatch
     def offline(*args: object, **kwargs: object) -> None:
         raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(store.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
     with pytest.raises(ModelUnavailable) as info:
         store.fetch("vgg19")
     message = str(info.value)
