@@ -140,8 +140,8 @@ def _check_pixels(size: tuple[int, int], limit: int, name: str) -> None:
     width, height = size
     if width * height > limit:
         raise InputError(
-            f"cannot read {name}: {width}×{height} is {width * height / 1e6:.1f} megapixels, more than the limit of "
-            f"{limit / 1e6:.1f} (raise it with max_pixels or {MAX_PIXELS_ENV})"
+            f"cannot read {name}: {width}×{height} is {width * height:,} pixels, more than the limit of {limit:,} "
+            f"(raise it with --max-pixels or {MAX_PIXELS_ENV})"
         )
 
 

@@ -137,6 +137,7 @@ def _truncated(tmp_path: Path) -> Path:
         (lambda t: ["stylize", PHOTO, STYLE, "-o", str(t / "o.png"), "--device", "tpu"], "--device"),
         (lambda t: ["stylize", PHOTO, STYLE, "-o", str(t / "o.jpg"), "--quality", "101"], "quality"),
         (lambda t: ["stylize", PHOTO, "builtin:1", STYLE, "-o", str(t / "o.png")], "cannot blend"),
+        (lambda t: ["stylize", PHOTO, "builtin:1", "-o", str(t / "o.png"), "--max-pixels", "1000"], "pixel"),
         (lambda t: ["stylize", PHOTO, STYLE], "-o"),
     ],
 )
@@ -180,8 +181,9 @@ def test_real_process_no_traceback_and_exit_2(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 2
     assert proc.stderr.strip() == "brushwork: error: no built-in style 42: use builtin:0 to builtin:25"
+    cmd = [sys.executable, "-m", "brushwork", "stylize", PHOTO, "builtin:2", "-o", str(tmp_path / "o.png")]
     ok = subprocess.run(
-        [sys.executable, "-m", "brushwork", "stylize", PHOTO, "builtin:2", "-o", str(tmp_path / "o.png"), "--max-size", "64"],
+        [*cmd, "--max-size", "64"],
         capture_output=True, text=True, env=env, timeout=120,
     )  # fmt: skip
     assert ok.returncode == 0, ok.stderr
@@ -192,5 +194,5 @@ def test_help_lists_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
     code, stdout, _ = run(capsys, "stylize", "--help")
     assert code == 0
     for flag in ("--style-weights", "--strength", "--preserve-color", "--max-size", "--stroke-scale", "--device",
-                 "--json", "--method", "--decoder", "--format", "--quality"):  # fmt: skip
+                 "--json", "--method", "--decoder", "--format", "--quality", "--max-pixels"):  # fmt: skip
         assert flag in stdout

@@ -246,7 +246,7 @@ def test_icc_converted_to_srgb(tmp_path: Path) -> None:
 def test_pixel_limit_checked_before_decoding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     big = tmp_path / "big.png"
     big.write_bytes(png_header_only(20_000, 5_000))  # 100 MP declared, a few bytes of data
-    with pytest.raises(InputError, match="megapixels.*limit"):
+    with pytest.raises(InputError, match="pixels, more than the limit"):
         load_image(big)
     huge = tmp_path / "huge.png"
     huge.write_bytes(png_header_only(100_000, 100_000))  # beyond Pillow's decompression-bomb limit

@@ -56,6 +56,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=FORMATS, default="png", help="output format in folder mode (default: png)")
     p.add_argument("--quality", type=positive_int, default=95, help="JPEG/WebP quality 1-100 (default: 95)")
     p.add_argument("--json", action="store_true", help="print a machine-readable record of each result")
+    p.add_argument(
+        "--max-pixels",
+        type=positive_int,
+        help="refuse inputs with more pixels than this (default: $BRUSHWORK_MAX_PIXELS or 64 million)",
+    )
     add_device(p)
     p.set_defaults(run=run)
 
@@ -147,7 +152,7 @@ def _renderer(args: argparse.Namespace) -> Any:
     if args.method == "fast":
         from brushwork.methods.fast import FastStylizer
 
-        stylizer = FastStylizer(args.device)
+        stylizer = FastStylizer(args.device, max_pixels=args.max_pixels)
         target = stylizer.target(args.styles, args.style_weights)  # style codes computed once for a batch
 
         def fast(path: Path) -> Any:
@@ -206,7 +211,8 @@ def run_demo(args: argparse.Namespace) -> int:
 
     args.content, args.styles = str(samples.SAMPLE_PHOTO), [str(samples.SAMPLE_STYLE)]
     defaults = {"style_weights": None, "strength": 1.0, "preserve_color": False, "max_size": None,
-                "stroke_scale": 1.0, "method": "fast", "decoder": None, "format": "png", "quality": 95, "json": False}  # fmt: skip
+                "stroke_scale": 1.0, "method": "fast", "decoder": None, "format": "png", "quality": 95, "json": False,
+                "max_pixels": None}  # fmt: skip
     for key, value in defaults.items():
         setattr(args, key, value)
     print(f"stylizing {samples.SAMPLE_PHOTO.name} with {samples.SAMPLE_STYLE.name} (both ship with brushwork)")

@@ -181,7 +181,8 @@ def _keep_colour(stylized: np.ndarray, photo: np.ndarray) -> np.ndarray:
 class FastStylizer:
     """The fast path with its networks loaded; reuse one instance for many images (batches, video)."""
 
-    def __init__(self, device: str = DEFAULTS.device) -> None:
+    def __init__(self, device: str = DEFAULTS.device, max_pixels: int | None = None) -> None:
+        self.max_pixels = max_pixels  # refuse larger inputs (None: io's default, BRUSHWORK_MAX_PIXELS)
         self.device = resolve_device(device)
         self.runtime: _OrtRuntime | _TorchRuntime = (
             _OrtRuntime() if self.device == "cpu" else _TorchRuntime(self.device)
@@ -191,7 +192,7 @@ class FastStylizer:
 
     def style_code(self, style: Source) -> np.ndarray:
         """The 100-d style code of a picture (shorter side resized to 256, centre crop)."""
-        rgb = io.load_image(style).rgb
+        rgb = io.load_image(style, max_pixels=self.max_pixels).rgb
         h, w = rgb.shape[:2]
         scale = STYLE_SIZE / min(h, w)
         rgb = io.resize(rgb, (max(STYLE_SIZE, round(w * scale)), max(STYLE_SIZE, round(h * scale))))
@@ -245,7 +246,7 @@ class FastStylizer:
             raise InputError(f"strength must be between 0 and 1, got {strength}")
         if max_size is not None and max_size < MIN_SIDE:
             raise InputError(f"max size must be at least {MIN_SIDE} pixels, got {max_size}")
-        photo = io.load_image(content)
+        photo = io.load_image(content, max_pixels=self.max_pixels)
         rgb = io.resize_to_max(photo.rgb, max_size)
         if min(rgb.shape[:2]) < MIN_SIDE:
             raise InputError(f"image is too small ({rgb.shape[1]}×{rgb.shape[0]}): both sides need {MIN_SIDE} px")
