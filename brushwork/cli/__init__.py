@@ -19,6 +19,9 @@ from brushwork.errors import BrushworkError
 COMMAND_MODULES = [
     "brushwork.cli.stylize",
     "brushwork.cli.models",
+    "brushwork.cli.optimize",
+    "brushwork.cli.latent",
+    "brushwork.cli.train",
 ]
 
 

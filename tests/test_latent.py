@@ -1,0 +1,271 @@
+"""The latent space of styles (brushwork.methods.latent) and its commands: mix, sample, interpolate, style-map.
+
+Operations on codes use a random-weights VAE (exactness does not depend on training); the rendering tests and the
+CLI use the shipped models on 64-pixel pictures.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from brushwork import io
+from brushwork.cli import main
+from brushwork.errors import InputError, OutputError
+from brushwork.methods import latent
+from brushwork.nets.vae import StyleVAE
+from brushwork.samples import SAMPLE_PHOTO, STYLES
+
+D = 100
+
+
+def random_space(labels: list[str] | None = None, seed: int = 0) -> latent.StyleSpace:
+    torch.manual_seed(seed)
+    net = StyleVAE(D, latent_dim=6, hidden=32, num_labels=len(labels or []))
+    net.code_mean.normal_()
+    net.code_std.uniform_(0.5, 2.0)
+    return latent.StyleSpace(net.eval().requires_grad_(False), labels or [], "random")
+
+
+def codes(n: int, seed: int = 0) -> torch.Tensor:
+    return torch.randn(n, D, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.fixture(scope="module")
+def pics(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The project's sample photo and styles, shrunk to 64 px (the style codes still see 256×256 crops)."""
+    root = tmp_path_factory.mktemp("pics")
+    out = {}
+    for name, src in [("photo", SAMPLE_PHOTO), *STYLES.items()]:
+        out[name] = io.save_image(io.resize_to_max(io.load_image(src).rgb, 64), root / f"{name}.png")
+    return out
+
+
+# -- operations on codes ------------------------------------------------------------------------------------------
+
+
+def test_mix_weights_one_zero_reproduce_the_first_style() -> None:
+    space, c = random_space(), codes(3)
+    assert torch.equal(latent.mix_codes(space, c[:2], [1.0, 0.0]), c[0])
+    assert torch.equal(latent.mix_codes(space, c, [0, 3, 0]), c[1])  # weights are normalised first
+    halfway = latent.mix_codes(space, c[:2], [0.5, 0.5])
+    assert not torch.allclose(halfway, (c[0] + c[1]) / 2, atol=1e-3)  # a latent mix is not the plain average
+
+
+def test_mix_is_continuous_near_the_endpoints() -> None:
+    space, c = random_space(), codes(2)
+    near = latent.mix_codes(space, c, [1.0 - 1e-4, 1e-4])
+    assert torch.allclose(near, c[0], atol=1e-2)
+
+
+def test_interpolation_endpoints_equal_the_two_styles() -> None:
+    space, c = random_space(), codes(2, seed=5)
+    path = latent.interpolate_codes(space, c[0], c[1], 7)
+    assert path.shape == (7, D)
+    assert torch.equal(path[0], c[0]) and torch.equal(path[-1], c[1])
+    steps = (path[1:] - path[:-1]).norm(dim=1)
+    assert float(steps.max()) < 0.6 * float((c[1] - c[0]).norm())  # no jumps: a smooth walk
+    with pytest.raises(InputError, match="at least 2"):
+        latent.interpolate_codes(space, c[0], c[1], 1)
+
+
+def test_same_seed_gives_same_samples() -> None:
+    space = random_space()
+    a = latent.sample_codes(space, 5, seed=7)
+    assert torch.equal(a, latent.sample_codes(space, 5, seed=7))
+    assert not torch.allclose(a, latent.sample_codes(space, 5, seed=8))
+    assert torch.equal(latent.sample_codes(space, 2, seed=7), a[:2])  # the first k of n are the k of fewer
+    hot = latent.sample_codes(space, 64, seed=1, temperature=2.0)
+    cold = latent.sample_codes(space, 64, seed=1, temperature=0.1)
+    assert float(hot.std(0).mean()) > float(cold.std(0).mean())
+
+
+def test_sampling_near_styles_stays_near_them() -> None:
+    space, c = random_space(), codes(2, seed=3)
+    near = latent.sample_codes(space, 16, like=c, temperature=0.2, seed=0)
+    prior = latent.sample_codes(space, 16, temperature=1.0, seed=0)
+    centre = space.decode(space.encode(c)[0].mean(0, keepdim=True))
+    assert float((near - centre).norm(dim=1).mean()) < float((prior - centre).norm(dim=1).mean())
+
+
+def test_labels_of_a_conditional_space() -> None:
+    space = random_space(["Japanese Ukiyo-e", "Modern"])
+    a = latent.sample_codes(space, 3, label="japanese ukiyo e", seed=0)  # case and punctuation are ignored
+    b = latent.sample_codes(space, 3, label="Modern", seed=0)
+    assert a.shape == (3, D) and not torch.allclose(a, b)
+    with pytest.raises(InputError, match="known labels: Japanese Ukiyo-e, Modern"):
+        latent.sample_codes(space, 1, label="Cubism")
+    with pytest.raises(InputError, match="conditional"):
+        latent.sample_codes(space, 1)
+    with pytest.raises(InputError, match="has no labels"):
+        latent.sample_codes(random_space(), 1, label="Modern")
+
+
+def test_bad_weights_and_counts() -> None:
+    with pytest.raises(InputError, match="2 weights for 3 styles"):
+        latent.check_weights([1, 2], 3)
+    with pytest.raises(InputError, match="negative"):
+        latent.check_weights([1, -1], 2)
+    with pytest.raises(InputError, match="zero"):
+        latent.check_weights([0, 0], 2)
+    assert np.allclose(latent.check_weights(None, 4), 0.25)
+    with pytest.raises(InputError, match="temperature"):
+        latent.sample_codes(random_space(), 1, temperature=0)
+
+
+def test_pca_and_tsne_layouts() -> None:
+    rng = np.random.default_rng(0)
+    blobs = np.concatenate([rng.normal(0, 0.1, (20, 5)), rng.normal(3, 0.1, (20, 5))])
+    xy, ratio = latent.pca_2d(blobs)
+    assert xy.shape == (40, 2) and ratio[0] > 0.9
+    assert np.array_equal(latent.pca_2d(blobs)[0], xy)
+    ts = latent.tsne_2d(blobs, seed=0)
+    assert ts.shape == (40, 2) and np.array_equal(ts, latent.tsne_2d(blobs, seed=0))
+    within = np.linalg.norm(ts[:20] - ts[:20].mean(0), axis=1).mean()
+    assert np.linalg.norm(ts[:20].mean(0) - ts[20:].mean(0)) > 3 * within  # the two clusters stay apart
+    with pytest.raises(InputError, match="unknown map method"):
+        latent.map_coordinates(blobs, "umap")
+
+
+# -- shipped models -------------------------------------------------------------------------------------------
+
+
+def test_shipped_models_load_offline() -> None:
+    vae = latent.load_style_space(device="cpu")
+    cvae = latent.load_style_space(conditional=True, device="cpu")
+    assert vae.name == "style-vae" and not vae.conditional and vae.net.code_dim == D
+    assert cvae.name == "style-cvae" and cvae.conditional and len(cvae.labels) >= 4
+    assert "metrics" in vae.config and vae.config["metrics"]["val_paintings"] > 0
+    for name in ("style-vae", "style-cvae"):
+        path = latent.store.source_path(latent.store.entry(name))
+        assert path.stat().st_size < 1_000_000  # tiny models
+    with pytest.raises(InputError, match="unknown style model"):
+        latent.load_style_space("nope")
+
+
+def test_code_files_round_trip(tmp_path: Path) -> None:
+    c = codes(1)[0].numpy()
+    path = latent.save_code(c, tmp_path / "c.npy")
+    assert np.array_equal(latent.style_code(path).numpy(), c)
+    np.save(tmp_path / "bad.npy", np.zeros((2, 3)))
+    with pytest.raises(InputError, match="one style code"):
+        latent.load_code_file(tmp_path / "bad.npy")
+
+
+# -- rendering through the API ------------------------------------------------------------------------------------
+
+
+def test_api_mix_sample_interpolate(pics: dict[str, Path]) -> None:
+    a, b = pics["swirls"], pics["ink"]
+    first = latent.mix(pics["photo"], [a, b], [1, 0], device="cpu")
+    same = latent.render_codes(pics["photo"], latent.style_code(a)[None], device="cpu")[0]
+    assert first.size == io.load_image(pics["photo"]).size
+    assert np.array_equal(np.asarray(first), np.asarray(same))
+    result = latent.sample(pics["photo"], 2, seed=3, device="cpu")
+    again = latent.sample(pics["photo"], 2, seed=3, device="cpu")
+    assert len(result.images) == 2 and result.codes.shape == (2, D)
+    assert np.array_equal(result.codes, again.codes)
+    walk = latent.interpolate(pics["photo"], a, b, 3, device="cpu")
+    assert len(walk.images) == 3
+    assert np.array_equal(walk.codes[0], latent.style_code(a).numpy())
+    assert np.array_equal(walk.codes[-1], latent.style_code(b).numpy())
+    family = latent.sample(pics["photo"], 1, label=latent.load_style_space(conditional=True).labels[0], device="cpu")
+    assert family.codes.shape == (1, D)
+
+
+def test_api_style_map(pics: dict[str, Path], tmp_path: Path) -> None:
+    folder = tmp_path / "styles"
+    for i, name in enumerate(STYLES):
+        sub = folder / ("warm" if i % 2 else "cool")
+        sub.mkdir(parents=True, exist_ok=True)
+        Image.open(pics[name]).save(sub / f"{name}.png")
+    result = latent.style_map(folder, thumb=32, size=400, device="cpu")
+    assert result.coords.shape == (len(STYLES), 2) and result.image.size[0] == 400
+    assert sorted(set(result.labels or [])) == ["cool", "warm"]
+    rendered = latent.style_map([pics[n] for n in STYLES], method="tsne", photo=pics["photo"], thumb=32, size=300)
+    assert rendered.latents.shape[0] == len(STYLES)
+
+
+def test_save_animation_gif_and_mp4(tmp_path: Path) -> None:
+    frames = [Image.new("RGB", (33, 20), (i * 40, 0, 0)) for i in range(4)]
+    gif = latent.save_animation(frames, tmp_path / "a.gif", fps=10)
+    with Image.open(gif) as im:
+        assert im.n_frames == 4
+    mp4 = latent.save_animation(frames, tmp_path / "a.mp4", fps=10)
+    assert mp4.stat().st_size > 0
+    with pytest.raises(OutputError, match=".gif or .mp4"):
+        latent.save_animation(frames, tmp_path / "a.avi")
+    with pytest.raises(OutputError, match="does not exist"):
+        latent.save_animation(frames, tmp_path / "no" / "a.gif")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.gif", "a.mp4"]  # no temporary files left
+
+
+# -- the CLI --------------------------------------------------------------------------------------------------------
+
+
+def test_cli_mix_with_compare(pics: dict[str, Path], tmp_path: Path) -> None:
+    out, cmp_ = tmp_path / "mix.png", tmp_path / "cmp.jpg"
+    argv = ["mix", str(pics["photo"]), "--styles", str(pics["swirls"]), str(pics["dots"]), "--weights", "2", "1"]
+    assert main([*argv, "-o", str(out), "--compare", str(cmp_), "--device", "cpu"]) == 0
+    assert io.load_image(out).size == io.load_image(pics["photo"]).size
+    assert io.load_image(cmp_).size[0] > 2 * io.load_image(out).size[0]
+
+
+def test_cli_sample_interpolate_style_map(pics: dict[str, Path], tmp_path: Path) -> None:
+    photo = str(pics["photo"])
+    out = tmp_path / "samples"
+    assert main(["sample", photo, "-n", "2", "--seed", "4", "-o", str(out), "--device", "cpu"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "contact_sheet.jpg", "sample_00.jpg", "sample_00.npy", "sample_01.jpg", "sample_01.npy",
+    ]  # fmt: skip
+    # a sampled code is a style: interpolate from it to a picture
+    anim = tmp_path / "walk.gif"
+    argv = ["interpolate", photo, str(out / "sample_00.npy"), str(pics["ink"]), "--frames", "3", "-o", str(anim)]
+    assert main([*argv, "--strip", str(tmp_path / "strip.jpg"), "--boomerang", "--device", "cpu"]) == 0
+    with Image.open(anim) as im:
+        assert im.n_frames == 4
+    folder = tmp_path / "styles"
+    folder.mkdir()
+    for name in STYLES:
+        Image.open(pics[name]).save(folder / f"{name}.png")
+    argv = ["style-map", str(folder), "-o", str(tmp_path / "map.png"), "--coords", str(tmp_path / "map.csv")]
+    assert main([*argv, "--thumb", "32", "--size", "400", "--device", "cpu"]) == 0
+    assert len((tmp_path / "map.csv").read_text().splitlines()) == len(STYLES) + 1
+
+
+def test_cli_bad_input_exits_2_and_writes_nothing(
+    pics: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photo, a, b = str(pics["photo"]), str(pics["swirls"]), str(pics["ink"])
+    out = str(tmp_path / "o.png")
+    cases = [
+        ["mix", str(tmp_path / "missing.jpg"), "--styles", a, "-o", out],
+        ["mix", photo, "--styles", a, b, "--weights", "1", "-o", out],
+        ["mix", photo, "--styles", a, b, "--weights", "0", "0", "-o", out],
+        ["mix", photo, "--styles", a, "-o", str(tmp_path / "no" / "o.png")],
+        ["mix", photo, "--styles", a, "-o", photo],
+        ["sample", photo, "--label", "Cubism", "-o", str(tmp_path / "s")],
+        ["sample", photo, "--temperature", "0", "-o", str(tmp_path / "s")],
+        ["sample", photo, "--model", str(tmp_path / "none.safetensors"), "-o", str(tmp_path / "s")],
+        ["interpolate", photo, a, b, "--frames", "1", "-o", str(tmp_path / "w.gif")],
+        ["interpolate", photo, a, b, "-o", str(tmp_path / "w.avi")],
+        ["interpolate", photo, a, str(tmp_path / "missing.jpg"), "-o", str(tmp_path / "w.gif")],
+        ["style-map", str(tmp_path / "nowhere"), "-o", out],
+        ["style-map", str(tmp_path), "-o", str(tmp_path / "map.txt")],
+    ]
+    for argv in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "error" in err, (argv, err)
+    assert list(tmp_path.iterdir()) == []  # no partial files, no output folder for a bad label
+
+
+def test_cli_defaults_match_the_api() -> None:
+    """The CLI keeps literal copies of the API's defaults (importing the API would import torch at start-up)."""
+    from brushwork.cli import latent as cli
+
+    assert (cli.MAX_SIZE, cli.MIX_MAX_SIZE) == (latent.MAX_SIZE, latent.MIX_MAX_SIZE)
