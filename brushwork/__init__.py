@@ -18,6 +18,17 @@ _API = {
     "save_image": "brushwork.io",
     "stylize": "brushwork.methods.fast",
     "style_vector": "brushwork.methods.fast",
+    "optimize": "brushwork.methods.optimize",
+    "OptimizeResult": "brushwork.methods.optimize",
+    "build_backbone": "brushwork.nets.backbone",
+    "mix": "brushwork.methods.latent",
+    "sample": "brushwork.methods.latent",
+    "interpolate": "brushwork.methods.latent",
+    "style_map": "brushwork.methods.latent",
+    "load_style_space": "brushwork.methods.latent",
+    "train_style_vae": "brushwork.train.style_vae",
+    "stylize_autoencoder": "brushwork.methods.autoencoder",
+    "train_decoder": "brushwork.train.decoder",
 }
 
 __all__ = sorted(_API) + ["__version__"]

@@ -242,6 +242,15 @@ def _save_safetensors(arrays: dict[str, np.ndarray], path: Path, config: dict[st
         Path(tmp).unlink(missing_ok=True)
 
 
+def _stale(cache: Path, e: ModelEntry) -> bool:
+    """True when the cached weights were converted from another version of the source (or lack a config)."""
+    try:
+        source = json.loads(cache.with_suffix(".json").read_text())["source"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return True
+    return source.get("sha256") != e.sha256 or source.get("sha256_prefix") != e.sha256_prefix
+
+
 def load_state(name: str, weights: str | os.PathLike[str] | None = None) -> dict[str, torch.Tensor]:
     """The float state dict of ``name``: from the cache, else converted from its source (and then cached).
 
@@ -260,7 +269,7 @@ def load_state(name: str, weights: str | os.PathLike[str] | None = None) -> dict
 
         return {k: torch.from_numpy(v.copy()) for k, v in _resolve(e.convert)(path).items()}
     cache = cached_path(name)
-    if not cache.is_file():
+    if not cache.is_file() or _stale(cache, e):
         arrays = _resolve(e.convert)(fetch(name))
         _save_safetensors(arrays, cache, {"name": name, "arch": e.arch, "source": asdict(e)})
     try:

@@ -92,6 +92,7 @@ def test_local_safetensors_weights(tmp_path: Path) -> None:
 
 def test_damaged_cache_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BRUSHWORK_HOME", str(tmp_path))
+    store.load_state("dumoulin-26")
     store.cached_path("dumoulin-26").write_bytes(b"garbage")
     with pytest.raises(ModelUnavailable, match="damaged"):
         store.load_state("dumoulin-26")
@@ -102,3 +103,16 @@ def test_package_source_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(store, "source_path", lambda e: tmp_path / "gone.onnx")
     with pytest.raises(ModelUnavailable, match="reinstall"):
         store.load_state("ghiasi-predictor")
+
+
+def test_cache_from_another_source_version_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BRUSHWORK_HOME", str(tmp_path))
+    store.load_state("dumoulin-26")
+    config = tmp_path / "dumoulin-26.json"
+    data = json.loads(config.read_text())
+    data["source"]["sha256"] = "0" * 64  # as if converted from an older release of the source
+    config.write_text(json.dumps(data))
+    before = store.cached_path("dumoulin-26").stat().st_mtime_ns
+    store.load_state("dumoulin-26")
+    assert store.cached_path("dumoulin-26").stat().st_mtime_ns != before
+    assert json.loads(config.read_text())["source"]["sha256"] == store.entry("dumoulin-26").sha256
