@@ -98,7 +98,8 @@ def _moments(f: Tensor, w: Tensor | None) -> tuple[Tensor, Tensor]:
     total = w.sum().clamp_min(1e-8)
     mean = (f * w).sum(dim=1, keepdim=True) / total
     centred = f - mean
-    return mean, (centred * w) @ centred.T / total.clamp_min(1.0 + 1e-8)
+    unbiased = (total - (w * w).sum() / total).clamp_min(1e-8)  # reliability weights: L − 1 for a 0/1 mask
+    return mean, (centred * w) @ centred.T / unbiased
 
 
 def _sym_power(cov: Tensor, power: float, eps: float) -> Tensor:

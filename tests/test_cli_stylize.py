@@ -77,7 +77,7 @@ def test_folder_batch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert code == 0
     records = json.loads(stdout)
     assert sorted(Path(r["output"]).name for r in records) == ["p0.webp", "p1.webp"]
-    assert all(size(dst / n) [0] <= 64 for n in ("p0.webp", "p1.webp"))
+    assert all(size(dst / n)[0] <= 64 for n in ("p0.webp", "p1.webp"))
 
 
 def test_batch_reports_bad_files_and_continues(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -73,7 +73,8 @@ def ink(rng: np.random.Generator) -> np.ndarray:
         length = rng.uniform(15, 60)
         p2 = (x + length * np.cos(a), y + length * np.sin(a))
         shade = int(rng.uniform(10, 70))
-        cv2.line(img, (int(x), int(y)), (int(p2[0]), int(p2[1])), (shade, shade, shade), 1 + int(rng.random() < 0.3), cv2.LINE_AA)
+        width = 1 + int(rng.random() < 0.3)
+        cv2.line(img, (int(x), int(y)), (int(p2[0]), int(p2[1])), (shade, shade, shade), width, cv2.LINE_AA)
     return img
 
 

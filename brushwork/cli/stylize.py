@@ -53,6 +53,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="fast = Magenta feed-forward networks; adain/wct = encoder-decoder (default: %(default)s)",
     )
     p.add_argument("--decoder", help="adain/wct: name of a decoder in the model store, or a .safetensors path")
+    p.add_argument(
+        "--mask",
+        help="adain/wct: grey image assigning styles to regions (white: first style, black: second; "
+        "with one style, black keeps the photo)",
+    )
     p.add_argument("--format", choices=FORMATS, default="png", help="output format in folder mode (default: png)")
     p.add_argument("--quality", type=positive_int, default=95, help="JPEG/WebP quality 1-100 (default: 95)")
     p.add_argument("--json", action="store_true", help="print a machine-readable record of each result")
@@ -87,6 +92,13 @@ def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
     for style in styles:
         if not Path(style).is_file():
             raise InputError(f"style image not found: {style}")
+    if args.mask is not None:
+        if args.method == "fast":
+            raise InputError("--mask needs --method adain or wct")
+        if not Path(args.mask).is_file():
+            raise InputError(f"mask image not found: {args.mask}")
+        if len(args.styles) > 2:
+            raise InputError("--mask assigns at most two styles (white: first, black: second)")
     if content.is_dir():
         if output.exists() and not output.is_dir():
             raise InputError(f"{content} is a folder, so -o must be a folder too, not the file {output}")
@@ -181,6 +193,7 @@ def _renderer(args: argparse.Namespace) -> Any:
             decoder=args.decoder,
             alpha=args.strength,
             style_weights=args.style_weights,
+            mask=args.mask,
             preserve_color=args.preserve_color,
             max_size=args.max_size,
             device=args.device,
@@ -210,9 +223,20 @@ def run_demo(args: argparse.Namespace) -> int:
     from brushwork import samples
 
     args.content, args.styles = str(samples.SAMPLE_PHOTO), [str(samples.SAMPLE_STYLE)]
-    defaults = {"style_weights": None, "strength": 1.0, "preserve_color": False, "max_size": None,
-                "stroke_scale": 1.0, "method": "fast", "decoder": None, "format": "png", "quality": 95, "json": False,
-                "max_pixels": None}  # fmt: skip
+    defaults = dict(
+        style_weights=None,
+        strength=1.0,
+        preserve_color=False,
+        max_size=None,
+        stroke_scale=1.0,
+        method="fast",
+        decoder=None,
+        mask=None,
+        format="png",
+        quality=95,
+        json=False,
+        max_pixels=None,
+    )
     for key, value in defaults.items():
         setattr(args, key, value)
     print(f"stylizing {samples.SAMPLE_PHOTO.name} with {samples.SAMPLE_STYLE.name} (both ship with brushwork)")

@@ -1,0 +1,139 @@
+"""``brushwork train decoder``: train an AdaIN/WCT decoder for an encoder on folders of photos and paintings.
+
+Registered under ``brushwork train`` by :mod:`brushwork.cli.train` (``register(train_subparsers)``). Runs the
+same under torchrun, one process per GPU (or CPU slot)::
+
+    brushwork train decoder --content photos/ --style paintings/ --encoder vgg19 --out runs/vgg
+    torchrun --nproc_per_node 4 -m brushwork train decoder --content photos/ --style paintings/ --out runs/vgg
+    brushwork train decoder … --out runs/vgg --resume        # continue from the last checkpoint
+
+Every default comes from :class:`brushwork.train.decoder.DecoderTrainConfig`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+# flag -> (config field, help); the default shown in --help is read from DecoderTrainConfig
+_FLAGS: list[tuple[str, str, str]] = [
+    ("--content", "content", "folder of photos (content images)"),
+    ("--style", "style", "folder of paintings (style images)"),
+    ("--out", "out", "output folder: decoder.safetensors, checkpoints/, log.csv, loss.png, val/"),
+    ("--encoder", "encoder", "backbone of the encoder: vgg19, vgg16 or mobilenet (offline)"),
+    ("--layer", "layer", "layer the encoder stops at (default: relu4_1 for VGG, block5 for mobilenet)"),
+    ("--encoder-weights", "encoder_weights", "encoder weights: imagenet, random or a local weights file"),
+    ("--width", "width", "decoder hidden-channel multiplier"),
+    ("--steps", "steps", "training steps"),
+    ("--batch-size", "batch_size", "images per batch and process"),
+    ("--crop", "crop", "size of the random square crops"),
+    ("--max-scale", "max_scale", "the shorter side is resized to a random size in [crop, max-scale × crop]"),
+    ("--lr", "lr", "Adam learning rate"),
+    ("--lr-decay", "lr_decay", "learning rate at step s: lr / (1 + lr-decay × s)"),
+    ("--content-weight", "content_weight", "weight of the AdaIN content loss"),
+    ("--style-weight", "style_weight", "weight of the AdaIN style loss (mean/std)"),
+    ("--rec-weight", "rec_weight", "weight of the pixel reconstruction loss ||x − D(E(x))||²"),
+    ("--rec-feat-weight", "rec_feat_weight", "weight of the feature reconstruction loss ||E(x) − E(D(E(x)))||²"),
+    ("--save-every", "save_every", "write a checkpoint every N steps"),
+    ("--val-every", "val_every", "write a grid of validation stylizations every N steps (0: never)"),
+    ("--log-every", "log_every", "append the mean losses to log.csv every N steps"),
+    ("--keep", "keep", "checkpoints to keep"),
+    ("--val-count", "val_count", "photos and paintings in the validation grid"),
+    ("--seed", "seed", "random seed (weights and batches)"),
+    ("--device", "device", "auto, cpu, cuda or cuda:N (under torchrun: each process's local GPU)"),
+    ("--threads", "threads", "CPU threads per process (0: torch's default)"),
+    ("--time-limit", "time_limit", "stop with a checkpoint after this many minutes (0: no limit)"),
+]
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
+    from brushwork.train.decoder import DecoderTrainConfig
+
+    defaults = DecoderTrainConfig()
+    for flag, field, text in _FLAGS:
+        default = getattr(defaults, field)
+        kind = type(default)
+        metavar = field.upper() if kind is str else None
+        required = field in ("content", "style")
+        p.add_argument(
+            flag,
+            dest=field,
+            type=kind,
+            default=None if required else default,
+            required=required,
+            metavar=metavar,
+            help=f"{text} (default: {default})" if not required else text,
+        )
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=defaults.amp, help="mixed precision on CUDA")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _lazy(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Make ``parser`` add its arguments on first use: their defaults come from the training config, whose module
+    imports torch, and ``brushwork --help`` should not pay for that."""
+
+    class _LazyParser(type(parser)):  # type: ignore[misc]
+        _ready = False
+
+        def _ensure(self) -> None:
+            if not self._ready:
+                self._ready = True
+                _add_arguments(self)
+
+        def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+            self._ensure()
+            return super().parse_known_args(args, namespace)
+
+        def format_help(self) -> str:
+            self._ensure()
+            return super().format_help()
+
+    parser.__class__ = _LazyParser
+    return parser
+
+
+def register(train_sub: Any) -> argparse.ArgumentParser:
+    """Add ``decoder`` to the ``brushwork train`` subcommands (``train_sub`` from ``add_subparsers``)."""
+    p = train_sub.add_parser(
+        "decoder",
+        help="train an AdaIN/WCT decoder for an encoder",
+        description="Train a decoder that inverts a frozen encoder, with reconstruction and AdaIN losses. "
+        "Under torchrun, every process trains on its own batches (DDP).",
+    )
+    p.set_defaults(run=run)
+    return _lazy(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train and report where the decoder was written."""
+    from brushwork.train.decoder import DecoderTrainConfig, train_decoder
+
+    names = {f for _, f, _ in _FLAGS} | {"amp"}
+    config = DecoderTrainConfig(**{k: v for k, v in vars(args).items() if k in names})
+    path = train_decoder(config, resume=args.resume, progress=not args.quiet)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"decoder written to {path}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``train decoder`` on its own: ``python -m brushwork.cli.train_decoder …`` (also under torchrun)."""
+    from brushwork.cli import _Parser
+    from brushwork.errors import BrushworkError
+
+    parser = _Parser(prog="brushwork train decoder", description="Train an AdaIN/WCT decoder.")
+    _add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except BrushworkError as exc:
+        sys.stderr.write(f"brushwork: error: {exc}\n")
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

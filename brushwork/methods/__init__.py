@@ -1,0 +1,1 @@
+"""One engine per family of style transfer: fast, optimize, autoencoder, latent."""

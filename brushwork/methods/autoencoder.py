@@ -1,0 +1,397 @@
+"""Autoencoder style transfer (AdaIN, WCT): encode the photo, move its features to the style's statistics, decode.
+
+One forward pass per image for any style. The encoder is a frozen backbone cut at one layer (VGG-19 relu4_1 by
+default, or the offline MobileNetV2 trunk); the decoder is trained to invert it (:mod:`brushwork.train.decoder`).
+brushwork ships ``decoder-mobilenet``, a decoder for the MobileNetV2 trunk cut at ``block5`` (1/8 resolution,
+32 channels), so this works offline out of the box.
+
+A decoder file is a ``.safetensors`` state dict whose metadata (and a ``.json`` beside it) hold its config:
+``{"format": "brushwork-decoder", "encoder": ..., "layer": ..., "encoder_weights": ..., "spec": [[cin, cout, up], …]}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from brushwork import store
+from brushwork.errors import InputError, ModelUnavailable
+from brushwork.nets.decoder import Decoder, Encoder, mirror_spec
+from brushwork.transforms import match_color, transfer
+
+if TYPE_CHECKING:
+    import numpy as np
+    from torch import nn
+
+FORMAT = "brushwork-decoder"
+DEFAULT_DECODER = "decoder-mobilenet"
+METHODS = ("adain", "wct")
+
+# encoder name -> (default cut layer, style-loss layers)
+ENCODERS: dict[str, tuple[str, list[str]]] = {
+    "vgg19": ("relu4_1", ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]),
+    "vgg16": ("relu4_1", ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]),
+    "mobilenet": ("block5", ["conv", "block2", "block5"]),
+}
+
+_ASSETS = Path(__file__).resolve().parents[1] / "assets" / "models"
+_SHIPPED_FILE = "decoder-mobilenet.safetensors"
+
+
+# -- encoders ------------------------------------------------------------------------------------------------
+
+
+class _Normalize(torch.nn.Module):
+    """RGB 0..1 → the backbone's input (VGG: ImageNet mean/std)."""
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        self.backbone_normalize = backbone.normalize
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.backbone_normalize(x)
+
+
+def _backbone(name: str, weights: str, device: str | torch.device) -> tuple[nn.Sequential, nn.Module | None]:
+    """The named stages of backbone ``name`` (via :func:`brushwork.nets.backbone.build_backbone`) and its input
+    preprocessing (VGG's ImageNet normalisation; None for MobileNetV2, which takes RGB 0..1 as it is)."""
+    from brushwork.nets.backbone import build_backbone
+
+    if name not in ENCODERS:
+        raise InputError(f"unknown encoder {name!r}; choose one of {', '.join(ENCODERS)}")
+    net = build_backbone(name, "imagenet" if weights == "pretrained" else weights, device=device).net
+    return net.features, (_Normalize(net) if hasattr(net, "normalize") else None)
+
+
+def build_encoder(
+    name: str = "vgg19",
+    layer: str | None = None,
+    weights: str = "imagenet",
+    device: str | torch.device = "cpu",
+    style_layers: Sequence[str] | None = None,
+) -> Encoder:
+    """A frozen :class:`Encoder` from backbone ``name`` (``vgg19``, ``vgg16`` or ``mobilenet``) cut at ``layer``.
+
+    ``weights``: ``"imagenet"`` (VGG from torchvision via the store; for ``mobilenet`` the offline trunk of the
+    Ghiasi style predictor), ``"random"`` (same architecture, random weights: for tests), or a local weights file.
+    Defaults: relu4_1 and relu1_1…relu4_1 for VGG; block5 and conv, block2, block5 for MobileNetV2.
+    """
+    if name not in ENCODERS:
+        raise InputError(f"unknown encoder {name!r}; choose one of {', '.join(ENCODERS)}")
+    default_layer, default_style = ENCODERS[name]
+    layer = layer or default_layer
+    if style_layers is None:
+        stages = _backbone_names(name)
+        style_layers = [n for n in default_style if stages.index(n) <= stages.index(layer)] if layer in stages else []
+        if layer not in style_layers:
+            style_layers = [*style_layers, layer]
+    stages, preprocess = _backbone(name, weights, device)
+    try:
+        return Encoder(stages, layer, style_layers, preprocess).to(device)
+    except ValueError as exc:
+        raise InputError(f"encoder {name}: {exc}") from None
+
+
+def _backbone_names(name: str) -> list[str]:
+    """The stage names of backbone ``name``, in order."""
+    if name in ("vgg19", "vgg16"):
+        from brushwork.nets.vgg import layer_names
+
+        return layer_names(name)
+    from brushwork.nets.mobilenet import BLOCKS
+
+    return ["conv", *[f"block{i}" for i in range(len(BLOCKS))], "conv_1"]
+
+
+def decoder_config(encoder: Encoder, encoder_name: str, encoder_weights: str, width: float = 1.0) -> dict[str, Any]:
+    """The config of a new decoder mirroring ``encoder``: format, encoder, layer, encoder_weights, spec."""
+    spec = mirror_spec(encoder.stage_info(), width=width)
+    return {
+        "format": FORMAT,
+        "encoder": encoder_name,
+        "layer": encoder.layer,
+        "encoder_weights": encoder_weights,
+        "width": width,
+        "spec": [list(row) for row in spec],
+    }
+
+
+# -- decoder files -------------------------------------------------------------------------------------------
+
+
+def save_decoder(path: str | os.PathLike[str], decoder: Decoder, config: dict[str, Any]) -> Path:
+    """Write ``decoder``'s weights as safetensors with ``config`` in its metadata and in a ``.json`` beside it.
+
+    Both files are written atomically (temporary file, then rename). Returns the ``.safetensors`` path.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().float().cpu().contiguous() for k, v in decoder.state_dict().items()}
+    text = json.dumps(config, indent=2) + "\n"
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    save_file(state, str(tmp), metadata={"brushwork": json.dumps(config)})
+    side = path.with_suffix(".json")
+    tmp_side = side.with_name(f".{side.name}.{os.getpid()}.tmp")
+    tmp_side.write_text(text)
+    os.replace(tmp_side, side)
+    os.replace(tmp, path)
+    return path
+
+
+def read_decoder_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The config of a decoder file: from its safetensors metadata, else from the ``.json`` beside it."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as exc:
+        raise ModelUnavailable(f"cannot read decoder {path}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+    if "brushwork" in meta:
+        config = json.loads(meta["brushwork"])
+    elif path.with_suffix(".json").is_file():
+        config = json.loads(path.with_suffix(".json").read_text())
+    else:
+        raise ModelUnavailable(f"{path} has no decoder config (safetensors metadata or {path.with_suffix('.json')})")
+    if config.get("format") != FORMAT or "spec" not in config:
+        raise ModelUnavailable(f"{path} is not a brushwork decoder (format {config.get('format')!r})")
+    return config
+
+
+def shipped_config() -> dict[str, Any]:
+    """The config of the shipped decoder (the JSON beside it in ``brushwork/assets/models``)."""
+    return json.loads((_ASSETS / _SHIPPED_FILE).with_suffix(".json").read_text())
+
+
+def shipped_decoder() -> Decoder:
+    """The architecture of ``decoder-mobilenet`` (for :func:`brushwork.store.load_net`), random weights."""
+    return Decoder(shipped_config()["spec"])
+
+
+def _convert_decoder(path: Path) -> dict[str, np.ndarray]:
+    """Store converter: the shipped safetensors file → ``{name: float32 array}``."""
+    from safetensors.numpy import load_file
+
+    return load_file(str(path))
+
+
+def write_shipped(src: str | os.PathLike[str], note: dict[str, Any] | None = None) -> Path:
+    """Maintainer tool: make decoder file ``src`` the shipped ``decoder-mobilenet`` (weights, config, checksum).
+
+    Copies it to ``brushwork/assets/models/decoder-mobilenet.safetensors`` and writes the ``.json`` beside it with
+    the config, the file's sha256 and size, and ``note`` (how it was trained). Returns the shipped path.
+    """
+    import hashlib
+    import shutil
+
+    config = read_decoder_config(src)
+    if config["encoder"] != "mobilenet":
+        raise InputError(f"the shipped decoder is for the mobilenet encoder, {src} is for {config['encoder']}")
+    dest = _ASSETS / _SHIPPED_FILE
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dest)
+    data = dest.read_bytes()
+    config = {**config, "file_sha256": hashlib.sha256(data).hexdigest(), "file_size": len(data)}
+    if note:
+        config["note"] = note
+    dest.with_suffix(".json").write_text(json.dumps(config, indent=2) + "\n")
+    return dest
+
+
+def _register_shipped() -> None:
+    side = (_ASSETS / _SHIPPED_FILE).with_suffix(".json")
+    if not side.is_file():
+        return
+    config = json.loads(side.read_text())
+    store.register(
+        store.ModelEntry(
+            name=DEFAULT_DECODER,
+            description="AdaIN/WCT decoder for the offline MobileNetV2 encoder (cut at block5), trained by brushwork",
+            licence="Apache-2.0",
+            size=int(config["file_size"]),
+            sha256=config["file_sha256"],
+            package_file=f"brushwork/assets/models/{_SHIPPED_FILE}",
+            arch="brushwork.methods.autoencoder:shipped_decoder",
+            convert="brushwork.methods.autoencoder:_convert_decoder",
+            credit="trained by the brushwork project on ../shared/corpus; see docs/autoencoder.md",
+        )
+    )
+
+
+_register_shipped()
+
+
+def load_decoder(name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[Decoder, dict]:
+    """A decoder and its config, from a registered name (``decoder-mobilenet``) or a ``.safetensors`` file
+    (a training run's ``decoder.safetensors``, or a checkpoint folder holding one)."""
+    text = os.fspath(name_or_path)
+    path = Path(text)
+    if path.is_dir():
+        for inner in ("decoder.safetensors", "model.safetensors"):  # a training run's folder, or a checkpoint
+            if (path / inner).is_file():
+                path = path / inner
+                break
+    if path.is_file():
+        from safetensors.torch import load_file
+
+        config = read_decoder_config(path)
+        decoder = Decoder(config["spec"])
+        try:
+            decoder.load_state_dict(load_file(str(path)))
+        except RuntimeError as exc:
+            raise ModelUnavailable(f"{path} does not match its decoder config: {str(exc).splitlines()[0]}") from None
+        return decoder.to(device).eval().requires_grad_(False), config
+    if text in store.REGISTRY and text == DEFAULT_DECODER:
+        return store.load_net(text, device), shipped_config()
+    if path.suffix or os.sep in text:
+        raise InputError(f"decoder file not found: {text}")
+    raise ModelUnavailable(f"unknown decoder {text!r}: give {DEFAULT_DECODER} or a decoder .safetensors file")
+
+
+# -- stylization ---------------------------------------------------------------------------------------------
+
+
+def _pad_to(x: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:
+    """Reflect-pad ``N×C×H×W`` on the right and bottom to multiples of ``multiple``; returns it and (H, W)."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    return x, (h, w)
+
+
+def stylize_autoencoder(
+    content: Tensor,
+    styles: Sequence[Tensor],
+    *,
+    method: str = "adain",
+    decoder: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] = DEFAULT_DECODER,
+    alpha: float = 1.0,
+    style_weights: Sequence[float] | None = None,
+    mask: Tensor | None = None,
+    preserve_color: bool = False,
+    device: str | torch.device = "cpu",
+) -> Tensor:
+    """Stylize ``content`` (``1×3×H×W`` RGB 0..1) with ``styles`` (each ``1×3×h×w``) in one pass per decoder.
+
+    - ``method``: ``"adain"`` (channel mean/std) or ``"wct"`` (whitening and colouring).
+    - ``decoder``: a registered name (default: the shipped ``decoder-mobilenet``) or a decoder file; the encoder
+      comes from the decoder's config. With ``method="wct"`` a list of decoders (deepest layer first) runs the
+      multi-level cascade of Li et al. 2017.
+    - ``alpha``: 0 = the content reconstructed, 1 = fully stylized.
+    - ``style_weights``: blend several styles (default equal). ``mask``: ``K×H×W`` (K = number of styles) giving
+      each style its region; with one style an ``H×W`` mask stylizes only where it is 1.
+    - ``preserve_color``: recolour the styles to the photo's colours first (keeps the photo's colours).
+
+    Returns ``1×3×H×W`` in 0..1.
+    """
+    if method not in METHODS:
+        raise InputError(f"unknown method {method!r}; choose adain or wct")
+    if not styles:
+        raise InputError("give at least one style image")
+    if not 0.0 <= alpha <= 1.0:
+        raise InputError(f"alpha must be between 0 and 1, got {alpha}")
+    if style_weights is not None and len(style_weights) != len(styles):
+        raise InputError(f"got {len(style_weights)} style weights for {len(styles)} styles")
+    if style_weights is not None and mask is not None:
+        raise InputError("give either style weights or a mask, not both")
+    names = [decoder] if isinstance(decoder, (str, os.PathLike)) else list(decoder)
+    if len(names) > 1 and method != "wct":
+        raise InputError("several decoders (the multi-level cascade) need --method wct")
+    content = content.to(device, torch.float32)
+    styles = [s.to(device, torch.float32) for s in styles]
+    if preserve_color:
+        styles = [match_color(s, content) for s in styles]
+    if mask is not None:
+        mask = mask.to(device, torch.float32)
+        if mask.dim() == 2 or (mask.dim() == 3 and mask.shape[0] == 1 and len(styles) > 1):
+            mask = mask.reshape(1, *mask.shape[-2:])
+            if len(styles) == 2:
+                mask = torch.cat([mask, 1.0 - mask])
+        if mask.shape[-2:] != content.shape[-2:]:
+            raise InputError(
+                f"mask is {mask.shape[-1]}×{mask.shape[-2]}, the photo {content.shape[-1]}×{content.shape[-2]}"
+            )
+    try:
+        levels = []
+        scale = 1
+        for name in names:
+            dec, config = load_decoder(name, device)
+            enc = build_encoder(config["encoder"], config["layer"], config.get("encoder_weights", "imagenet"), device)
+            levels.append((enc, dec))
+            scale = max(scale, enc.scale)
+        with torch.no_grad():
+            x, (h, w) = _pad_to(content, scale)
+            padded_mask = _pad_to(mask[None], scale)[0][0] if mask is not None else None
+            for enc, dec in levels:
+                feats = transfer(
+                    enc(x),
+                    [enc(s) for s in styles],
+                    method=method,
+                    alpha=alpha,
+                    style_weights=style_weights,
+                    masks=padded_mask,
+                )
+                x = dec(feats).clamp(0.0, 1.0)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    return x[..., :h, :w].contiguous()
+
+
+def stylize_files(
+    content: str | os.PathLike[str],
+    styles: Sequence[str | os.PathLike[str]],
+    *,
+    method: str = "adain",
+    decoder: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+    alpha: float = 1.0,
+    style_weights: Sequence[float] | None = None,
+    mask: str | os.PathLike[str] | None = None,
+    preserve_color: bool = False,
+    max_size: int | None = 2048,
+    device: str = "cpu",
+) -> Any:
+    """``brushwork stylize --method adain|wct``: stylize the photo file ``content`` with the style files.
+
+    The photo is bounded to ``max_size`` on its longer side, and so are the styles; ``mask`` is an optional
+    grey-level image file (white: the first style, black: the second, or the photo with a single style).
+    ``device`` may be ``auto``. Returns a :class:`brushwork.io.Picture` (the photo's alpha channel kept).
+    """
+    from brushwork import io
+    from brushwork.methods.fast import resolve_device
+
+    dev = resolve_device(device)
+    picture = io.load_image(content)
+    rgb = io.resize_to_max(picture.rgb, max_size)
+    style_tensors = [io.to_tensor(io.resize_to_max(io.load_image(s).rgb, max_size), dev) for s in styles]
+    mask_tensor = None
+    if mask is not None:
+        m = io.resize(io.load_image(mask).rgb, (rgb.shape[1], rgb.shape[0])).mean(axis=2)
+        mask_tensor = torch.from_numpy(m.copy()).to(dev)
+    out = stylize_autoencoder(
+        io.to_tensor(rgb, dev),
+        style_tensors,
+        method=method,
+        decoder=decoder if decoder is not None else DEFAULT_DECODER,
+        alpha=alpha,
+        style_weights=style_weights,
+        mask=mask_tensor,
+        preserve_color=preserve_color,
+        device=dev,
+    )
+    size = (rgb.shape[1], rgb.shape[0])
+    alpha_channel = None if picture.alpha is None else io.resize(picture.alpha, size)
+    return io.Picture(rgb=io.to_numpy(out), alpha=alpha_channel, path=None)

@@ -1,0 +1,162 @@
+"""Training checkpoints, written atomically so that a killed run always leaves a loadable last one.
+
+Layout of a run's ``checkpoints/`` folder::
+
+    step-0001000/            one checkpoint: complete or absent, never half-written
+        model.safetensors    the trained weights (safetensors metadata: the config, as JSON)
+        optimizer.pt         the optimizer's state dict (and any extra state, e.g. a GradScaler's)
+        state.json           {"step", "config", "metrics", "time"}
+    last.json                {"step": 1000, "dir": "step-0001000"}
+
+A checkpoint is written into a hidden temporary folder, flushed, and renamed into place; ``last.json`` is then
+replaced atomically. :func:`latest` reads ``last.json`` and falls back to the highest complete ``step-*`` folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from brushwork.errors import InputError
+
+LAST = "last.json"
+_PREFIX = "step-"
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: its step, weights, optimizer state, config and metrics, and where it came from."""
+
+    step: int
+    weights: dict[str, Tensor]
+    optimizer: dict[str, Any]
+    config: dict[str, Any]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def save(
+    root: str | os.PathLike[str],
+    step: int,
+    weights: dict[str, Tensor],
+    optimizer: dict[str, Any],
+    config: dict[str, Any],
+    metrics: dict[str, Any] | None = None,
+    keep: int = 3,
+) -> Path:
+    """Write checkpoint ``step`` under ``root`` atomically, point ``last.json`` at it, and keep the newest ``keep``.
+
+    ``weights`` are saved as safetensors (float tensors, moved to the CPU), ``optimizer`` with ``torch.save``.
+    Returns the checkpoint folder.
+    """
+    from safetensors.torch import save_file
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"{_PREFIX}{step:07d}"
+    final = root / name
+    tmp = root / f".{name}.{os.getpid()}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    state = {k: v.detach().cpu().contiguous() for k, v in weights.items()}
+    save_file(state, str(tmp / "model.safetensors"), metadata={"brushwork": json.dumps(config)})
+    torch.save(optimizer, tmp / "optimizer.pt")
+    record = {"step": int(step), "config": config, "metrics": metrics or {}, "time": time.time()}
+    with open(tmp / "state.json", "w") as f:
+        json.dump(record, f, indent=2)
+        f.write("\n")
+    for p in tmp.iterdir():
+        with open(p, "rb") as f:
+            os.fsync(f.fileno())
+    _fsync_dir(tmp)
+    if final.exists():  # the same step written again (e.g. a rerun): move the old one aside first
+        old = root / f".{name}.{os.getpid()}.old"
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+    _fsync_dir(root)
+    _write_json_atomic(root / LAST, {"step": int(step), "dir": name})
+    for stale in _complete(root)[:-keep] if keep > 0 else []:
+        shutil.rmtree(stale, ignore_errors=True)
+    return final
+
+
+def _complete(root: Path) -> list[Path]:
+    """Complete checkpoint folders under ``root``, oldest first."""
+    found = [
+        p
+        for p in root.glob(f"{_PREFIX}*")
+        if p.is_dir() and all((p / f).is_file() for f in ("model.safetensors", "optimizer.pt", "state.json"))
+    ]
+    return sorted(found, key=lambda p: p.name)
+
+
+def latest(root: str | os.PathLike[str]) -> Path | None:
+    """The newest complete checkpoint folder under ``root`` (``last.json`` first, else a scan), or None."""
+    root = Path(root)
+    try:
+        target = root / json.loads((root / LAST).read_text())["dir"]
+        if target in _complete(root):
+            return target
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    found = _complete(root)
+    return found[-1] if found else None
+
+
+def load(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> Checkpoint:
+    """Load a checkpoint folder, or the latest one when ``path`` is a ``checkpoints/`` root (or a run folder)."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not (path / "state.json").is_file():
+        for root in (path, path / "checkpoints"):
+            found = latest(root) if root.is_dir() else None
+            if found is not None:
+                path = found
+                break
+        else:
+            raise InputError(f"no checkpoint found in {path}")
+    record = json.loads((path / "state.json").read_text())
+    return Checkpoint(
+        step=int(record["step"]),
+        weights=load_file(str(path / "model.safetensors"), device=str(map_location)),
+        optimizer=torch.load(path / "optimizer.pt", map_location=map_location, weights_only=False),
+        config=record.get("config", {}),
+        metrics=record.get("metrics", {}),
+        path=path,
+    )

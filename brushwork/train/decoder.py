@@ -1,0 +1,431 @@
+"""Training a decoder that inverts a frozen encoder, for AdaIN and WCT style transfer (Huang & Belongie 2017).
+
+Each step draws a batch of random crops of photos and of paintings, encodes both, and decodes two things: the
+photo's own features (reconstruction) and the photo's features moved to the painting's statistics by AdaIN
+``t``. The loss is
+
+- ``rec_weight · ||x − D(E(x))||²`` (pixels) + ``rec_feat_weight · ||E(x) − E(D(E(x)))||²`` (features), which
+  make the decoder an inverse of the encoder (what WCT needs), and
+- ``content_weight · ||E(D(t)) − t||²`` + ``style_weight · Σ_l ||μ(φ_l(D(t))) − μ(φ_l(s))||² +
+  ||σ(φ_l(D(t))) − σ(φ_l(s))||²`` over the encoder's style layers (the AdaIN losses).
+
+Adam with the learning-rate decay ``lr / (1 + lr_decay · step)``; mixed precision on CUDA; a tqdm bar with ETA;
+atomic checkpoints every ``save_every`` steps (:mod:`brushwork.train.checkpoint`) and ``resume``; ``log.csv``; a
+grid of validation stylizations every ``val_every`` steps in ``val/``, with ``loss.png`` redrawn then and at the
+end; DDP under torchrun (:mod:`brushwork.train.distributed`). The batch of step ``s`` on rank ``r`` depends only
+on ``(seed, s, r)``, so a resumed run continues exactly as an uninterrupted one would.
+
+Output folder: ``decoder.safetensors`` (+ ``.json``: the file ``--decoder`` takes), ``checkpoints/``,
+``log.csv``, ``loss.png``, ``val/step-XXXXXXX.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io as _io
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from brushwork.errors import InputError
+from brushwork.nets.decoder import Decoder, Encoder
+from brushwork.train import checkpoint
+from brushwork.train import distributed as distrib
+from brushwork.transforms import adaptive_instance_normalization, calc_mean_std
+
+LOSS_NAMES = ("loss", "rec_pix", "rec_feat", "content", "style")
+
+
+@dataclass
+class DecoderTrainConfig:
+    """Everything that defines a decoder training run (the CLI's defaults come from here)."""
+
+    content: str = ""  # folder of photos
+    style: str = ""  # folder of paintings
+    out: str = "runs/decoder"  # output folder
+    encoder: str = "vgg19"  # vgg19, vgg16 or mobilenet
+    layer: str = ""  # cut layer ("" = the encoder's default: relu4_1 / block5)
+    encoder_weights: str = "imagenet"  # imagenet, random or a weights file
+    width: float = 1.0  # decoder hidden-channel multiplier
+    steps: int = 160_000
+    batch_size: int = 8
+    crop: int = 256  # random square crops of this size …
+    max_scale: float = 2.0  # … after resizing the shorter side to a random size in [crop, max_scale·crop]
+    lr: float = 1e-4
+    lr_decay: float = 5e-5
+    content_weight: float = 1.0
+    style_weight: float = 10.0
+    rec_weight: float = 1.0
+    rec_feat_weight: float = 1.0
+    save_every: int = 1000
+    val_every: int = 1000
+    log_every: int = 10
+    keep: int = 3  # checkpoints kept
+    val_count: int = 4  # photos and paintings in the validation grid
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True  # mixed precision (CUDA only)
+    threads: int = 0  # torch CPU threads per process (0: torch's default)
+    time_limit: float = 0.0  # minutes; stop (with a checkpoint) after this long, 0 = no limit
+
+
+# -- data ----------------------------------------------------------------------------------------------------
+
+
+def _load_rgb(path: Path) -> Tensor:
+    """An image file as ``3×H×W`` float in 0..1."""
+    from brushwork.io import load_image
+
+    return torch.from_numpy(load_image(path).rgb).permute(2, 0, 1).contiguous()
+
+
+def random_crop(img: Tensor, crop: int, max_scale: float, gen: torch.Generator) -> Tensor:
+    """``3×H×W`` → ``3×crop×crop``: resize the shorter side to a random size in ``[crop, max_scale·crop]``,
+    crop a random square, flip horizontally half of the time (all draws from ``gen``)."""
+    h, w = img.shape[-2:]
+    lo, hi = crop, max(crop, int(crop * max_scale))
+    short = int(torch.randint(lo, hi + 1, (1,), generator=gen))
+    s = short / min(h, w)
+    size = (max(crop, round(h * s)), max(crop, round(w * s)))
+    img = F.interpolate(img[None], size=size, mode="bilinear", antialias=True, align_corners=False)[0]
+    top = int(torch.randint(0, size[0] - crop + 1, (1,), generator=gen))
+    left = int(torch.randint(0, size[1] - crop + 1, (1,), generator=gen))
+    img = img[:, top : top + crop, left : left + crop]
+    if bool(torch.rand((), generator=gen) < 0.5):
+        img = img.flip(-1)
+    return img.clamp(0.0, 1.0)
+
+
+def sample_batch(
+    files: Sequence[Path], n: int, crop: int, max_scale: float, seed: int, step: int, rank: int, stream: int
+) -> Tensor:
+    """Batch ``n×3×crop×crop`` of random crops of random ``files``, a pure function of (seed, step, rank, stream)."""
+    gen = torch.Generator().manual_seed(((seed * 1_000_003 + step) * 8191 + rank) * 4 + stream)
+    idx = torch.randint(0, len(files), (n,), generator=gen).tolist()
+    return torch.stack([random_crop(_load_rgb(files[i]), crop, max_scale, gen) for i in idx])
+
+
+def _center(img: Tensor, size: int) -> Tensor:
+    """``3×H×W`` → ``3×size×size``: shorter side resized to ``size``, centre crop."""
+    h, w = img.shape[-2:]
+    s = size / min(h, w)
+    hh, ww = max(size, round(h * s)), max(size, round(w * s))
+    img = F.interpolate(img[None], size=(hh, ww), mode="bilinear", antialias=True, align_corners=False)[0]
+    top, left = (hh - size) // 2, (ww - size) // 2
+    return img[:, top : top + size, left : left + size].clamp(0.0, 1.0)
+
+
+# -- losses --------------------------------------------------------------------------------------------------
+
+
+def decoder_losses(
+    encoder: Encoder, decoder: nn.Module, content: Tensor, style: Tensor, config: DecoderTrainConfig
+) -> dict[str, Tensor]:
+    """The weighted loss terms for a batch: ``content`` and ``style`` ``N×3×H×W`` in 0..1.
+
+    Returns scalars ``loss`` (the weighted total), ``rec_pix``, ``rec_feat``, ``content``, ``style`` (unweighted).
+    """
+    layer = encoder.layer
+    layers = list(dict.fromkeys([*encoder.style_layers, layer]))
+    n = content.shape[0]
+    with torch.no_grad():
+        cf = encoder(content)
+        sf = encoder.features(style, layers)
+        t = adaptive_instance_normalization(cf.float(), sf[layer].float())
+    out = decoder(torch.cat([cf, t.to(cf.dtype)]))
+    rec = out[:n]
+    of = encoder.features(out, layers)
+    rec_pix = F.mse_loss(rec.float(), content.float())
+    rec_feat = F.mse_loss(of[layer][:n].float(), cf.float())
+    content_loss = F.mse_loss(of[layer][n:].float(), t)
+    style_loss = content.new_zeros((), dtype=torch.float32)
+    for name in encoder.style_layers:
+        gm, gs = calc_mean_std(of[name][n:].float())
+        sm, ss = calc_mean_std(sf[name].float())
+        style_loss = style_loss + F.mse_loss(gm, sm) + F.mse_loss(gs, ss)
+    total = (
+        config.rec_weight * rec_pix
+        + config.rec_feat_weight * rec_feat
+        + config.content_weight * content_loss
+        + config.style_weight * style_loss
+    )
+    return {"loss": total, "rec_pix": rec_pix, "rec_feat": rec_feat, "content": content_loss, "style": style_loss}
+
+
+# -- logging and pictures ------------------------------------------------------------------------------------
+
+
+def _read_log(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _rewrite_log(path: Path, keep_until: int) -> None:
+    """Drop the rows after step ``keep_until`` (a resumed run writes them again)."""
+    rows = [r for r in _read_log(path) if int(r["step"]) <= keep_until]
+    _write_rows(path, rows, "w")
+
+
+def _write_rows(path: Path, rows: list[dict[str, Any]], mode: str) -> None:
+    header = ["step", "time_s", "lr", *LOSS_NAMES]
+    new = mode == "w" or not path.is_file()
+    with open(path, mode, newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=header)
+        if new:
+            writer.writeheader()
+        writer.writerows(rows)
+
+
+def plot_losses(log: Path, dest: Path) -> None:
+    """Draw ``log.csv``'s losses (log scale) against the step into ``dest`` (PNG, written atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import numpy as np
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    from brushwork.io import save_image
+
+    rows = _read_log(log)
+    if not rows:
+        return
+    steps = [int(r["step"]) for r in rows]
+    fig = Figure(figsize=(7, 4), dpi=100)
+    ax = fig.add_subplot(1, 1, 1)
+    for name in LOSS_NAMES:
+        values = [max(float(r[name]), 1e-12) for r in rows]
+        ax.plot(steps, values, label=name, linewidth=1.5 if name == "loss" else 1.0)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (weighted total) and terms (unweighted)")
+    ax.legend(loc="upper right", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.subplots_adjust(left=0.1, right=0.97, top=0.96, bottom=0.13)
+    buf = _io.BytesIO()
+    fig.savefig(buf, format="png")
+    buf.seek(0)
+    save_image(np.asarray(Image.open(buf).convert("RGB")), dest)
+
+
+def validation_grid(encoder: Encoder, decoder: nn.Module, photos: Tensor, paintings: Tensor) -> Tensor:
+    """A picture ``3×H×W``: a header row of the paintings, then per photo the photo, its reconstruction and its
+    AdaIN stylization with each painting. ``photos`` ``P×3×s×s``, ``paintings`` ``Q×3×s×s``."""
+    with torch.no_grad():
+        cf = encoder(photos)
+        sf = encoder(paintings)
+        rec = decoder(cf).clamp(0, 1)
+        rows = [torch.cat([torch.ones_like(photos[0])] * 2 + list(paintings), dim=2)]
+        for i in range(photos.shape[0]):
+            stylized = decoder(adaptive_instance_normalization(cf[i : i + 1].expand_as(sf), sf)).clamp(0, 1)
+            rows.append(torch.cat([photos[i], rec[i], *stylized], dim=2))
+    return torch.cat(rows, dim=1)
+
+
+def _val_images(files: Sequence[Path], count: int, size: int) -> Tensor:
+    """``count`` files spread evenly over ``files``, centre-cropped: ``count×3×size×size``."""
+    n = min(count, len(files))
+    return torch.stack([_center(_load_rgb(files[i * len(files) // n]), size) for i in range(n)])
+
+
+# -- the loop ------------------------------------------------------------------------------------------------
+
+
+def _check_resumable(saved: dict[str, Any], config: DecoderTrainConfig, spec: list[list[int]]) -> None:
+    for key in ("encoder", "layer", "encoder_weights", "width"):
+        if key in saved and str(saved[key]) != str(getattr(config, key)):
+            mine = getattr(config, key)
+            raise InputError(f"cannot resume: the checkpoint's {key} is {saved[key]!r}, this run's {mine!r}")
+    if "spec" in saved and [list(r) for r in saved["spec"]] != [list(r) for r in spec]:
+        raise InputError("cannot resume: the checkpoint's decoder architecture differs from this run's")
+
+
+def train_decoder(
+    config: DecoderTrainConfig | None = None,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    callback: Callable[[int, dict[str, float], Tensor | None], None] | None = None,
+    **overrides: Any,
+) -> Path:
+    """Train a decoder for ``config.encoder`` on ``config.content`` and ``config.style``; return the path of the
+    exported ``decoder.safetensors`` (in ``config.out``).
+
+    ``resume`` continues from the latest checkpoint in ``out/checkpoints`` (a fresh start when there is none).
+    ``overrides`` set config fields by name. ``callback(step, losses, preview)`` is called on the main process
+    after every logged step (``preview`` is the validation grid ``3×H×W`` when one was made, else None).
+    Under torchrun each process trains on its own batches and gradients are averaged (DDP).
+    """
+    from brushwork.io import list_images
+    from brushwork.methods.autoencoder import ENCODERS
+
+    config = DecoderTrainConfig(**{**asdict(config or DecoderTrainConfig()), **overrides})
+    if config.encoder not in ENCODERS:
+        raise InputError(f"unknown encoder {config.encoder!r}; choose one of {', '.join(ENCODERS)}")
+    config.layer = config.layer or ENCODERS[config.encoder][0]
+    if config.steps < 1 or config.batch_size < 1 or config.crop < 16:
+        raise InputError("steps and batch size must be at least 1 and the crop at least 16 pixels")
+    if not config.content or not config.style:
+        raise InputError("give a folder of photos (--content) and a folder of paintings (--style)")
+    content_files = list_images(config.content)
+    style_files = list_images(config.style)
+    threads = torch.get_num_threads()
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    d = distrib.setup(config.device)
+    try:
+        return _train(config, d, content_files, style_files, resume, progress, callback)
+    finally:
+        distrib.cleanup(d)
+        torch.set_num_threads(threads)
+
+
+def _train(
+    config: DecoderTrainConfig,
+    d: distrib.Dist,
+    content_files: list[Path],
+    style_files: list[Path],
+    resume: bool,
+    progress: bool,
+    callback: Callable[[int, dict[str, float], Tensor | None], None] | None,
+) -> Path:
+    """The training loop of :func:`train_decoder`, run by every process."""
+    from tqdm import tqdm
+
+    from brushwork.io import save_image
+    from brushwork.methods.autoencoder import build_encoder, decoder_config, save_decoder
+
+    device = d.device
+    out = Path(config.out)
+    ckroot = out / "checkpoints"
+    log_path = out / "log.csv"
+    encoder = build_encoder(config.encoder, config.layer, config.encoder_weights, device)
+    dconf = decoder_config(encoder, config.encoder, config.encoder_weights, config.width)
+    dconf["train"] = {k: v for k, v in asdict(config).items() if k not in ("device", "threads")}
+    torch.manual_seed(config.seed)
+    decoder = Decoder(dconf["spec"]).to(device)
+    optimizer = torch.optim.Adam(decoder.parameters(), lr=config.lr)
+    use_amp = bool(config.amp and device.type == "cuda")
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+
+    start = 0
+    found = checkpoint.latest(ckroot) if ckroot.is_dir() else None
+    if found is not None and not resume:
+        raise InputError(f"{out} already holds checkpoints: pass --resume to continue, or choose another --out")
+    if found is not None:
+        ck = checkpoint.load(found, map_location=device)
+        _check_resumable(ck.config, config, dconf["spec"])
+        decoder.load_state_dict(ck.weights)
+        optimizer.load_state_dict(ck.optimizer["optimizer"])
+        if "scaler" in ck.optimizer and use_amp:
+            scaler.load_state_dict(ck.optimizer["scaler"])
+        start = ck.step
+        elapsed0 = float(ck.metrics.get("elapsed_s", 0.0))
+    else:
+        elapsed0 = 0.0
+    if d.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "val").mkdir(exist_ok=True)
+        _rewrite_log(log_path, start) if start else _write_rows(log_path, [], "w")
+    distrib.barrier(d)
+
+    model = distrib.wrap(decoder, d)
+    val_photos = val_paintings = None
+    if d.is_main and config.val_every > 0:
+        val_photos = _val_images(content_files, config.val_count, config.crop).to(device)
+        val_paintings = _val_images(style_files, config.val_count, config.crop).to(device)
+
+    def save(step: int, metrics: dict[str, float]) -> None:
+        if d.is_main:
+            state = {"optimizer": optimizer.state_dict()}
+            if use_amp:
+                state["scaler"] = scaler.state_dict()
+            checkpoint.save(
+                ckroot,
+                step,
+                decoder.state_dict(),
+                state,
+                {**dconf, **{k: getattr(config, k) for k in ("encoder", "layer", "encoder_weights", "width")}},
+                {**metrics, "elapsed_s": elapsed0 + time.time() - t0},
+                keep=config.keep,
+            )
+        distrib.barrier(d)
+
+    t0 = time.time()
+    bar = tqdm(total=config.steps, initial=start, disable=not (progress and d.is_main), unit="step", dynamic_ncols=True)
+    pending: list[dict[str, float]] = []
+    last: dict[str, float] = {}
+    step = start
+    try:
+        while step < config.steps:
+            lr = config.lr / (1.0 + config.lr_decay * step)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            draw = (config.batch_size, config.crop, config.max_scale, config.seed, step, d.rank)
+            c, s = sample_batch(content_files, *draw, 0), sample_batch(style_files, *draw, 1)
+            c, s = c.to(device, non_blocking=True), s.to(device, non_blocking=True)
+            model.train()
+            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+                losses = decoder_losses(encoder, model, c, s, config)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(losses["loss"]).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            step += 1
+            values = {k: float(distrib.mean(v.detach().float(), d)) for k, v in losses.items()}
+            if not math.isfinite(values["loss"]):
+                raise FloatingPointError(f"the loss became {values['loss']} at step {step}; lower --lr")
+            pending.append(values)
+            bar.update(1)
+            bar.set_postfix(loss=f"{values['loss']:.4g}", lr=f"{lr:.2e}")
+            preview = None
+            if step % max(config.log_every, 1) == 0 or step == config.steps:
+                last = {k: sum(p[k] for p in pending) / len(pending) for k in LOSS_NAMES}
+                pending = []
+                if d.is_main:
+                    row = {"step": step, "time_s": f"{elapsed0 + time.time() - t0:.1f}", "lr": f"{lr:.6g}"}
+                    _write_rows(log_path, [{**row, **{k: f"{v:.6g}" for k, v in last.items()}}], "a")
+            if d.is_main and val_photos is not None and (step % config.val_every == 0 or step == config.steps):
+                model.eval()
+                preview = validation_grid(encoder, decoder, val_photos, val_paintings)
+                save_image(preview[None], out / "val" / f"step-{step:07d}.png")
+                plot_losses(log_path, out / "loss.png")
+            if callback is not None and d.is_main and (preview is not None or not pending):
+                callback(step, last, preview)
+            stop = config.time_limit > 0 and time.time() - t0 > config.time_limit * 60
+            if d.enabled:
+                flag = torch.tensor([1.0 if stop else 0.0], device=device)
+                torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+                stop = bool(flag.item() > 0)
+            if step % config.save_every == 0 or step == config.steps or stop:
+                save(step, last or values)
+            if stop:
+                break
+    finally:
+        bar.close()
+    final = out / "decoder.safetensors"
+    if d.is_main:
+        dconf["trained"] = {
+            "steps": step,
+            "elapsed_s": round(elapsed0 + time.time() - t0, 1),
+            "world_size": d.world_size,
+            "final_losses": {k: round(v, 6) for k, v in last.items()},
+        }
+        save_decoder(final, decoder, dconf)
+        plot_losses(log_path, out / "loss.png")
+    distrib.barrier(d)
+    return final
+
+
+def config_fields() -> list[tuple[str, Any, Any]]:
+    """(name, type, default) of every :class:`DecoderTrainConfig` field, for building a CLI from the defaults."""
+    return [(f.name, f.type, f.default) for f in fields(DecoderTrainConfig)]
