@@ -196,3 +196,41 @@ def test_help_lists_every_flag(capsys: pytest.CaptureFixture[str]) -> None:
     for flag in ("--style-weights", "--strength", "--preserve-color", "--max-size", "--stroke-scale", "--device",
                  "--json", "--method", "--decoder", "--format", "--quality", "--max-pixels"):  # fmt: skip
         assert flag in stdout
+
+
+def test_autoencoder_methods_decoder_and_mask(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mosaic, ink = str(samples.STYLES["mosaic"]), str(samples.STYLES["ink"])
+    common = ["--max-size", "96", "--device", "cpu"]
+    out = {k: tmp_path / f"{k}.png" for k in ("adain", "wct", "half", "masked")}
+    assert run(capsys, "stylize", PHOTO, mosaic, "--method", "adain", "-o", str(out["adain"]), *common)[0] == 0
+    assert run(capsys, "stylize", PHOTO, mosaic, "--method", "wct", "--decoder", "decoder-mobilenet",
+               "-o", str(out["wct"]), *common)[0] == 0  # fmt: skip
+    assert run(capsys, "stylize", PHOTO, mosaic, "--method", "adain", "--strength", "0.3",
+               "-o", str(out["half"]), *common)[0] == 0  # fmt: skip
+    mask = np.zeros((64, 96), np.uint8)
+    mask[:, :48] = 255  # left: first style (mosaic), right: second (ink)
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    assert run(capsys, "stylize", PHOTO, mosaic, ink, "--method", "adain", "--mask", str(tmp_path / "mask.png"),
+               "-o", str(out["masked"]), *common)[0] == 0  # fmt: skip
+    img = {k: io.load_image(v).rgb for k, v in out.items()}
+    assert all(x.shape == (64, 96, 3) for x in img.values())
+    photo = io.resize_to_max(io.load_image(PHOTO).rgb, 96)
+    assert np.abs(img["half"] - photo).mean() < np.abs(img["adain"] - photo).mean()
+    saturation = lambda x: cv2.cvtColor(x, cv2.COLOR_RGB2HSV)[..., 1]  # noqa: E731
+    left, right = saturation(img["masked"])[:, 8:40].mean(), saturation(img["masked"])[:, 56:88].mean()
+    assert left > right + 0.05  # the colourful mosaic on the left, grey ink on the right
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["builtin:2", "--method", "adain"], "builtin: styles belong to --method fast"),
+        ([STYLE, "--mask", "nomask.png"], "--mask needs --method adain or wct"),
+        ([STYLE, "--method", "wct", "--mask", "nomask.png"], "mask image not found"),
+        ([STYLE, "--method", "adain", "--decoder", "no-such-decoder"], "no-such-decoder"),
+    ],
+)
+def test_autoencoder_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str):
+    code, _, err = run(capsys, "stylize", PHOTO, *extra, "-o", str(tmp_path / "o.png"))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "o.png").exists()
