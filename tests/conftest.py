@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+
+# OpenMP threads that busy-wait make every torch op 10-25x slower when the 2 cores are shared (subprocesses,
+# torchrun workers): wait passively. Set before torch is imported; a value the user set wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from pathlib import Path
 
 import pytest
