@@ -198,7 +198,7 @@ def fetch(name: str, progress: bool = True) -> Path:
             raise ModelUnavailable(f"source of {name} is missing: {_hint(e, path)}")
         import urllib.request
 
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _cache_dir(path.parent)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
         try:
             with os.fdopen(fd, "wb") as out, urllib.request.urlopen(e.url, timeout=30) as resp:
@@ -225,12 +225,28 @@ def _resolve(ref: str) -> Callable[..., Any]:
     return getattr(importlib.import_module(module), attr)
 
 
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or exc.__class__.__name__
+
+
+def _cache_dir(path: Path) -> None:
+    """Create a cache folder, or say in one line why it cannot be used."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError("not writable")
+    except OSError as exc:
+        raise ModelUnavailable(
+            f"cannot use the cache folder {path} ({exc.strerror or exc}); set BRUSHWORK_HOME to a writable folder"
+        ) from None
+
+
 def _save_safetensors(arrays: dict[str, np.ndarray], path: Path, config: dict[str, Any]) -> None:
     """Write ``path`` and its JSON config atomically."""
     import numpy as np
     from safetensors.numpy import save_file
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _cache_dir(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(fd)
     try:
@@ -264,10 +280,19 @@ def load_state(name: str, weights: str | os.PathLike[str] | None = None) -> dict
         if not path.is_file():
             raise ModelUnavailable(f"weights file not found: {path}")
         if path.suffix == ".safetensors":
-            return load_file(str(path))
+            try:
+                return load_file(str(path))
+            except Exception as exc:  # not a safetensors file, or a damaged one
+                raise ModelUnavailable(f"cannot read weights {path}: {_one_line(exc)}") from None
         import torch
 
-        return {k: torch.from_numpy(v.copy()) for k, v in _resolve(e.convert)(path).items()}
+        try:
+            arrays = _resolve(e.convert)(path)
+        except ModelUnavailable:
+            raise
+        except Exception as exc:  # a file of another format, or damaged
+            raise ModelUnavailable(f"cannot read weights {path} for {name}: {_one_line(exc)}") from None
+        return {k: torch.from_numpy(v.copy()) for k, v in arrays.items()}
     cache = cached_path(name)
     if not cache.is_file() or _stale(cache, e):
         arrays = _resolve(e.convert)(fetch(name))
@@ -337,7 +362,7 @@ def export_onnx(name: str, inputs: dict[str, tuple[int, ...]], dynamic: dict[str
 
     net = load_net(name)
     example = tuple(torch.rand(shape) for shape in inputs.values())
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _cache_dir(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(fd)
     try:

@@ -234,3 +234,71 @@ def test_autoencoder_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str], 
     code, _, err = run(capsys, "stylize", PHOTO, *extra, "-o", str(tmp_path / "o.png"))
     assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
     assert not (tmp_path / "o.png").exists()
+
+
+def test_folder_with_same_stem_writes_distinct_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(PHOTO, src / "a.jpg")
+    Image.open(PHOTO).save(src / "a.png")
+    code, stdout, _ = run(capsys, "stylize", str(src), "builtin:1", "-o", str(tmp_path / "out"), "--max-size", "32",
+                          "--json")  # fmt: skip
+    assert code == 0
+    assert sorted(Path(r["output"]).name for r in json.loads(stdout)) == ["a_jpg.png", "a_png.png"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--max-size", "8"], "--max-size must be at least 16"),
+        (["--stroke-scale", "9"], "stroke scale must be between"),
+        (["--quality", "200"], "quality must be 1-100"),
+    ],
+)
+def test_folder_mode_checks_values_once_before_making_the_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(PHOTO, src / "a.jpg")
+    shutil.copy(PHOTO, src / "b.jpg")
+    code, _, err = run(capsys, "stylize", str(src), "builtin:1", "-o", str(tmp_path / "out"), *extra)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_folder_output_that_cannot_be_made(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(PHOTO, src / "a.jpg")
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    code, _, err = run(capsys, "stylize", str(src), "builtin:1", "-o", str(blocker / "sub"))
+    assert code == 2 and "cannot create the folder" in err and len(err.strip().splitlines()) == 1
+
+
+def test_other_value_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cases = [
+        (
+            ["stylize", PHOTO, STYLE, "--method", "adain", "--stroke-scale", "2"],
+            "--stroke-scale belongs to --method fast",
+        ),
+        (["styles", PHOTO, "--tile", "5000"], "--tile must be at most 1024"),
+    ]
+    for argv, message in cases:
+        code, _, err = run(capsys, *argv, "-o", str(tmp_path / "o.png"))
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "o.png").exists()
+
+
+def test_unusable_cache_folder_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    not_a_folder = tmp_path / "home"
+    not_a_folder.write_text("x")
+    monkeypatch.setenv("BRUSHWORK_HOME", str(not_a_folder))
+    from brushwork.methods import fast
+
+    fast.get_stylizer.cache_clear()
+    code, _, err = run(capsys, "stylize", PHOTO, STYLE, "-o", str(tmp_path / "o.png"), "--max-size", "32")
+    assert code == 2 and "cannot use the cache folder" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o.png").exists()

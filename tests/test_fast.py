@@ -190,3 +190,23 @@ def test_devices() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(DeviceError, match="cuda is not available"):
             fast.resolve_device("cuda")
+
+
+def test_a_thin_style_image_is_cropped_before_resizing(st: fast.FastStylizer) -> None:
+    thin = np.random.default_rng(1).random((800, 1, 3), dtype=np.float32)  # 1×800: no 204800×256 intermediate
+    assert st.style_code(thin).shape == (100,)
+
+
+def test_huge_weights_do_not_overflow() -> None:
+    np.testing.assert_allclose(fast.normalize_weights([1e308, 1e308], 2), [0.5, 0.5])
+
+
+def test_a_damaged_onnx_export_is_rebuilt(tmp_path, monkeypatch: pytest.MonkeyPatch, photo: np.ndarray) -> None:
+    from brushwork import store
+
+    monkeypatch.setenv("BRUSHWORK_HOME", str(tmp_path))
+    first = fast.FastStylizer("cpu").stylize(photo, ["builtin:2"]).rgb
+    path = store.onnx_path("dumoulin-26")
+    path.write_bytes(path.read_bytes()[:1000])  # truncated
+    again = fast.FastStylizer("cpu").stylize(photo, ["builtin:2"]).rgb
+    np.testing.assert_allclose(again, first, atol=1e-6)

@@ -116,3 +116,14 @@ def test_cache_from_another_source_version_is_rebuilt(tmp_path: Path, monkeypatc
     store.load_state("dumoulin-26")
     assert store.cached_path("dumoulin-26").stat().st_mtime_ns != before
     assert json.loads(config.read_text())["source"]["sha256"] == store.entry("dumoulin-26").sha256
+
+
+def test_unreadable_local_weights_are_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"garbage, not safetensors")
+    with pytest.raises(ModelUnavailable, match="cannot read weights"):
+        store.load_state("dumoulin-26", weights=bad)
+    other = tmp_path / "bad.onnx"
+    other.write_bytes(b"garbage")
+    with pytest.raises(ModelUnavailable, match="cannot read weights"):
+        store.load_state("dumoulin-26", weights=other)

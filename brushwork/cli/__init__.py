@@ -62,6 +62,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("brushwork: interrupted\n")
         return 130
+    except MemoryError:
+        sys.stderr.write("brushwork: error: out of memory: use a smaller --max-size or image\n")
+        return 2
+    except RuntimeError as exc:  # torch and OpenCV report allocation failures as RuntimeError
+        text = str(exc)
+        if "memory" not in text.lower() and "alloc" not in text.lower():
+            raise
+        sys.stderr.write("brushwork: error: out of memory: use a smaller --max-size or image\n")
+        return 2
 
 
 def entry() -> None:  # console-script entry point

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from brushwork.cli.common import add_device, emit_json, finite_float, positive_int, unit_float
-from brushwork.errors import BrushworkError, InputError
+from brushwork.errors import BrushworkError, InputError, OutputError
 
 FORMATS = ("png", "jpg", "webp", "tif")
 
@@ -72,8 +73,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("styles", help="render all 26 built-in styles on a photo, as a labelled contact sheet")
     s.add_argument("content", help="photo to render the styles on")
     s.add_argument("-o", "--output", default="styles.png", help="output image (default: %(default)s)")
-    s.add_argument("--tile", type=positive_int, default=256, help="tile size in pixels (default: %(default)s)")
-    s.add_argument("--columns", type=positive_int, default=7, help="tiles per row (default: %(default)s)")
+    s.add_argument(
+        "--tile", type=positive_int, default=256, help="tile size in pixels, up to 1024 (default: %(default)s)"
+    )
+    s.add_argument("--columns", type=positive_int, default=7, help="tiles per row, up to 27 (default: %(default)s)")
     add_device(s)
     s.set_defaults(run=run_sheet)
 
@@ -84,8 +87,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
-    """(input, output) pairs; validates paths before any network is loaded."""
+    """(input, output) pairs; validates paths and values before any network is loaded or any folder is made."""
     from brushwork import io
+    from brushwork.methods.fast import MAX_STROKE, MIN_SIDE, MIN_STROKE
 
     content, output = Path(args.content), Path(args.output)
     styles = [s for s in args.styles if not s.startswith("builtin:")]
@@ -99,20 +103,35 @@ def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
             raise InputError(f"mask image not found: {args.mask}")
         if len(args.styles) > 2:
             raise InputError("--mask assigns at most two styles (white: first, black: second)")
-    if content.is_dir():
+    if args.quality > 100:
+        raise InputError(f"quality must be 1-100, got {args.quality}")
+    if args.max_size is not None and args.max_size < MIN_SIDE:
+        raise InputError(f"--max-size must be at least {MIN_SIDE} pixels, got {args.max_size}")
+    if not MIN_STROKE <= args.stroke_scale <= MAX_STROKE:
+        raise InputError(f"stroke scale must be between {MIN_STROKE} and {MAX_STROKE}, got {args.stroke_scale}")
+    if args.method != "fast" and args.stroke_scale != 1.0:
+        raise InputError("--stroke-scale belongs to --method fast")
+    if content.is_file():
+        pairs = [(content, output)]
+    elif content.is_dir():
         if output.exists() and not output.is_dir():
             raise InputError(f"{content} is a folder, so -o must be a folder too, not the file {output}")
-        output.mkdir(parents=True, exist_ok=True)
-        pairs = [(p, output / f"{p.stem}.{args.format}") for p in io.list_images(content)]
-    elif content.is_file():
-        pairs = [(content, output)]
+        sources = io.list_images(content)
+        stems = Counter(p.stem for p in sources)  # a.jpg and a.png must not both become a.png
+
+        def name(p: Path) -> str:
+            return p.stem if stems[p.stem] == 1 else f"{p.stem}_{p.suffix[1:].lower()}"
+
+        pairs = [(p, output / f"{name(p)}.{args.format}") for p in sources]
+        try:
+            output.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create the folder {output}: {exc.strerror or exc}") from None
     else:
         raise InputError(f"content not found: {content}")
     protect = [p for p, _ in pairs] + [Path(s) for s in styles]
     for _, out in pairs:
         io.check_writable(out, protect)
-    if args.quality > 100:
-        raise InputError(f"quality must be 1-100, got {args.quality}")
     return pairs
 
 
@@ -197,6 +216,7 @@ def _renderer(args: argparse.Namespace) -> Any:
             preserve_color=args.preserve_color,
             max_size=args.max_size,
             device=args.device,
+            **({"max_pixels": args.max_pixels} if args.max_pixels is not None else {}),
         )
 
     return autoencoder
@@ -207,6 +227,8 @@ def run_sheet(args: argparse.Namespace) -> int:
     from brushwork.methods.fast import NUM_BUILTIN, FastStylizer
     from brushwork.sheet import contact_sheet
 
+    if args.tile > 1024 or args.columns > NUM_BUILTIN + 1:
+        raise InputError(f"--tile must be at most 1024 and --columns at most {NUM_BUILTIN + 1}")
     io.check_writable(args.output, [args.content])
     stylizer = FastStylizer(args.device)
     photo = io.resize_to_max(io.load_image(args.content).rgb, args.tile * 2)

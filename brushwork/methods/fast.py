@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from brushwork import io, store
-from brushwork.errors import DeviceError, InputError
+from brushwork.errors import BrushworkError, DeviceError, InputError, ModelUnavailable
 
 if TYPE_CHECKING:
     import torch
@@ -44,6 +44,7 @@ STYLE_SIZE = 256  # the predictor's reference input: shorter side resized to 256
 MIN_SIDE = 16
 MIN_STROKE, MAX_STROKE = 0.25, 4.0
 DEVICES = ("auto", "cpu", "cuda", "mps")
+_CPU = ["CPUExecutionProvider"]
 
 # ONNX export specs: example input shapes and dynamic axes (batch 1; images of any size)
 _EXPORTS: dict[str, tuple[dict[str, tuple[int, ...]], dict[str, dict[int, str]]]] = {
@@ -96,8 +97,9 @@ def normalize_weights(weights: Sequence[float] | None, n: int) -> np.ndarray:
     w = np.asarray(list(weights), dtype=np.float64)
     if w.shape != (n,):
         raise InputError(f"got {w.size} style weights for {n} styles")
-    if not np.all(np.isfinite(w)) or (w < 0).any() or w.sum() <= 0:
+    if not np.all(np.isfinite(w)) or (w < 0).any() or w.max() <= 0:
         raise InputError("style weights must be non-negative numbers and not all zero")
+    w = w / w.max()  # no overflow in the sum, even for weights near the largest float
     return (w / w.sum()).astype(np.float32)
 
 
@@ -137,12 +139,20 @@ class _OrtRuntime:
         if session is None:
             import onnxruntime as ort
 
-            path = store.onnx_path(net)
-            if not path.is_file():
-                path = store.export_onnx(net, *_EXPORTS[net])
             options = ort.SessionOptions()
             options.log_severity_level = 3
-            session = self._sessions[net] = ort.InferenceSession(str(path), options, ["CPUExecutionProvider"])
+            path = store.onnx_path(net)
+            try:
+                session = ort.InferenceSession(str(store.export_onnx(net, *_EXPORTS[net])), options, _CPU)
+            except Exception as exc:  # onnxruntime's errors for a damaged file (InvalidProtobuf, Fail, ...)
+                if isinstance(exc, BrushworkError) or not path.is_file():
+                    raise
+                path.unlink()  # a damaged cached export: export it again, once
+                try:
+                    session = ort.InferenceSession(str(store.export_onnx(net, *_EXPORTS[net])), options, _CPU)
+                except Exception:
+                    raise ModelUnavailable(f"cannot load {path}: {' '.join(str(exc).split())[:200]}") from None
+            self._sessions[net] = session
         names = [i.name for i in session.get_inputs()]
         return session.run(None, dict(zip(names, arrays, strict=True)))[0]
 
@@ -191,14 +201,12 @@ class FastStylizer:
     # -- style codes ------------------------------------------------------------------------------------
 
     def style_code(self, style: Source) -> np.ndarray:
-        """The 100-d style code of a picture (shorter side resized to 256, centre crop)."""
+        """The 100-d style code of a picture: its centred square, resized to 256×256."""
         rgb = io.load_image(style, max_pixels=self.max_pixels).rgb
         h, w = rgb.shape[:2]
-        scale = STYLE_SIZE / min(h, w)
-        rgb = io.resize(rgb, (max(STYLE_SIZE, round(w * scale)), max(STYLE_SIZE, round(h * scale))))
-        h, w = rgb.shape[:2]
-        top, left = (h - STYLE_SIZE) // 2, (w - STYLE_SIZE) // 2
-        crop = rgb[top : top + STYLE_SIZE, left : left + STYLE_SIZE]
+        side = min(h, w)
+        top, left = (h - side) // 2, (w - side) // 2
+        crop = io.resize(rgb[top : top + side, left : left + side], (STYLE_SIZE, STYLE_SIZE))
         return self.runtime.run("ghiasi-predictor", _nchw(crop))[0]
 
     # -- rendering --------------------------------------------------------------------------------------
