@@ -269,3 +269,138 @@ def test_cli_defaults_match_the_api() -> None:
     from brushwork.cli import latent as cli
 
     assert (cli.MAX_SIZE, cli.MIX_MAX_SIZE) == (latent.MAX_SIZE, latent.MIX_MAX_SIZE)
+
+
+# -- regressions: bad input is refused before any work, and nothing is written or overwritten ------------------------
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "error" in err and "Traceback" not in err, err
+    return err
+
+
+def test_cli_sample_never_overwrites_a_like_code(
+    pics: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "s"
+    out.mkdir()
+    code = latent.save_code(codes(1)[0].numpy(), out / "sample_00.npy")
+    before = code.read_bytes()
+    argv = ["sample", str(pics["photo"]), "-n", "1", "-o", str(out), "--like", str(code), "--device", "cpu"]
+    assert main(argv) == 2
+    assert "input file" in _one_line_error(capsys)
+    assert code.read_bytes() == before and [p.name for p in out.iterdir()] == ["sample_00.npy"]
+
+
+def test_cli_sample_bad_photo_or_style_creates_no_folder(
+    pics: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("not an image")
+    out = tmp_path / "s"
+    assert main(["sample", str(bad), "-n", "1", "-o", str(out), "--device", "cpu"]) == 2
+    _one_line_error(capsys)
+    argv = ["sample", str(pics["photo"]), "-n", "1", "--like", str(bad), "-o", str(out), "--device", "cpu"]
+    assert main(argv) == 2
+    _one_line_error(capsys)
+    assert not out.exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_cli_style_map_unwritable_coords_writes_nothing(
+    pics: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "styles"
+    folder.mkdir()
+    for name in list(STYLES)[:2]:
+        Image.open(pics[name]).save(folder / f"{name}.png")
+    out = tmp_path / "map.png"
+    argv = ["style-map", str(folder), "-o", str(out), "--coords", "/proc/brushwork.csv", "--thumb", "16"]
+    assert main([*argv, "--size", "256", "--device", "cpu"]) == 2  # even root cannot create files in /proc
+    assert "not writable" in _one_line_error(capsys)
+    assert not out.exists()
+    photo, a = str(pics["photo"]), str(pics["swirls"])
+    for argv in (
+        ["mix", photo, "--styles", a, "-o", "/proc/brushwork.png"],
+        ["mix", photo, "--styles", a, "-o", str(out), "--compare", "/proc/brushwork.png"],
+        ["interpolate", photo, a, a, "-o", "/proc/brushwork.gif"],
+        ["style-map", str(folder), "-o", "/proc/brushwork.png"],
+    ):
+        assert main([*argv, "--device", "cpu"]) == 2, argv
+        assert "not writable" in _one_line_error(capsys)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("seed", ["-5", "-1", str(2**63), "99999999999999999999999", "1.5"])
+def test_cli_seeds_out_of_range_are_one_line_errors(
+    seed: str, pics: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photo = str(pics["photo"])
+    for argv in (
+        ["sample", photo, "--seed", seed, "-o", str(tmp_path / "s")],
+        ["style-map", str(tmp_path), "--method", "tsne", "--seed", seed, "-o", str(tmp_path / "m.png")],
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2
+        assert "--seed" in _one_line_error(capsys)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_seeds_are_checked_by_the_api() -> None:
+    space = random_space()
+    for seed in (-1, 2**63):
+        with pytest.raises(InputError, match="seed"):
+            latent.sample_codes(space, 1, seed=seed)
+        with pytest.raises(InputError, match="seed"):
+            latent.map_coordinates(np.zeros((5, 2)), "tsne", seed=seed)
+    assert latent.sample_codes(space, 1, seed=2**63 - 1).shape == (1, D)
+
+
+def test_temperature_is_bounded(pics: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for t in ("1e300", "10.5", "-1"):
+        assert main(["sample", str(pics["photo"]), "--temperature", t, "-o", str(tmp_path / "s")]) == 2
+        assert "temperature" in _one_line_error(capsys)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(InputError, match="temperature"):
+        latent.sample_codes(random_space(), 1, temperature=1e300)
+    assert torch.isfinite(latent.sample_codes(random_space(), 2, temperature=10)).all()
+
+
+def test_fps_is_bounded_by_the_format(
+    pics: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photo, a, b = str(pics["photo"]), str(pics["swirls"]), str(pics["ink"])
+    for fps, out in [("0.001", "x.gif"), ("60", "x.gif"), ("0", "x.mp4"), ("300", "x.mp4")]:
+        assert main(["interpolate", photo, a, b, "--fps", fps, "-o", str(tmp_path / out)]) == 2
+        assert "fps" in _one_line_error(capsys)
+    assert list(tmp_path.iterdir()) == []
+    frames = [Image.new("RGB", (8, 8), (i * 80, 0, 0)) for i in range(3)]
+    slow = latent.save_animation(frames, tmp_path / "slow.gif", fps=0.002)  # one frame every 500 s
+    with Image.open(slow) as im:
+        assert im.info["duration"] == 500_000
+    fast = latent.save_animation(frames, tmp_path / "fast.gif", fps=50)
+    with Image.open(fast) as im:
+        assert im.info["duration"] == 20
+    with pytest.raises(InputError, match="fps"):
+        latent.save_animation(frames, tmp_path / "x.gif", fps=0.001)
+
+
+def test_huge_weights_are_normalised_without_overflow() -> None:
+    with np.errstate(all="raise"):
+        assert np.allclose(latent.check_weights([1e308, 1e308], 2), [0.5, 0.5])
+        assert np.allclose(latent.check_weights([1e308, 0, 1e307], 3), [1 / 1.1, 0, 0.1 / 1.1])
+    for bad in ([float("inf"), 1], [float("nan"), 1], [-1e308, 1e308]):
+        with pytest.raises(InputError, match="finite and not negative"):
+            latent.check_weights(bad, 2)
+    with pytest.raises(InputError, match="not all be zero"):
+        latent.check_weights([0.0, 0.0], 2)
+
+
+def test_style_code_with_nan_is_reported_as_not_finite(tmp_path: Path) -> None:
+    c = np.zeros(D, dtype=np.float32)
+    c[3] = np.nan
+    np.save(tmp_path / "nan.npy", c)
+    with pytest.raises(InputError, match="contains values that are not finite"):
+        latent.load_code_file(tmp_path / "nan.npy")

@@ -201,3 +201,76 @@ def test_training_on_corpus_codes(corpus: Path) -> None:
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
     assert result.metrics["train_recon_mse"] < 0.5
     assert result.metrics["val_elbo"] > result.metrics["val_loglik_gaussian"]
+
+
+# -- regressions ---------------------------------------------------------------------------------------------------
+
+
+def test_plot_never_overwrites_a_style_image(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from brushwork.cli import main
+
+    root = _style_folder(tmp_path / "styles", {"": 4})
+    victim = root / "style0.png"
+    before = victim.read_bytes()
+    out = tmp_path / "v.safetensors"
+    options = tsv.TrainOptions(latent_dim=2, hidden=8, epochs=2, warmup=1, augment=0)
+    with pytest.raises(OutputError, match="input file"):
+        tsv.train_style_vae(root, out, options=options, plot=victim, device="cpu")
+    argv = ["train", "style-vae", "--styles", str(root), "-o", str(out), "--plot", str(victim), "--epochs", "2"]
+    assert main([*argv, "--augment", "0", "--device", "cpu", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "input file" in err
+    assert victim.read_bytes() == before and not out.exists()
+    history = [dict(epoch=1, train_loss=1.0, val_loss=1.0, val_nll=1.0, val_kl=0.0)]
+    with pytest.raises(OutputError, match="input file"):
+        tsv.plot_history(history, victim, protect=[victim])
+    assert victim.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("lr", 1e300, "lr"),
+        ("lr", 0.0, "lr"),
+        ("lr", float("nan"), "lr"),
+        ("weight_decay", -1.0, "weight-decay"),
+        ("weight_decay", float("inf"), "weight-decay"),
+        ("seed", -1, "seed"),
+        ("seed", 2**63, "seed"),
+    ],
+)
+def test_options_out_of_range(field: str, value: float, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        tsv.TrainOptions(**{field: value}).check()
+
+
+def test_cli_train_bad_options_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from brushwork.cli import main
+
+    root = _style_folder(tmp_path / "styles", {"": 4})
+    out = tmp_path / "v.safetensors"
+    argv = ["train", "style-vae", "--styles", str(root), "-o", str(out)]
+    for flags in (["--lr", "1e300"], ["--weight-decay", "-1"]):
+        assert main([*argv, *flags]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("brushwork: error:"), err
+    for seed in ("-1", "99999999999999999999999"):
+        with pytest.raises(SystemExit) as exit_:
+            main([*argv, "--seed", seed])
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--seed" in err, err
+    assert not out.exists() and not (tmp_path / "v_loss.png").exists()
+    if Path("/proc/self").is_dir():  # even root cannot create files in /proc
+        for flags in (["-o", "/proc/v.safetensors"], ["-o", str(out), "--plot", "/proc/v.png"]):
+            assert main(["train", "style-vae", "--styles", str(root), *flags]) == 2
+            assert "not writable" in capsys.readouterr().err
+        assert not out.exists()
+
+
+def test_bare_train_prints_help_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    from brushwork.cli import main
+
+    assert main(["train"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "style-vae" in captured.err

@@ -20,6 +20,19 @@ MAX_SIZE = 512
 MIX_MAX_SIZE = 2048
 MAX_FRAMES = 2000
 MAX_SAMPLES = 256
+MAX_TEMPERATURE = 10.0
+SEED_LIMIT = 2**63
+
+
+def seed_int(text: str) -> int:
+    """argparse type of a random seed: a whole number, 0 <= seed < 2**63."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"expected a seed from 0 to 2**63 - 1, got {text}")
+    return value
 
 
 def _common(p: argparse.ArgumentParser, max_size: int) -> None:
@@ -69,9 +82,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--label", help="draw from this label's family of styles (conditional model, style-cvae)")
     s.add_argument("--like", nargs="+", metavar="STYLE", help="draw near these styles (images or .npy codes)")
     s.add_argument(
-        "--temperature", type=finite_float, default=1.0, help="spread of the draws; <1 safer, >1 wilder (default: 1)"
+        "--temperature",
+        type=finite_float,
+        default=1.0,
+        help=f"spread of the draws, more than 0 and at most {MAX_TEMPERATURE:g}; <1 safer, >1 wilder (default: 1)",
     )
-    s.add_argument("--seed", type=int, default=0, help="random seed; the same seed draws the same styles (default: 0)")
+    s.add_argument(
+        "--seed",
+        type=seed_int,
+        default=0,
+        help="random seed, 0..2**63-1; the same seed draws the same styles (default: 0)",
+    )
     s.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder (created if missing)")
     s.add_argument("--format", choices=["jpg", "png", "webp"], default="jpg", help="image format (default: jpg)")
     s.add_argument("--json", action="store_true", help="print a machine-readable record")
@@ -88,7 +109,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("style_a", metavar="STYLE_A", help="first style: image or .npy code")
     i.add_argument("style_b", metavar="STYLE_B", help="last style: image or .npy code")
     i.add_argument("--frames", type=int, default=48, help=f"frames, 2..{MAX_FRAMES} (default: %(default)s)")
-    i.add_argument("--fps", type=finite_float, default=24.0, help="frames per second (default: %(default)s)")
+    i.add_argument(
+        "--fps",
+        type=finite_float,
+        default=24.0,
+        help="frames per second: 0.002..50 for a GIF, up to 240 for an MP4 (default: %(default)s)",
+    )
     i.add_argument("--boomerang", action="store_true", help="play forward then backward, for a seamless loop")
     i.add_argument("-o", "--output", required=True, help="animation to write: .mp4 or .gif")
     i.add_argument("--strip", metavar="FILE", help="also write a strip of 8 evenly spaced frames as one image")
@@ -112,7 +138,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--max-size", type=positive_int, help="with --photo: render the photo at this size (default: 2 × --thumb)"
     )
     g.add_argument("--coords", metavar="CSV", help="also write file,label,x,y and the latent means as CSV")
-    g.add_argument("--seed", type=int, default=0, help="random seed of t-SNE (default: %(default)s)")
+    g.add_argument("--seed", type=seed_int, default=0, help="random seed of t-SNE, 0..2**63-1 (default: %(default)s)")
     g.add_argument("--model", metavar="NAME|FILE", help="unconditional style VAE (default: style-vae)")
     add_device(g)
     g.set_defaults(run=run_style_map)
@@ -178,8 +204,10 @@ def run_mix(args: argparse.Namespace) -> int:
     _check_stroke(args.stroke_scale)
     protect = [photo, *styles]
     io.check_writable(args.output, protect)
+    _check_writable_folder(Path(args.output).parent, args.output)
     if args.compare:
         io.check_writable(args.compare, protect)
+        _check_writable_folder(Path(args.compare).parent, args.compare)
         if Path(args.compare).resolve() == Path(args.output).resolve():
             raise OutputError(f"cannot write {args.compare}: --compare must differ from -o")
 
@@ -204,21 +232,56 @@ def run_mix(args: argparse.Namespace) -> int:
     return 0
 
 
-def _prepare_dir(path: str) -> Path:
-    """The output folder of ``sample``, created if its parent exists."""
+def _check_writable_folder(folder: Path, name: str) -> None:
+    """OutputError unless a file can be created in ``folder``: a real probe, since os.access says yes to root even
+    where nothing can be written (/proc)."""
+    probe = folder / f".brushwork-probe-{os.getpid()}-{os.urandom(4).hex()}"
+    try:
+        with open(probe, "x"):
+            pass
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write {name}: folder {os.fspath(folder)!r} is not writable ({exc.strerror or exc})"
+        ) from None
+    probe.unlink(missing_ok=True)
+
+
+def _check_dir(path: str) -> Path:
+    """The output folder of ``sample``, validated but not created: it exists and is writable, or its parent does."""
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise OutputError(f"cannot write to {path}: it is a file, not a folder")
-    if not out.exists():
-        if not out.parent.is_dir():
-            raise OutputError(f"cannot create {path}: folder {os.fspath(out.parent)!r} does not exist")
-        try:
-            out.mkdir()
-        except OSError as exc:
-            raise OutputError(f"cannot create {path}: {exc.strerror or exc}") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write to {path}: the folder is not writable")
+    if out.is_dir():
+        _check_writable_folder(out, path)
+    elif not out.parent.is_dir():
+        raise OutputError(f"cannot create {path}: folder {os.fspath(out.parent)!r} does not exist")
+    else:
+        _check_writable_folder(out.parent, path)
     return out
+
+
+def _make_dir(out: Path) -> None:
+    try:
+        out.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create {os.fspath(out)}: {exc.strerror or exc}") from None
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def _check_code_path(path: Path, protect: list[Path]) -> None:
+    """A ``.npy`` style code to write: not a folder, not one of the input files."""
+    if path.is_dir():
+        raise OutputError(f"cannot write {path}: it is a folder")
+    if any(_same(path, p) for p in protect):
+        raise OutputError(f"cannot write {path}: it is an input file and would be overwritten")
 
 
 def run_sample(args: argparse.Namespace) -> int:
@@ -228,55 +291,57 @@ def run_sample(args: argparse.Namespace) -> int:
     like = [_input_file(s, "style") for s in args.like or []]
     if args.count > MAX_SAMPLES:
         raise InputError(f"at most {MAX_SAMPLES} samples at a time, got {args.count}")
-    if not args.temperature > 0:
-        raise InputError(f"temperature must be positive, got {args.temperature}")
+    if not 0 < args.temperature <= MAX_TEMPERATURE:
+        raise InputError(f"temperature must be more than 0 and at most {MAX_TEMPERATURE:g}, got {args.temperature}")
     if like and args.label:
         raise InputError("give --label or --like, not both")
     _check_model(args.model)
     _check_max_size(args.max_size)
     _check_stroke(args.stroke_scale)
+    out = _check_dir(args.output)
+    protect = [photo, *like]
+    names = [out / f"sample_{k:02d}.{args.format}" for k in range(args.count)]
+    code_names = [n.with_suffix(".npy") for n in names]
+    sheet_path = out / f"contact_sheet.{args.format}"
+    if out.is_dir():  # a new folder holds no inputs and no folders
+        for name in [*names, sheet_path]:
+            io.check_writable(name, protect)
+        for name in code_names:
+            _check_code_path(name, protect)
+
+    import torch
 
     from brushwork.methods import latent
 
-    # load the model before touching the output folder, so that a bad --label or --model leaves nothing behind
-    space = latent.load_style_space(args.model, conditional=args.label is not None, device=args.device)
+    # the model, the photo and the --like styles are checked before the output folder is created, so that a bad
+    # --label, --model, photo or style leaves nothing behind
+    dev = latent.resolve_device(args.device)
+    space = latent.load_style_space(args.model, conditional=args.label is not None, device=dev)
     space.label_tensor(args.label, 1)
-    out = _prepare_dir(args.output)
-    protect = [photo, *like]
-    names = [out / f"sample_{k:02d}.{args.format}" for k in range(args.count)]
-    sheet_path = out / f"contact_sheet.{args.format}"
-    for name in [*names, sheet_path]:
-        io.check_writable(name, protect)
+    content = latent.load_photo(photo, args.max_size)
+    near = torch.stack([latent.style_code(s, device=dev) for s in like]) if like else None
+    codes = latent.sample_codes(
+        space, args.count, label=args.label, like=near, temperature=args.temperature, seed=args.seed
+    ).cpu()
     bar = _Bar("rendering")
     try:
-        result = latent.sample(
-            photo,
-            args.count,
-            label=args.label,
-            like=like or None,
-            temperature=args.temperature,
-            seed=args.seed,
-            model=space,
-            max_size=args.max_size,
-            stroke_scale=args.stroke_scale,
-            device=args.device,
-            progress=bar,
+        images = latent.render_codes(
+            content, codes, max_size=args.max_size, stroke_scale=args.stroke_scale, device=dev, progress=bar
         )
     finally:
         bar.close()
-    import numpy as np
-
-    for k, (image, name) in enumerate(zip(result.images, names, strict=True)):
+    _make_dir(out)
+    for k, (image, name) in enumerate(zip(images, names, strict=True)):
         io.save_image(image, name, protect=protect)
-        latent.save_code(np.asarray(result.codes[k]), name.with_suffix(".npy"))
+        latent.save_code(codes[k].numpy(), code_names[k])
     captions = [f"#{k:02d}" + (f" {args.label}" if args.label else "") for k in range(args.count)]
-    io.save_image(latent.contact_sheet(result.images, captions), sheet_path, protect=protect)
+    io.save_image(latent.contact_sheet(images, captions), sheet_path, protect=protect)
     if args.json:
         emit_json(
             {
                 "photo": str(photo),
                 "samples": [str(n) for n in names],
-                "codes": [str(n.with_suffix(".npy")) for n in names],
+                "codes": [str(n) for n in code_names],
                 "contact_sheet": str(sheet_path),
                 "model": space.name,
                 "label": args.label,
@@ -296,8 +361,6 @@ def run_interpolate(args: argparse.Namespace) -> int:
     a, b = _input_file(args.style_a, "style"), _input_file(args.style_b, "style")
     if not 2 <= args.frames <= MAX_FRAMES:
         raise InputError(f"--frames must be between 2 and {MAX_FRAMES}, got {args.frames}")
-    if not 0 < args.fps <= 120:
-        raise InputError(f"--fps must be between 0 and 120, got {args.fps}")
     _check_model(args.model)
     _check_max_size(args.max_size)
     _check_stroke(args.stroke_scale)
@@ -306,8 +369,11 @@ def run_interpolate(args: argparse.Namespace) -> int:
     from brushwork.methods import latent
 
     latent.check_animation_path(args.output, protect)
+    _check_writable_folder(Path(args.output).parent, args.output)
+    latent.check_fps(args.output, args.fps)
     if args.strip:
         io.check_writable(args.strip, protect)
+        _check_writable_folder(Path(args.strip).parent, args.strip)
     bar = _Bar("rendering", "frame")
     try:
         result = latent.interpolate(
@@ -349,6 +415,7 @@ def run_style_map(args: argparse.Namespace) -> int:
         _check_max_size(args.max_size)
     protect: list[Any] = [photo] if photo else []
     io.check_writable(args.output, protect)
+    _check_writable_folder(Path(args.output).parent, args.output)
     if args.coords:
         _check_csv(args.coords)
 
@@ -386,3 +453,4 @@ def _check_csv(path: str) -> None:
         raise OutputError(f"cannot write {path}: folder {os.fspath(p.parent)!r} does not exist")
     if p.is_dir():
         raise OutputError(f"cannot write {path}: it is a folder")
+    _check_writable_folder(p.parent, path)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from pathlib import Path
 from typing import Any
 
 from brushwork.cli.common import add_device, finite_float, positive_int
+from brushwork.cli.latent import seed_int
 
 # modules that add a subcommand to ``brushwork train`` with ``register(train_subparsers)``, when installed
 OPTIONAL_COMMANDS = ["brushwork.cli.train_decoder"]
@@ -29,7 +31,7 @@ _FLAGS: list[tuple[str, str, Any, str]] = [
     ("--patience", "patience", positive_int, "stop after this many epochs without a better validation loss"),
     ("--warmup", "warmup", int, "epochs of linear KL warm-up"),
     ("--augment", "augment", int, "random crops per painting, besides the whole painting"),
-    ("--seed", "seed", int, "random seed (split, crops, weights)"),
+    ("--seed", "seed", seed_int, "random seed (split, crops, weights), 0..2**63-1"),
 ]
 
 
@@ -49,7 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help()
+    """Bare ``brushwork train``: the help on stderr and exit code 2, as bare ``brushwork``."""
+    parser.print_help(sys.stderr)
     return 2
 
 

@@ -55,6 +55,10 @@ MIN_SIDE = 16
 CODES_VERSION = 1  # bump when the augmentation changes, to invalidate cached codes
 MAP_METHODS = ("pca", "tsne")
 TSNE_MAX = 1000  # exact t-SNE is O(N²) per iteration
+MAX_TEMPERATURE = 10.0  # beyond it the decoded codes overflow the transformer (black pictures)
+SEED_LIMIT = 2**63  # seeds are 0 <= seed < 2**63
+GIF_FPS = (0.002, 50.0)  # GIF delays are whole centiseconds (at most 65535); below 2 cs browsers ignore them
+MP4_MAX_FPS = 240.0
 
 # -- shipped models ----------------------------------------------------------------------------------------------
 
@@ -245,8 +249,10 @@ def load_code_file(path: str | os.PathLike[str]) -> Tensor:
         raise InputError(f"cannot read {name}: not a .npy style code ({' '.join(str(exc).split())})") from None
     if a.ndim == 2 and a.shape[0] == 1:
         a = a[0]
-    if a.shape != (STYLE_DIM,) or a.dtype.kind not in "fiu" or not np.isfinite(a).all():
+    if a.shape != (STYLE_DIM,) or a.dtype.kind not in "fiu":
         raise InputError(f"cannot read {name}: expected one style code of shape ({STYLE_DIM},), got {a.shape}")
+    if not np.isfinite(a).all():
+        raise InputError(f"cannot read {name}: the style code contains values that are not finite")
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
 
 
@@ -353,9 +359,38 @@ def check_weights(weights: Sequence[float] | None, k: int) -> np.ndarray:
         raise InputError(f"got {w.size} weights for {k} styles: give one weight per style")
     if not np.isfinite(w).all() or (w < 0).any():
         raise InputError(f"weights must be finite and not negative, got {list(weights)}")
-    if w.sum() <= 0:
+    top = w.max()
+    if top <= 0:
         raise InputError("weights must not all be zero")
+    w = w / top  # first, so that the sum of huge weights cannot overflow
     return w / w.sum()
+
+
+def check_seed(seed: int) -> int:
+    """A random seed as an int, 0 <= seed < 2**63; InputError otherwise."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= int(seed) < SEED_LIMIT:
+        raise InputError(f"seed must be a whole number from 0 to 2**63 - 1, got {seed!r}")
+    return int(seed)
+
+
+def check_temperature(temperature: float) -> float:
+    """A sampling temperature, 0 < T <= :data:`MAX_TEMPERATURE`; InputError otherwise."""
+    if not (math.isfinite(temperature) and 0 < temperature <= MAX_TEMPERATURE):
+        raise InputError(f"temperature must be more than 0 and at most {MAX_TEMPERATURE:g}, got {temperature}")
+    return float(temperature)
+
+
+def check_fps(path: str | os.PathLike[str], fps: float) -> float:
+    """Frames per second for an animation at ``path``: GIF 0.002..50 (its delays are whole centiseconds, and
+    browsers ignore delays under 2 cs), MP4 more than 0 and at most 240; InputError otherwise."""
+    fps = float(fps)
+    if Path(path).suffix.lower() == ".gif":
+        lo, hi = GIF_FPS
+        if not (math.isfinite(fps) and lo <= fps <= hi):
+            raise InputError(f"fps for a GIF must be between {lo:g} and {hi:g}, got {fps:g}")
+    elif not (math.isfinite(fps) and 0 < fps <= MP4_MAX_FPS):
+        raise InputError(f"fps must be more than 0 and at most {MP4_MAX_FPS:g}, got {fps:g}")
+    return fps
 
 
 def blend_codes(space: StyleSpace, codes: Tensor, weights: Tensor, label: str | None = None) -> Tensor:
@@ -410,9 +445,9 @@ def sample_codes(
     """
     if n < 1:
         raise InputError(f"the number of samples must be at least 1, got {n}")
-    if not (math.isfinite(temperature) and temperature > 0):
-        raise InputError(f"temperature must be a positive number, got {temperature}")
-    draws = np.random.default_rng(int(seed)).standard_normal((n, space.latent_dim))  # sequential: a prefix is stable
+    check_temperature(temperature)
+    rng = np.random.default_rng(check_seed(seed))
+    draws = rng.standard_normal((n, space.latent_dim))  # sequential: a prefix is stable
     eps = torch.from_numpy(draws).float().to(space.device) * float(temperature)
     if like is None:  # the prior: N(0, I), or the label's learned Gaussian
         prior_mu, prior_logvar = space.net.prior(eps, space.label_tensor(label, n))
@@ -494,7 +529,7 @@ def map_coordinates(latents: np.ndarray, method: str = "pca", seed: int = 0) -> 
     if method == "pca":
         return pca_2d(latents)[0]
     if method == "tsne":
-        return tsne_2d(latents, seed=seed)
+        return tsne_2d(latents, seed=check_seed(seed))
     raise InputError(f"unknown map method {method!r}; use one of: {', '.join(MAP_METHODS)}")
 
 
@@ -614,6 +649,7 @@ def save_animation(
     """Write frames as an animated GIF (Pillow) or an MP4 (OpenCV, mp4v), atomically: a temporary file in the same
     folder, renamed when complete. OutputError for another extension, an unwritable folder or an input file."""
     dest = check_animation_path(path, protect)
+    fps = check_fps(dest, fps)
     name = os.fspath(path)
     ext = dest.suffix.lower()
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp{ext}")
@@ -687,6 +723,13 @@ class Rendered(NamedTuple):
 
     images: list[Image.Image]
     codes: np.ndarray
+
+
+def load_photo(content: StyleSource | Tensor, max_size: int | None = MAX_SIZE) -> Tensor:
+    """A photo (path, PIL, H×W×3 array or ``1×3×H×W`` tensor) as ``1×3×H×W`` in 0..1 (CPU), its longer side at
+    most ``max_size``; InputError if it cannot be read or is too small. Pass the result to :func:`render_codes` to
+    check a photo before any work."""
+    return _content(content, max_size)
 
 
 def _content(content: StyleSource | Tensor, max_size: int | None) -> Tensor:
@@ -904,6 +947,7 @@ def style_map(
         raise InputError("a style map needs at least two styles")
     if method == "tsne" and len(paths) > TSNE_MAX:
         raise InputError(f"t-SNE here is exact and limited to {TSNE_MAX} styles, got {len(paths)}; use --method pca")
+    check_seed(seed)
     dev = resolve_device(device)
     space = _space(model, False, dev)
     if space.conditional:

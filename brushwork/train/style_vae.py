@@ -58,15 +58,21 @@ class TrainOptions:
             (self.beta >= 0 and math.isfinite(self.beta), "beta must be 0 or more"),
             (self.epochs >= 1, "epochs must be at least 1"),
             (self.batch_size >= 1, "batch-size must be at least 1"),
-            (self.lr > 0, "lr must be positive"),
+            (math.isfinite(self.lr) and 0 < self.lr <= 10, "lr must be more than 0 and at most 10"),
+            (math.isfinite(self.weight_decay) and self.weight_decay >= 0, "weight-decay must be 0 or more"),
             (0 < self.val_fraction < 0.5, "val-fraction must be between 0 and 0.5"),
             (self.patience >= 1, "patience must be at least 1"),
             (self.warmup >= 0, "warmup must be 0 or more"),
             (0 <= self.augment <= 64, "augment must be between 0 and 64"),
+            (_is_seed(self.seed), "seed must be a whole number from 0 to 2**63 - 1"),
         ]
         for ok, message in rules:
             if not ok:
                 raise InputError(message)
+
+
+def _is_seed(seed: Any) -> bool:
+    return isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**63
 
 
 @dataclass
@@ -358,11 +364,24 @@ def check_output(out: str | os.PathLike[str]) -> Path:
         raise OutputError(f"cannot write {name}: weights must be saved as a .safetensors file")
     if not dest.parent.is_dir():
         raise OutputError(f"cannot write {name}: folder {os.fspath(dest.parent)!r} does not exist")
-    if not os.access(dest.parent, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write {name}: folder {os.fspath(dest.parent)!r} is not writable")
     if dest.is_dir():
         raise OutputError(f"cannot write {name}: it is a folder")
+    _check_folder_writable(dest.parent, name)
     return dest
+
+
+def _check_folder_writable(folder: Path, name: str) -> None:
+    """OutputError unless a file can be created in ``folder`` (a real probe: os.access says yes to root even where
+    nothing can be written, e.g. /proc)."""
+    probe = folder / f".brushwork-probe-{os.getpid()}-{os.urandom(4).hex()}"
+    try:
+        with open(probe, "x"):
+            pass
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write {name}: folder {os.fspath(folder)!r} is not writable ({exc.strerror or exc})"
+        ) from None
+    probe.unlink(missing_ok=True)
 
 
 def save_model(net: StyleVAE, out: str | os.PathLike[str], config: dict[str, Any]) -> Path:
@@ -377,8 +396,15 @@ def save_model(net: StyleVAE, out: str | os.PathLike[str], config: dict[str, Any
     return dest
 
 
-def plot_history(history: list[dict[str, float]], path: str | os.PathLike[str], best_epoch: int = 0) -> Path:
-    """A loss plot (negative ELBO of training and validation; reconstruction and KL terms) as an image file."""
+def plot_history(
+    history: list[dict[str, float]],
+    path: str | os.PathLike[str],
+    best_epoch: int = 0,
+    *,
+    protect: Sequence[str | os.PathLike[str]] = (),
+) -> Path:
+    """A loss plot (negative ELBO of training and validation; reconstruction and KL terms) as an image file;
+    OutputError if ``path`` is one of the ``protect``-ed input files."""
 
     import matplotlib
 
@@ -387,7 +413,7 @@ def plot_history(history: list[dict[str, float]], path: str | os.PathLike[str], 
 
     from brushwork import io
 
-    dest = io.check_writable(path)
+    dest = io.check_writable(path, protect)
     epochs = [r["epoch"] for r in history]
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
     a.plot(epochs, [r["train_loss"] for r in history], label="train (−ELBO, warm-up beta)")
@@ -441,10 +467,15 @@ def train_style_vae(
     opt = options or TrainOptions()
     opt.check()
     dest = check_output(out)
-    plot_path = io.check_writable(plot if plot is not None else dest.with_name(dest.stem + "_loss.png"))
     paths, names = collect_styles(styles, labels)
     if len(paths) < 4:
         raise InputError(f"need at least 4 style images to train, found {len(paths)} in {os.fspath(styles)}")
+    # the plot (an image) must never replace one of the style images, nor the labels file
+    protect: list[str | os.PathLike[str]] = [*paths]
+    if labels is not None and os.fspath(labels) != "folders":
+        protect.append(labels)
+    plot_path = io.check_writable(plot if plot is not None else dest.with_name(dest.stem + "_loss.png"), protect)
+    _check_folder_writable(plot_path.parent, os.fspath(plot_path))
     label_names = sorted(set(names)) if names else []
     label_idx = None if names is None else np.array([label_names.index(n) for n in names])
     codes = latent.style_codes(paths, augment=opt.augment, seed=opt.seed, device=device, progress=progress)
@@ -473,5 +504,5 @@ def train_style_vae(
         "metrics": result.metrics,
     }
     save_model(result.net, dest, config)
-    plot_history(result.history, plot_path, result.best_epoch)
+    plot_history(result.history, plot_path, result.best_epoch, protect=protect)
     return result
