@@ -133,3 +133,84 @@ def test_stylize_files_for_the_cli(tmp_path: Path) -> None:
     assert picture.rgb.shape == (24, 40, 3) and picture.alpha is not None and picture.alpha.shape == (24, 40)
     masked = stylize_files(photo, [style, style], method="wct", mask=tmp_path / "mask.png", max_size=40)
     assert masked.rgb.shape == (24, 40, 3)
+
+
+# -- regressions ---------------------------------------------------------------------------------------------
+
+
+def _png(path: Path, h: int, w: int) -> Path:
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray((np.random.default_rng(h * 1000 + w).random((h, w, 3)) * 255).astype(np.uint8)).save(path)
+    return path
+
+
+def photo_tensor() -> torch.Tensor:
+    return _image(32, 32, 3)
+
+
+@pytest.mark.parametrize("shape, max_size", [((1, 1), 2048), ((1, 60), 2048), ((12, 60), 2048), ((40, 40), 8)])
+def test_stylize_files_refuses_tiny_photos(tmp_path: Path, shape: tuple[int, int], max_size: int) -> None:
+    from brushwork.methods.autoencoder import stylize_files
+
+    photo, style = _png(tmp_path / "photo.png", *shape), _png(tmp_path / "style.png", 32, 32)
+    with pytest.raises(InputError, match="16"):
+        stylize_files(photo, [style], max_size=max_size)
+    with pytest.raises(InputError, match="too small"):  # the tensor API too: before any decoder is loaded
+        stylize_autoencoder(torch.rand(1, 3, *shape) if max_size > 16 else torch.rand(1, 3, 8, 8), [photo_tensor()])
+
+
+def test_stylize_files_passes_max_pixels_to_every_file(tmp_path: Path) -> None:
+    from brushwork.methods.autoencoder import stylize_files
+
+    small, big = _png(tmp_path / "small.png", 20, 20), _png(tmp_path / "big.png", 40, 40)
+    for content, styles, mask in [(big, [small], None), (small, [big], None), (small, [small], big)]:
+        with pytest.raises(InputError, match="pixels"):
+            stylize_files(content, styles, mask=mask, max_pixels=1000)
+    assert stylize_files(small, [small], mask=small, max_pixels=1000).rgb.shape == (20, 20, 3)
+
+
+def test_cli_adain_on_a_one_pixel_photo_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from brushwork.cli import main
+
+    photo, style, out = _png(tmp_path / "one.png", 1, 1), _png(tmp_path / "style.png", 32, 32), tmp_path / "o.png"
+    assert main(["stylize", str(photo), str(style), "-o", str(out), "--method", "adain"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("brushwork: error:") and len(err.splitlines()) == 1, err
+    assert not out.exists()
+
+
+def test_unknown_encoder_layer_is_named_once() -> None:
+    with pytest.raises(InputError) as exc:
+        build_encoder("mobilenet", layer="nope", weights="random")
+    assert str(exc.value).count("nope") == 1 and "block5" in str(exc.value)
+
+
+def test_malformed_decoder_config_names_the_file(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    from brushwork.methods.autoencoder import read_decoder_config
+
+    meta = tmp_path / "meta.safetensors"
+    save_file({"w": torch.zeros(1)}, str(meta), metadata={"brushwork": "{not json"})
+    with pytest.raises(ModelUnavailable, match="meta.safetensors"):
+        read_decoder_config(meta)
+    with pytest.raises(ModelUnavailable, match="meta.safetensors"):
+        load_decoder(meta)
+    side = tmp_path / "side.safetensors"
+    save_file({"w": torch.zeros(1)}, str(side))
+    side.with_suffix(".json").write_text("{'format': ")
+    with pytest.raises(ModelUnavailable, match="side.json"):
+        read_decoder_config(side)
+    side.with_suffix(".json").write_text("[1, 2]")
+    with pytest.raises(ModelUnavailable, match="side"):
+        read_decoder_config(side)
+
+
+def test_save_decoder_leaves_no_temporary_files_when_it_fails(tmp_path: Path) -> None:
+    config = {"format": "brushwork-decoder", "spec": [[8, 3, False]]}
+    (tmp_path / "decoder.json").mkdir()  # the side file cannot replace a folder
+    with pytest.raises(OSError):
+        save_decoder(tmp_path / "decoder.safetensors", Decoder(config["spec"]), config)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["decoder.json"]

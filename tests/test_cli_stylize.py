@@ -302,3 +302,9 @@ def test_unusable_cache_folder_is_one_line(tmp_path: Path, capsys: pytest.Captur
     code, _, err = run(capsys, "stylize", PHOTO, STYLE, "-o", str(tmp_path / "o.png"), "--max-size", "32")
     assert code == 2 and "cannot use the cache folder" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o.png").exists()
+
+
+def test_adain_respects_max_pixels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "stylize", PHOTO, STYLE, "--method", "adain", "--max-pixels", "100",
+                       "-o", str(tmp_path / "o.png"))  # fmt: skip
+    assert code == 2 and "pixels, more than the limit" in err and not (tmp_path / "o.png").exists()

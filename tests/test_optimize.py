@@ -287,7 +287,7 @@ def test_cli_bad_values(
     with pytest.raises(SystemExit) if message in ("invalid choice", "non-negative", "positive", "at least 16", "cuda")\
             and extra[0] != "--device" else _nullcontext():  # fmt: skip
         rc = main(["optimize", str(files["content"]), str(files["style"]), "-o", str(out), "--weights", "random",
-                   "--backbone", "vgg19", "--size", "16", "--iterations", "1", *extra])  # fmt: skip
+                   "--backbone", "vgg19", "--size", "24", "--iterations", "1", *extra])  # fmt: skip
         assert rc == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
@@ -314,7 +314,7 @@ def test_cli_bad_files(files: dict[str, Path], tmp_path: Path, capsys: pytest.Ca
         ([str(files["content"]), str(files["style"]), "-o", str(tmp_path / "no" / "out.png")], "does not exist"),
     ]
     for argv, message in cases:
-        assert main(["optimize", *argv, "--size", "16", "--iterations", "1"]) == 2
+        assert main(["optimize", *argv, "--size", "24", "--iterations", "1"]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("brushwork: error:") and message in err and len(err.splitlines()) == 1, err
     assert not out.exists() and files["style"].read_bytes()[:4] == b"\x89PNG"
@@ -362,3 +362,118 @@ def test_corpus_photo_with_pretrained_mobilenet(corpus: Path) -> None:
     r = optimize(content, style, backbone="mobilenet", size=64, iterations=10)
     assert r.backbone == "mobilenet" and max(r.image.shape[-2:]) == 64
     assert r.best_loss < 0.5 * r.history[0]["total"]
+
+
+# ------------------------------------------------------------------------------------------------ regressions
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--seed", "99999999999999999999999"], "2**63"),
+        (["--seed", "-1"], "2**63"),
+        (["--size", "100000"], "at most 8192"),
+        (["--min-size", "9000"], "at most 8192"),
+        (["--lr", "1e300", "--optimizer", "adam"], "at most 10"),
+        (["--lr", "0"], "above 0"),
+    ],
+)
+def test_cli_refuses_out_of_range_flags(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    out = tmp_path / "out.png"
+    with pytest.raises(SystemExit) as exc:
+        main(["optimize", str(files["content"]), str(files["style"]), "-o", str(out), "--backbone", "mobilenet",
+              "--weights", "random", "--iterations", "1", *extra])  # fmt: skip
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not out.exists()
+
+
+def _no_backbone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make building a backbone fail loudly: the checks under test must come before it."""
+    from brushwork.nets import backbone
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a backbone was built before the sizes were checked")
+
+    monkeypatch.setattr(backbone, "build_backbone", refuse)
+
+
+@pytest.mark.parametrize(
+    "content_shape, extra, message",
+    [
+        ((30, 40), ["--style-scale", "1e9"], "pixels"),
+        ((30, 40), ["--style-scale", "1e300"], "pixels"),
+        ((1, 64), ["--size", "32"], "too thin"),  # a 64×1 photo at 32 px would be 32×1
+        ((3, 64), ["--size", "64"], "too thin"),
+    ],
+)
+def test_cli_checks_sizes_before_loading_a_network(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    content_shape: tuple[int, int],
+    extra: list[str],
+    message: str,
+) -> None:
+    _no_backbone(monkeypatch)
+    content, style, out = tmp_path / "c.png", tmp_path / "s.png", tmp_path / "out.png"
+    io.save_image(np.full((*content_shape, 3), 0.5, np.float32), content)
+    io.save_image(texture((0.9, 0.3, 0.1), 40, 40), style)
+    rc = main(["optimize", str(content), str(style), "-o", str(out), "--backbone", "vgg19", "--weights", "random",
+               "--iterations", "1", "-q", *extra])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith("brushwork: error:") and message in err and len(err.splitlines()) == 1, err
+    assert not out.exists()
+
+
+def test_engine_refuses_out_of_range_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_backbone(monkeypatch)
+    c, s = photo(), texture((0.5, 0.5, 0.5))
+    for kwargs, message in [
+        (dict(seed=2**63), "seed"),
+        (dict(seed=-1), "seed"),
+        (dict(size=8193), "8192"),
+        (dict(min_size=9000), "8192"),
+        (dict(learning_rate=11.0), "at most 10"),
+        (dict(learning_rate=float("inf")), "learning rate"),
+        (dict(style_scale=1e9), "pixels"),
+        (dict(size=None, style_scale=1e300), "pixels"),
+    ]:
+        with pytest.raises(InputError, match=message):
+            optimize(c, s, backbone="vgg19", weights="random", **kwargs)
+    with pytest.raises(InputError, match="too thin"):
+        optimize(torch.rand(1, 3, 1, 64), s, backbone="vgg19", weights="random", size=32)
+    with pytest.raises(InputError, match="pixels"):  # size=None keeps the content's size: 9000×9000 is too many
+        from brushwork.methods.optimize import check_sizes
+
+        check_sizes(9000, 9000, 9000, [(32, 32)], 1.0)
+    assert check_sizes(40, 30, 32, [(40, 40)], 2.0) == (32, 24)
+
+
+def test_intermediate_image_names_match_help_and_docs() -> None:
+    from brushwork.cli import build_parser
+    from brushwork.cli.optimize import _intermediate_path
+
+    assert _intermediate_path(Path("dir/out.png"), 50) == Path("dir/out.00050.png")
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, __import__("argparse")._SubParsersAction))
+    text = " ".join(sub.choices["optimize"].format_help().split())
+    assert "out.00050.png for -o out.png" in text and "OUT-stem" not in text
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "optimize.md").read_text()
+    assert "`out.00050.png` for `-o out.png`" in docs and "OUT-stem" not in docs
+
+
+def test_cli_unreadable_safetensors_weights_is_one_line(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\xff" * 64)
+    out = tmp_path / "out.png"
+    rc = main(["optimize", str(files["content"]), str(files["style"]), "-o", str(out), "--backbone", "vgg19",
+               "--weights", str(garbage), "--size", "24", "--iterations", "1", "-q"])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith("brushwork: error:") and "garbage.safetensors" in err, err
+    assert len(err.splitlines()) == 1 and not out.exists()

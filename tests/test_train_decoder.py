@@ -203,3 +203,85 @@ def test_cli_trains_and_refuses_to_overwrite(data: tuple[Path, Path], tmp_path: 
     assert cli.main(argv[2:]) == 2  # checkpoints exist and no --resume: a one-line error, exit 2
     assert cli.main([*argv[2:], "--resume", "--steps", "2"]) == 0
     assert cli.main(["--content", str(tmp_path / "nope"), "--style", str(data[1])]) == 2
+
+
+# -- regressions: every bad value is one line and exit code 2, before any work ------------------------------------
+
+
+def _bad_value_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"not really a photo")
+    cases = [
+        (["--save-every", "0"], "--save-every"),
+        (["--log-every", "0"], "--log-every"),
+        (["--lr", "nan"], "--lr"),
+        (["--lr", "-1"], "--lr"),
+        (["--device", "tpu"], "tpu"),
+        (["--out", str(photo)], "photo.jpg"),
+        (["--encoder-weights", str(empty)], "empty.jpg"),
+        (["--encoder-weights", str(tmp_path / "missing.pth")], "missing.pth"),
+        (["--val-every", "1", "--val-count", "0"], "--val-count"),
+        (["--keep", "0"], "--keep"),
+        (["--width", "0"], "--width"),
+        (["--width", "-1"], "--width"),
+        (["--layer", "nope"], "nope"),
+    ]
+    if torch.cuda.device_count() <= 3:
+        cases.append((["--device", "cuda:3"], "cuda"))
+    return cases
+
+
+def test_cli_bad_values_are_one_line_errors(
+    data: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from brushwork.cli import train_decoder as cli
+
+    out = tmp_path / "run"
+    base = ["--content", str(data[0]), "--style", str(data[1]), "--encoder", "mobilenet", "--steps", "1"]
+    base += ["--batch-size", "1", "--crop", "16", "--val-every", "0", "--threads", "1", "--quiet", "--out", str(out)]
+    for extra, message in _bad_value_cases(tmp_path):
+        assert cli.main([*base, *extra]) == 2, extra
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("brushwork: error:") and message in err and len(err.splitlines()) == 1, (extra, err)
+        if extra[0] == "--layer":
+            assert err.count("nope") == 1, err
+        assert not out.exists(), extra  # nothing written
+    assert (tmp_path / "photo.jpg").read_bytes() == b"not really a photo"
+
+
+def test_layer_help_has_no_empty_default() -> None:
+    import argparse
+
+    from brushwork.cli import train_decoder as cli
+
+    parser = argparse.ArgumentParser(prog="x")
+    cli._add_arguments(parser)
+    text = " ".join(parser.format_help().split())
+    assert "(default: )" not in text and "block5 for mobilenet)" in text
+
+
+def test_checkpoints_refuse_keep_zero_and_name_damaged_files(tmp_path: Path) -> None:
+    from brushwork.errors import InputError
+
+    w = {"a": torch.arange(3.0)}
+    with pytest.raises(InputError, match="keep"):
+        checkpoint.save(tmp_path, 1, w, {"optimizer": {}}, {}, keep=0)
+    assert not list(tmp_path.glob("step-*"))
+    folder = checkpoint.save(tmp_path, 1, w, {"optimizer": {}}, {}, keep=1)
+    (folder / "state.json").write_text("{broken")
+    with pytest.raises(InputError, match="state.json"):
+        checkpoint.load(folder)
+
+
+def test_api_checks_the_config(data: tuple[Path, Path], tmp_path: Path) -> None:
+    from brushwork.errors import DeviceError, InputError
+
+    common = dict(content=str(data[0]), style=str(data[1]), out=str(tmp_path / "r"), steps=1, progress=False, **TINY)
+    for bad in (dict(save_every=0), dict(lr=float("inf")), dict(seed=2**63), dict(max_scale=0.5), dict(val_count=0)):
+        with pytest.raises(InputError):
+            train_decoder(**{**common, **bad})
+    with pytest.raises(DeviceError):
+        train_decoder(**{**common, "device": "xla"})
+    assert not (tmp_path / "r").exists()

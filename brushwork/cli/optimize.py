@@ -16,6 +16,7 @@ from typing import Any
 
 from brushwork.cli.common import finite_float, positive_int
 from brushwork.errors import InputError, OutputError
+from brushwork.methods.optimize import MAX_LR, MAX_SEED, MAX_SIDE, MIN_SIDE  # torch-free at import
 
 PLOT_EXTENSIONS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
@@ -34,17 +35,28 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _whole(text: str) -> int:
+def _seed(text: str) -> int:
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value < MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected a seed from 0 to 2**63-1, got {text}")
+    return value
 
 
 def _size(text: str) -> int:
     value = positive_int(text)
-    if value < 16:
-        raise argparse.ArgumentTypeError(f"expected at least 16 pixels, got {value}")
+    if not MIN_SIDE <= value <= MAX_SIDE:
+        qualifier = f"at least {MIN_SIDE}" if value < MIN_SIDE else f"at most {MAX_SIDE}"
+        raise argparse.ArgumentTypeError(f"expected {qualifier} pixels, got {value}")
+    return value
+
+
+def _lr(text: str) -> float:
+    value = finite_float(text)
+    if not 0 < value <= MAX_LR:
+        raise argparse.ArgumentTypeError(f"expected a learning rate above 0 and at most {MAX_LR:g}, got {value:g}")
     return value
 
 
@@ -98,7 +110,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("optimization")
     g.add_argument("--optimizer", choices=["lbfgs", "adam"], default=d.optimizer, help="(default: %(default)s)")
     g.add_argument(
-        "--lr", type=_positive_float, default=d.learning_rate, help=("step size (default: 1 for L-BFGS, 0.02 for Adam)")
+        "--lr",
+        type=_lr,
+        default=d.learning_rate,
+        help=f"step size, above 0 and at most {MAX_LR:g} (default: 1 for L-BFGS, 0.02 for Adam)",
     )
     g.add_argument(
         "--iterations",
@@ -113,7 +128,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=d.init,
         help="starting image; fast = the fast feed-forward network's output (default: %(default)s)",
     )
-    g.add_argument("--size", type=_size, default=d.size, help="longer side of the output (default: %(default)s)")
+    g.add_argument(
+        "--size",
+        type=_size,
+        default=d.size,
+        help=f"longer side of the output, {MIN_SIDE} to {MAX_SIDE} (default: %(default)s)",
+    )
     g.add_argument(
         "--min-size",
         type=_size,
@@ -123,7 +143,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "scale, then steps of √2 up to --size, each scale starting from the previous (default: off)"
         ),
     )
-    g.add_argument("--seed", type=_whole, default=d.seed, help="seed of noise init and random weights (default: 0)")
+    g.add_argument(
+        "--seed", type=_seed, default=d.seed, help="seed of noise init and random weights, 0 to 2**63-1 (default: 0)"
+    )
 
     g = p.add_argument_group("controls")
     g.add_argument(
@@ -197,7 +219,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--save-every",
         type=positive_int,
         metavar="N",
-        help=("write the image every N iterations, as OUT-stem.00050.ext beside the output"),
+        help=("write the image every N iterations beside the output: out.00050.png for -o out.png"),
     )
     g.add_argument("--loss-plot", metavar="FILE", help="write the loss curves (png, pdf or svg)")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -227,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from brushwork import io
-    from brushwork.methods.optimize import DEFAULTS, optimize, pyramid_sizes
+    from brushwork.methods.optimize import DEFAULTS, check_sizes, optimize, pyramid_sizes
 
     inputs = [Path(args.content), *map(Path, args.styles)] + ([Path(args.mask)] if args.mask else [])
     output = io.check_writable(args.output, inputs)
@@ -247,6 +269,8 @@ def run(args: argparse.Namespace) -> int:
     styles = [io.load_image(s) for s in args.styles]
     mask = io.load_image(args.mask) if args.mask else None
     size = args.size
+    # the output's and the scaled styles' sizes, before any network is loaded (optimize checks them again)
+    check_sizes(*content.size, size, [s.size for s in styles], args.style_scale)
     scales = pyramid_sizes(size, args.min_size)
     total = sum(args.iterations) if len(args.iterations) > 1 else args.iterations[0] * len(scales)
 

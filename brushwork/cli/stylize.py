@@ -216,7 +216,7 @@ def _renderer(args: argparse.Namespace) -> Any:
             preserve_color=args.preserve_color,
             max_size=args.max_size,
             device=args.device,
-            **({"max_pixels": args.max_pixels} if args.max_pixels is not None else {}),
+            max_pixels=args.max_pixels,
         )
 
     return autoencoder

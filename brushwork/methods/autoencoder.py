@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 FORMAT = "brushwork-decoder"
 DEFAULT_DECODER = "decoder-mobilenet"
 METHODS = ("adain", "wct")
+MIN_SIDE = 16  # both sides of the photo, in pixels (as the fast path)
 
 # encoder name -> (default cut layer, style-loss layers)
 ENCODERS: dict[str, tuple[str, list[str]]] = {
@@ -87,9 +88,11 @@ def build_encoder(
         raise InputError(f"unknown encoder {name!r}; choose one of {', '.join(ENCODERS)}")
     default_layer, default_style = ENCODERS[name]
     layer = layer or default_layer
+    stages = _backbone_names(name)
+    if layer not in stages:  # checked before the backbone is built
+        raise InputError(f"encoder {name} has no layer {layer!r}; choose one of {', '.join(stages)}")
     if style_layers is None:
-        stages = _backbone_names(name)
-        style_layers = [n for n in default_style if stages.index(n) <= stages.index(layer)] if layer in stages else []
+        style_layers = [n for n in default_style if stages.index(n) <= stages.index(layer)]
         if layer not in style_layers:
             style_layers = [*style_layers, layer]
     stages, preprocess = _backbone(name, weights, device)
@@ -138,12 +141,16 @@ def save_decoder(path: str | os.PathLike[str], decoder: Decoder, config: dict[st
     state = {k: v.detach().float().cpu().contiguous() for k, v in decoder.state_dict().items()}
     text = json.dumps(config, indent=2) + "\n"
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file(state, str(tmp), metadata={"brushwork": json.dumps(config)})
     side = path.with_suffix(".json")
     tmp_side = side.with_name(f".{side.name}.{os.getpid()}.tmp")
-    tmp_side.write_text(text)
-    os.replace(tmp_side, side)
-    os.replace(tmp, path)
+    try:
+        save_file(state, str(tmp), metadata={"brushwork": json.dumps(config)})
+        tmp_side.write_text(text)
+        os.replace(tmp_side, side)
+        os.replace(tmp, path)
+    finally:  # a failed write leaves no temporary files behind
+        tmp.unlink(missing_ok=True)
+        tmp_side.unlink(missing_ok=True)
     return path
 
 
@@ -157,12 +164,23 @@ def read_decoder_config(path: str | os.PathLike[str]) -> dict[str, Any]:
             meta = f.metadata() or {}
     except Exception as exc:
         raise ModelUnavailable(f"cannot read decoder {path}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+    side = path.with_suffix(".json")
     if "brushwork" in meta:
-        config = json.loads(meta["brushwork"])
-    elif path.with_suffix(".json").is_file():
-        config = json.loads(path.with_suffix(".json").read_text())
+        source, text = f"the metadata of {path}", meta["brushwork"]
+    elif side.is_file():
+        source = str(side)
+        try:
+            text = side.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ModelUnavailable(f"cannot read the decoder config {side}: {exc}") from None
     else:
-        raise ModelUnavailable(f"{path} has no decoder config (safetensors metadata or {path.with_suffix('.json')})")
+        raise ModelUnavailable(f"{path} has no decoder config (safetensors metadata or {side})")
+    try:
+        config = json.loads(text)
+    except ValueError as exc:
+        raise ModelUnavailable(f"decoder {path}: malformed JSON config in {source}: {exc}") from None
+    if not isinstance(config, dict):
+        raise ModelUnavailable(f"decoder {path}: its config in {source} is not a JSON object")
     if config.get("format") != FORMAT or "spec" not in config:
         raise ModelUnavailable(f"{path} is not a brushwork decoder (format {config.get('format')!r})")
     return config
@@ -308,6 +326,8 @@ def stylize_autoencoder(
         raise InputError(f"got {len(style_weights)} style weights for {len(styles)} styles")
     if style_weights is not None and mask is not None:
         raise InputError("give either style weights or a mask, not both")
+    if min(content.shape[-2:]) < MIN_SIDE:
+        raise InputError(f"image is too small ({content.shape[-1]}×{content.shape[-2]}): both sides need {MIN_SIDE} px")
     names = [decoder] if isinstance(decoder, (str, os.PathLike)) else list(decoder)
     if len(names) > 1 and method != "wct":
         raise InputError("several decoders (the multi-level cascade) need --method wct")
@@ -363,23 +383,32 @@ def stylize_files(
     preserve_color: bool = False,
     max_size: int | None = 2048,
     device: str = "cpu",
+    max_pixels: int | None = None,
 ) -> Any:
     """``brushwork stylize --method adain|wct``: stylize the photo file ``content`` with the style files.
 
-    The photo is bounded to ``max_size`` on its longer side, and so are the styles; ``mask`` is an optional
-    grey-level image file (white: the first style, black: the second, or the photo with a single style).
-    ``device`` may be ``auto``. Returns a :class:`brushwork.io.Picture` (the photo's alpha channel kept).
+    The photo is bounded to ``max_size`` (at least 16) on its longer side, and so are the styles; both sides of
+    the photo must then be at least 16 px. ``mask`` is an optional grey-level image file (white: the first
+    style, black: the second, or the photo with a single style). ``max_pixels`` bounds every file read (None:
+    :func:`brushwork.io.load_image`'s default). ``device`` may be ``auto``. Returns a
+    :class:`brushwork.io.Picture` (the photo's alpha channel kept).
     """
     from brushwork import io
     from brushwork.methods.fast import resolve_device
 
+    if max_size is not None and max_size < MIN_SIDE:
+        raise InputError(f"max size must be at least {MIN_SIDE} pixels, got {max_size}")
     dev = resolve_device(device)
-    picture = io.load_image(content)
+    picture = io.load_image(content, max_pixels=max_pixels)
     rgb = io.resize_to_max(picture.rgb, max_size)
-    style_tensors = [io.to_tensor(io.resize_to_max(io.load_image(s).rgb, max_size), dev) for s in styles]
+    if min(rgb.shape[:2]) < MIN_SIDE:
+        raise InputError(f"image is too small ({rgb.shape[1]}×{rgb.shape[0]}): both sides need {MIN_SIDE} px")
+    style_tensors = [
+        io.to_tensor(io.resize_to_max(io.load_image(s, max_pixels=max_pixels).rgb, max_size), dev) for s in styles
+    ]
     mask_tensor = None
     if mask is not None:
-        m = io.resize(io.load_image(mask).rgb, (rgb.shape[1], rgb.shape[0])).mean(axis=2)
+        m = io.resize(io.load_image(mask, max_pixels=max_pixels).rgb, (rgb.shape[1], rgb.shape[0])).mean(axis=2)
         mask_tensor = torch.from_numpy(m.copy()).to(dev)
     out = stylize_autoencoder(
         io.to_tensor(rgb, dev),

@@ -43,6 +43,10 @@ BACKBONES = ("auto", "vgg19", "vgg16", "mobilenet")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 BLOWUP = 2.0  # a loss this many times the best so far counts as an overshooting step (see optimize)
+MIN_SIDE = 16  # the shorter side of the output, in pixels, and the smallest --size / --min-size
+MAX_SIDE = 8192  # the largest --size / --min-size
+MAX_LR = 10.0  # the largest learning rate
+MAX_SEED = 2**63  # seeds are 0 <= seed < MAX_SEED (torch.Generator.manual_seed's range)
 
 Callback = Callable[[int, dict[str, float], "Tensor"], Any]
 
@@ -155,6 +159,51 @@ def resize(image: Tensor, size: tuple[int, int]) -> Tensor:
         return image
     out = F.interpolate(image, size=(height, width), mode="bicubic", align_corners=False, antialias=True)
     return out.clamp(0, 1)
+
+
+def _style_longer(longer: int, style_scale: float) -> int:
+    """The style images' longer side at a scale whose output's longer side is ``longer``."""
+    return max(MIN_SIDE, round(longer * style_scale))
+
+
+def check_sizes(
+    width: int,
+    height: int,
+    size: int,
+    style_sizes: Sequence[tuple[int, int]],
+    style_scale: float,
+    max_pixels: int | None = None,
+) -> tuple[int, int]:
+    """Check the output and the scaled styles before any work; return the output's (width, height).
+
+    The content (``width``×``height``) scaled to ``size`` on its longer side must keep a shorter side of at least
+    :data:`MIN_SIDE` pixels; the output and every style image scaled by ``style_scale`` must stay within
+    ``max_pixels`` (default :data:`brushwork.io.DEFAULT_MAX_PIXELS`). Raises InputError.
+    """
+    from brushwork.io import DEFAULT_MAX_PIXELS
+
+    limit = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
+    out_w, out_h = fit_size(width, height, size)
+    if min(out_w, out_h) < MIN_SIDE:
+        raise InputError(
+            f"the content image ({width}×{height}) is too thin: at size {size} it would be {out_w}×{out_h}, and both "
+            f"sides need at least {MIN_SIDE} px"
+        )
+    if out_w * out_h > limit:
+        raise InputError(f"the output would be {out_w}×{out_h} = {out_w * out_h:,} pixels, more than {limit:,}")
+    longer = max(out_w, out_h) * float(style_scale)
+    for i, (w, h) in enumerate(style_sizes):
+        if not math.isfinite(longer) or longer * longer * min(w, h) / max(w, h) > limit:  # before rounding
+            raise InputError(
+                f"style image {i + 1} scaled by --style-scale {style_scale:g} would have more than {limit:,} pixels"
+            )
+        s_w, s_h = fit_size(w, h, _style_longer(max(out_w, out_h), style_scale))
+        if s_w * s_h > limit:
+            raise InputError(
+                f"style image {i + 1} scaled by --style-scale {style_scale:g} would be {s_w}×{s_h} = "
+                f"{s_w * s_h:,} pixels, more than {limit:,}"
+            )
+    return out_w, out_h
 
 
 def _as_image(value: Any, what: str) -> Tensor:
@@ -393,11 +442,16 @@ def optimize(
     for n in per_scale:
         if isinstance(n, bool) or not isinstance(n, (int, float)) or int(n) != n or n < 1:
             raise InputError(f"iterations must be positive whole numbers, got {n}")
+    if learning_rate is not None and learning_rate > MAX_LR:
+        raise InputError(f"the learning rate must be at most {MAX_LR:g}, got {learning_rate:g}")
     for value, what in ((size, "size"), (min_size, "min-size")):
-        if value is not None and (int(value) != value or value < 16):
-            raise InputError(f"{what} must be a whole number of pixels ≥ 16, got {value}")
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise InputError(f"the seed must be a whole number, got {seed!r}")
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value
+            or not MIN_SIDE <= value <= MAX_SIDE
+        ):  # fmt: skip
+            raise InputError(f"{what} must be a whole number of pixels from {MIN_SIDE} to {MAX_SIDE}, got {value}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < MAX_SEED:
+        raise InputError(f"the seed must be a whole number from 0 to 2**63-1, got {seed!r}")
     dev = resolve_device(device)
 
     content_t = _as_image(content, "the content image")
@@ -414,6 +468,20 @@ def optimize(
         if sum(mix) <= 0:
             raise InputError("the style weights must not all be zero")
     mask_t = _as_mask(mask, len(style_ts)) if mask is not None else None
+
+    # ---- sizes (checked before any network is built)
+    height, width = content_t.shape[-2:]
+    final = int(size) if size is not None else max(width, height)
+    scales = pyramid_sizes(final, int(min_size) if min_size is not None else None)
+    sizes = [fit_size(width, height, s) for s in scales]
+    check_sizes(width, height, final, [(s.shape[-1], s.shape[-2]) for s in style_ts], style_scale)
+    if len(per_scale) == 1:
+        per_scale = per_scale * len(sizes)
+    elif len(per_scale) != len(sizes):
+        raise InputError(
+            f"got {len(per_scale)} iteration counts for {len(sizes)} scales ({', '.join(map(str, scales))})"
+        )
+    per_scale = [int(n) for n in per_scale]
 
     # ---- the backbone and its layers
     if isinstance(backbone, FeatureExtractor):
@@ -436,19 +504,6 @@ def optimize(
     net.check_layers(s_layers)
     if not s_layers and style_weight > 0:
         raise InputError("no style layers given")
-
-    # ---- sizes
-    height, width = content_t.shape[-2:]
-    final = int(size) if size is not None else max(width, height)
-    scales = pyramid_sizes(final, int(min_size) if min_size is not None else None)
-    sizes = [fit_size(width, height, s) for s in scales]
-    if len(per_scale) == 1:
-        per_scale = per_scale * len(sizes)
-    elif len(per_scale) != len(sizes):
-        raise InputError(
-            f"got {len(per_scale)} iteration counts for {len(sizes)} scales ({', '.join(map(str, scales))})"
-        )
-    per_scale = [int(n) for n in per_scale]
 
     # ---- colour handling: what the network sees
     content_t = content_t.to(dev)
@@ -478,7 +533,7 @@ def optimize(
         for si, (w_s, h_s) in enumerate(sizes):
             scale_content = resize(content_t, (w_s, h_s))
             c_img = resize(work_content, (w_s, h_s))
-            longer = max(16, round(max(w_s, h_s) * style_scale))
+            longer = _style_longer(max(w_s, h_s), style_scale)
             s_imgs = [resize(s, fit_size(s.shape[-1], s.shape[-2], longer)) for s in work_styles]
             s_mask = F.interpolate(mask_t.to(dev), size=(h_s, w_s), mode="area") if mask_t is not None else None
             objective = _Objective(

@@ -82,6 +82,8 @@ def save(
     """
     from safetensors.torch import save_file
 
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+        raise InputError(f"keep must be at least 1 checkpoint, got {keep!r}")  # 0 would leave nothing to resume
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     name = f"{_PREFIX}{step:07d}"
@@ -110,7 +112,7 @@ def save(
         os.replace(tmp, final)
     _fsync_dir(root)
     _write_json_atomic(root / LAST, {"step": int(step), "dir": name})
-    for stale in _complete(root)[:-keep] if keep > 0 else []:
+    for stale in _complete(root)[:-keep]:
         shutil.rmtree(stale, ignore_errors=True)
     return final
 
@@ -151,12 +153,20 @@ def load(path: str | os.PathLike[str], map_location: str | torch.device = "cpu")
                 break
         else:
             raise InputError(f"no checkpoint found in {path}")
-    record = json.loads((path / "state.json").read_text())
-    return Checkpoint(
-        step=int(record["step"]),
-        weights=load_file(str(path / "model.safetensors"), device=str(map_location)),
-        optimizer=torch.load(path / "optimizer.pt", map_location=map_location, weights_only=False),
-        config=record.get("config", {}),
-        metrics=record.get("metrics", {}),
-        path=path,
-    )
+    try:
+        record = json.loads((path / "state.json").read_text())
+        step = int(record["step"])
+        config, metrics = record.get("config", {}), record.get("metrics", {})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InputError(f"cannot read checkpoint {path / 'state.json'}: {type(exc).__name__}: {exc}") from None
+    try:
+        weights = load_file(str(path / "model.safetensors"), device=str(map_location))
+    except Exception as exc:  # safetensors raises its own error type for damaged files
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"cannot read checkpoint {path / 'model.safetensors'}: {reason}") from None
+    try:
+        optimizer = torch.load(path / "optimizer.pt", map_location=map_location, weights_only=False)
+    except Exception as exc:  # unpickling a damaged file raises anything
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"cannot read checkpoint {path / 'optimizer.pt'}: {reason}") from None
+    return Checkpoint(step=step, weights=weights, optimizer=optimizer, config=config, metrics=metrics, path=path)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import io as _io
 import math
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -34,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from brushwork.errors import InputError
+from brushwork.errors import DeviceError, InputError, OutputError
 from brushwork.nets.decoder import Decoder, Encoder
 from brushwork.train import checkpoint
 from brushwork.train import distributed as distrib
@@ -249,6 +250,55 @@ def _check_resumable(saved: dict[str, Any], config: DecoderTrainConfig, spec: li
         raise InputError("cannot resume: the checkpoint's decoder architecture differs from this run's")
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_config(config: DecoderTrainConfig) -> None:
+    """Raise InputError (one line) for a value that would fail later; called before any work."""
+    problems = []
+    for name, low in (("steps", 1), ("batch_size", 1), ("crop", 16), ("save_every", 1), ("log_every", 1),
+                      ("keep", 1), ("val_count", 1), ("val_every", 0), ("threads", 0)):  # fmt: skip
+        value = getattr(config, name)
+        if not _whole(value) or value < low:
+            problems.append(f"--{name.replace('_', '-')} must be a whole number of at least {low}, got {value!r}")
+    if not _whole(config.seed) or not 0 <= config.seed < 2**63:
+        problems.append(f"--seed must be a whole number from 0 to 2**63-1, got {config.seed!r}")
+    if not _number(config.lr) or not 0 < config.lr <= 10:
+        problems.append(f"--lr must be a number above 0 and at most 10, got {config.lr!r}")
+    if not _number(config.width) or not 0 < config.width <= 16:
+        problems.append(f"--width must be a number above 0 and at most 16, got {config.width!r}")
+    if not _number(config.max_scale) or config.max_scale < 1:
+        problems.append(f"--max-scale must be a number of at least 1, got {config.max_scale!r}")
+    for name in ("lr_decay", "content_weight", "style_weight", "rec_weight", "rec_feat_weight", "time_limit"):
+        value = getattr(config, name)
+        if not _number(value) or value < 0:
+            problems.append(f"--{name.replace('_', '-')} must be a non-negative number, got {value!r}")
+    if problems:
+        raise InputError(problems[0])
+
+
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def check_device(device: str) -> None:
+    """Raise DeviceError unless ``device`` is auto, cpu, cuda, cuda:N or mps and exists on this machine."""
+    name = str(device).strip().lower()
+    if not _DEVICE.fullmatch(name):
+        raise DeviceError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DeviceError(f"device {name} is not available on this machine (no CUDA GPU or no CUDA build of torch)")
+        if ":" in name and int(name.split(":")[1]) >= torch.cuda.device_count():
+            raise DeviceError(f"device {name} does not exist; this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise DeviceError("device mps is not available on this machine")
+
+
 def train_decoder(
     config: DecoderTrainConfig | None = None,
     *,
@@ -266,16 +316,25 @@ def train_decoder(
     Under torchrun each process trains on its own batches and gradients are averaged (DDP).
     """
     from brushwork.io import list_images
-    from brushwork.methods.autoencoder import ENCODERS
+    from brushwork.methods.autoencoder import ENCODERS, _backbone_names
 
     config = DecoderTrainConfig(**{**asdict(config or DecoderTrainConfig()), **overrides})
     if config.encoder not in ENCODERS:
         raise InputError(f"unknown encoder {config.encoder!r}; choose one of {', '.join(ENCODERS)}")
     config.layer = config.layer or ENCODERS[config.encoder][0]
-    if config.steps < 1 or config.batch_size < 1 or config.crop < 16:
-        raise InputError("steps and batch size must be at least 1 and the crop at least 16 pixels")
+    stages = _backbone_names(config.encoder)
+    if config.layer not in stages:
+        raise InputError(f"encoder {config.encoder} has no layer {config.layer!r}; choose one of {', '.join(stages)}")
+    check_config(config)
+    check_device(config.device)
     if not config.content or not config.style:
         raise InputError("give a folder of photos (--content) and a folder of paintings (--style)")
+    out = Path(config.out)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {config.out} is a file; give a folder for the run's outputs")
+    weights = config.encoder_weights
+    if weights not in ("imagenet", "random", "pretrained") and not Path(weights).is_file():
+        raise InputError(f"encoder weights file not found: {weights}")
     content_files = list_images(config.content)
     style_files = list_images(config.style)
     threads = torch.get_num_threads()
@@ -383,7 +442,7 @@ def _train(
             step += 1
             values = {k: float(distrib.mean(v.detach().float(), d)) for k, v in losses.items()}
             if not math.isfinite(values["loss"]):
-                raise FloatingPointError(f"the loss became {values['loss']} at step {step}; lower --lr")
+                raise InputError(f"the loss became {values['loss']} at step {step}; lower --lr")
             pending.append(values)
             bar.update(1)
             bar.set_postfix(loss=f"{values['loss']:.4g}", lr=f"{lr:.2e}")
