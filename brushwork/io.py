@@ -314,14 +314,32 @@ def check_writable(path: PathLike, protect: Iterable[PathLike] = ()) -> Path:
     parent = dest.parent
     if not parent.is_dir():
         raise OutputError(f"cannot write {name}: folder {os.fspath(parent)!r} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write {name}: folder {os.fspath(parent)!r} is not writable")
+    check_folder_writable(parent, name)
     if dest.is_dir():
         raise OutputError(f"cannot write {name}: it is a folder")
     for p in protect:
         if _same_file(dest, Path(p)):
             raise OutputError(f"cannot write {name}: it is an input file and would be overwritten")
     return dest
+
+
+def check_folder_writable(folder: Path, name: str) -> None:
+    """OutputError unless a file can be created in ``folder``: a real probe, since ``os.access`` says yes to root
+    even where nothing can be written (``/proc``)."""
+    probe = Path(folder) / f".brushwork-probe-{os.getpid()}-{os.urandom(4).hex()}"
+    try:
+        with open(probe, "x"):
+            pass
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write {name}: folder {os.fspath(folder)!r} is not writable ({exc.strerror or exc})"
+        ) from None
+    probe.unlink(missing_ok=True)
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """True when ``a`` and ``b`` name the same file (links included), or resolve to the same path."""
+    return _same_file(Path(a), Path(b))
 
 
 def _same_file(a: Path, b: Path) -> bool:

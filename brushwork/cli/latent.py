@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from brushwork import io
 from brushwork.cli.common import add_device, emit_json, finite_float, positive_int
 from brushwork.errors import InputError, OutputError
 
@@ -204,10 +205,10 @@ def run_mix(args: argparse.Namespace) -> int:
     _check_stroke(args.stroke_scale)
     protect = [photo, *styles]
     io.check_writable(args.output, protect)
-    _check_writable_folder(Path(args.output).parent, args.output)
+    io.check_folder_writable(Path(args.output).parent, args.output)
     if args.compare:
         io.check_writable(args.compare, protect)
-        _check_writable_folder(Path(args.compare).parent, args.compare)
+        io.check_folder_writable(Path(args.compare).parent, args.compare)
         if Path(args.compare).resolve() == Path(args.output).resolve():
             raise OutputError(f"cannot write {args.compare}: --compare must differ from -o")
 
@@ -232,31 +233,17 @@ def run_mix(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_writable_folder(folder: Path, name: str) -> None:
-    """OutputError unless a file can be created in ``folder``: a real probe, since os.access says yes to root even
-    where nothing can be written (/proc)."""
-    probe = folder / f".brushwork-probe-{os.getpid()}-{os.urandom(4).hex()}"
-    try:
-        with open(probe, "x"):
-            pass
-    except OSError as exc:
-        raise OutputError(
-            f"cannot write {name}: folder {os.fspath(folder)!r} is not writable ({exc.strerror or exc})"
-        ) from None
-    probe.unlink(missing_ok=True)
-
-
 def _check_dir(path: str) -> Path:
     """The output folder of ``sample``, validated but not created: it exists and is writable, or its parent does."""
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise OutputError(f"cannot write to {path}: it is a file, not a folder")
     if out.is_dir():
-        _check_writable_folder(out, path)
+        io.check_folder_writable(out, path)
     elif not out.parent.is_dir():
         raise OutputError(f"cannot create {path}: folder {os.fspath(out.parent)!r} does not exist")
     else:
-        _check_writable_folder(out.parent, path)
+        io.check_folder_writable(out.parent, path)
     return out
 
 
@@ -267,20 +254,11 @@ def _make_dir(out: Path) -> None:
         raise OutputError(f"cannot create {os.fspath(out)}: {exc.strerror or exc}") from None
 
 
-def _same(a: Path, b: Path) -> bool:
-    try:
-        if a.exists() and b.exists():
-            return os.path.samefile(a, b)
-        return a.resolve() == b.resolve()
-    except OSError:
-        return False
-
-
 def _check_code_path(path: Path, protect: list[Path]) -> None:
     """A ``.npy`` style code to write: not a folder, not one of the input files."""
     if path.is_dir():
         raise OutputError(f"cannot write {path}: it is a folder")
-    if any(_same(path, p) for p in protect):
+    if any(io.same_file(path, p) for p in protect):
         raise OutputError(f"cannot write {path}: it is an input file and would be overwritten")
 
 
@@ -369,11 +347,11 @@ def run_interpolate(args: argparse.Namespace) -> int:
     from brushwork.methods import latent
 
     latent.check_animation_path(args.output, protect)
-    _check_writable_folder(Path(args.output).parent, args.output)
+    io.check_folder_writable(Path(args.output).parent, args.output)
     latent.check_fps(args.output, args.fps)
     if args.strip:
         io.check_writable(args.strip, protect)
-        _check_writable_folder(Path(args.strip).parent, args.strip)
+        io.check_folder_writable(Path(args.strip).parent, args.strip)
     bar = _Bar("rendering", "frame")
     try:
         result = latent.interpolate(
@@ -415,7 +393,7 @@ def run_style_map(args: argparse.Namespace) -> int:
         _check_max_size(args.max_size)
     protect: list[Any] = [photo] if photo else []
     io.check_writable(args.output, protect)
-    _check_writable_folder(Path(args.output).parent, args.output)
+    io.check_folder_writable(Path(args.output).parent, args.output)
     if args.coords:
         _check_csv(args.coords)
 
@@ -453,4 +431,4 @@ def _check_csv(path: str) -> None:
         raise OutputError(f"cannot write {path}: folder {os.fspath(p.parent)!r} does not exist")
     if p.is_dir():
         raise OutputError(f"cannot write {path}: it is a folder")
-    _check_writable_folder(p.parent, path)
+    io.check_folder_writable(p.parent, path)

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from brushwork import __version__, store
+from brushwork import __version__, io, store
 from brushwork.errors import InputError, OutputError
 
 if TYPE_CHECKING:  # numpy, torch and the networks are imported where used, so that the CLI starts fast
@@ -366,22 +366,8 @@ def check_output(out: str | os.PathLike[str]) -> Path:
         raise OutputError(f"cannot write {name}: folder {os.fspath(dest.parent)!r} does not exist")
     if dest.is_dir():
         raise OutputError(f"cannot write {name}: it is a folder")
-    _check_folder_writable(dest.parent, name)
+    io.check_folder_writable(dest.parent, name)
     return dest
-
-
-def _check_folder_writable(folder: Path, name: str) -> None:
-    """OutputError unless a file can be created in ``folder`` (a real probe: os.access says yes to root even where
-    nothing can be written, e.g. /proc)."""
-    probe = folder / f".brushwork-probe-{os.getpid()}-{os.urandom(4).hex()}"
-    try:
-        with open(probe, "x"):
-            pass
-    except OSError as exc:
-        raise OutputError(
-            f"cannot write {name}: folder {os.fspath(folder)!r} is not writable ({exc.strerror or exc})"
-        ) from None
-    probe.unlink(missing_ok=True)
 
 
 def save_model(net: StyleVAE, out: str | os.PathLike[str], config: dict[str, Any]) -> Path:
@@ -475,7 +461,7 @@ def train_style_vae(
     if labels is not None and os.fspath(labels) != "folders":
         protect.append(labels)
     plot_path = io.check_writable(plot if plot is not None else dest.with_name(dest.stem + "_loss.png"), protect)
-    _check_folder_writable(plot_path.parent, os.fspath(plot_path))
+    io.check_folder_writable(plot_path.parent, os.fspath(plot_path))
     label_names = sorted(set(names)) if names else []
     label_idx = None if names is None else np.array([label_names.index(n) for n in names])
     codes = latent.style_codes(paths, augment=opt.augment, seed=opt.seed, device=device, progress=progress)
