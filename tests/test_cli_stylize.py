@@ -308,3 +308,28 @@ def test_adain_respects_max_pixels(tmp_path: Path, capsys: pytest.CaptureFixture
     code, _, err = run(capsys, "stylize", PHOTO, STYLE, "--method", "adain", "--max-pixels", "100",
                        "-o", str(tmp_path / "o.png"))  # fmt: skip
     assert code == 2 and "pixels, more than the limit" in err and not (tmp_path / "o.png").exists()
+
+
+def test_runtimes_agree(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(PHOTO, src / "a.jpg")
+    shutil.copy(samples.SAMPLE_PHOTOS[1], src / "b.jpg")
+    outs = {}
+    for runtime in ("onnxruntime", "openvino", "torch", "auto"):
+        outs[runtime] = tmp_path / runtime
+        code, _, err = run(capsys, "stylize", str(src), "builtin:3", "-o", str(outs[runtime]), "--max-size", "64",
+                           "--runtime", runtime)  # fmt: skip
+        assert code == 0, err
+    for name in ("a.png", "b.png"):
+        ref = io.load_image(outs["onnxruntime"] / name).rgb
+        for runtime in ("openvino", "torch", "auto"):
+            assert np.abs(io.load_image(outs[runtime] / name).rgb - ref).max() <= 2 / 255
+
+
+def test_runtime_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "stylize", PHOTO, STYLE, "--method", "adain", "--runtime", "openvino",
+                       "-o", str(tmp_path / "o.png"))  # fmt: skip
+    assert code == 2 and "--runtime openvino is for --method fast" in err
+    code, _, err = run(capsys, "stylize", PHOTO, STYLE, "--runtime", "tensorrt", "-o", str(tmp_path / "o.png"))
+    assert code == 2 and "--runtime" in err and len(err.strip().splitlines()) == 1

@@ -210,3 +210,17 @@ def test_a_damaged_onnx_export_is_rebuilt(tmp_path, monkeypatch: pytest.MonkeyPa
     path.write_bytes(path.read_bytes()[:1000])  # truncated
     again = fast.FastStylizer("cpu").stylize(photo, ["builtin:2"]).rgb
     np.testing.assert_allclose(again, first, atol=1e-6)
+
+
+def test_openvino_runtime_agrees_and_recompiles_per_size(photo: np.ndarray) -> None:
+    ov = fast.FastStylizer("cpu", runtime="openvino")
+    ref = fast.FastStylizer("cpu", runtime="onnxruntime")
+    for rgb in (photo, photo[:60, :90]):  # two sizes: two compiled models
+        for style in (["builtin:6"], [samples.SAMPLE_STYLE]):
+            np.testing.assert_allclose(ov.stylize(rgb, style).rgb, ref.stylize(rgb, style).rgb, atol=2e-3)
+    assert len(ov.runtime._compiled) >= 2
+
+
+def test_unknown_runtime() -> None:
+    with pytest.raises(InputError, match="unknown runtime"):
+        fast.FastStylizer("cpu", runtime="tensorrt")

@@ -59,6 +59,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="adain/wct: grey image assigning styles to regions (white: first style, black: second; "
         "with one style, black keeps the photo)",
     )
+    p.add_argument(
+        "--runtime",
+        choices=["auto", "onnxruntime", "openvino", "torch"],
+        default="auto",
+        help="fast path engine: auto = onnxruntime for one image, OpenVINO for a folder (compiled once per size), "
+        "PyTorch on cuda/mps (default: auto)",
+    )
     p.add_argument("--format", choices=FORMATS, default="png", help="output format in folder mode (default: png)")
     p.add_argument("--quality", type=positive_int, default=95, help="JPEG/WebP quality 1-100 (default: 95)")
     p.add_argument("--json", action="store_true", help="print a machine-readable record of each result")
@@ -139,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     from brushwork import io
 
     pairs = _jobs(args)
-    render = _renderer(args)
+    render = _renderer(args, batch=len(pairs) > 1)
     protect = [p for p, _ in pairs] + [Path(s) for s in args.styles if not s.startswith("builtin:")]
     records: list[dict[str, Any]] = []
     failures = 0
@@ -182,12 +189,15 @@ def run(args: argparse.Namespace) -> int:
     return 2 if failures else 0
 
 
-def _renderer(args: argparse.Namespace) -> Any:
+def _renderer(args: argparse.Namespace, batch: bool = False) -> Any:
     """A function ``path -> Picture`` for the chosen method, with the styles prepared once."""
     if args.method == "fast":
-        from brushwork.methods.fast import FastStylizer
+        from brushwork.methods.fast import FastStylizer, openvino_available, resolve_device
 
-        stylizer = FastStylizer(args.device, max_pixels=args.max_pixels)
+        runtime = args.runtime
+        if runtime == "auto" and batch and resolve_device(args.device) == "cpu" and openvino_available():
+            runtime = "openvino"  # many images: compiling once per size pays off
+        stylizer = FastStylizer(args.device, max_pixels=args.max_pixels, runtime=runtime)
         target = stylizer.target(args.styles, args.style_weights)  # style codes computed once for a batch
 
         def fast(path: Path) -> Any:
@@ -207,6 +217,8 @@ def _renderer(args: argparse.Namespace) -> Any:
 
     if any(s.startswith("builtin:") for s in args.styles):
         raise InputError("builtin: styles belong to --method fast; give style images for adain/wct")
+    if args.runtime not in ("auto", "torch"):
+        raise InputError(f"--runtime {args.runtime} is for --method fast; adain/wct run in PyTorch")
 
     def autoencoder(path: Path) -> Any:
         return stylize_files(
@@ -262,6 +274,7 @@ def run_demo(args: argparse.Namespace) -> int:
         quality=95,
         json=False,
         max_pixels=None,
+        runtime="auto",
     )
     for key, value in defaults.items():
         setattr(args, key, value)

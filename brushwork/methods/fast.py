@@ -156,6 +156,49 @@ class _OrtRuntime:
         return session.run(None, dict(zip(names, arrays, strict=True)))[0]
 
 
+class _OpenVinoRuntime:
+    """Runs the store's networks with OpenVINO (CPU), compiled for each input shape.
+
+    Compiling takes about 0.4 s per new shape and then runs about 20 % faster than onnxruntime here, so it is the
+    runtime for repeated work on same-size images (folders, video frames), not for a single picture.
+    """
+
+    name = "openvino"
+    MAX_COMPILED = 8
+
+    def __init__(self) -> None:
+        import openvino
+
+        self._core = openvino.Core()
+        self._compiled: dict[tuple, tuple[Any, list[str]]] = {}
+
+    def run(self, net: str, *arrays: np.ndarray) -> np.ndarray:
+        key = (net, *(a.shape for a in arrays))
+        entry = self._compiled.get(key)
+        if entry is None:
+            model = self._core.read_model(str(store.export_onnx(net, *_EXPORTS[net])))
+            names = [i.get_any_name() for i in model.inputs]
+            model.reshape({n: list(a.shape) for n, a in zip(names, arrays, strict=True)})
+            compiled = self._core.compile_model(
+                model, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+            )
+            if len(self._compiled) >= self.MAX_COMPILED:
+                self._compiled.pop(next(iter(self._compiled)))
+            entry = self._compiled[key] = (compiled.create_infer_request(), names)
+        request, names = entry
+        result = request.infer(dict(zip(names, (np.ascontiguousarray(a) for a in arrays), strict=True)))
+        return np.array(next(iter(result.values())))  # a copy: the request reuses its output buffer
+
+
+RUNTIMES = ("auto", "onnxruntime", "openvino", "torch")
+
+
+def openvino_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
+
+
 class _TorchRuntime:
     """Runs the store's networks in PyTorch on ``device``."""
 
@@ -192,11 +235,25 @@ def _keep_colour(stylized: np.ndarray, photo: np.ndarray) -> np.ndarray:
 class FastStylizer:
     """The fast path with its networks loaded; reuse one instance for many images (batches, video)."""
 
-    def __init__(self, device: str = DEFAULTS.device, max_pixels: int | None = None) -> None:
+    def __init__(self, device: str = DEFAULTS.device, max_pixels: int | None = None, runtime: str = "auto") -> None:
+        """``runtime``: ``auto`` (onnxruntime on the CPU, PyTorch on CUDA/MPS), ``onnxruntime``, ``openvino``
+        (CPU; compiles per image size, faster for many same-size images) or ``torch``."""
         self.max_pixels = max_pixels  # refuse larger inputs (None: io's default, BRUSHWORK_MAX_PIXELS)
         self.device = resolve_device(device)
-        self.runtime: _OrtRuntime | _TorchRuntime = (
-            _OrtRuntime() if self.device == "cpu" else _TorchRuntime(self.device)
+        if runtime not in RUNTIMES:
+            raise InputError(f"unknown runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
+        if runtime in ("onnxruntime", "openvino") and self.device != "cpu":
+            raise InputError(f"the {runtime} runtime runs on the CPU: use --device cpu or --runtime torch")
+        if runtime == "openvino" and not openvino_available():
+            raise InputError("the openvino runtime is not installed (pip install openvino)")
+        if runtime == "auto":
+            runtime = "onnxruntime" if self.device == "cpu" else "torch"
+        self.runtime: _OrtRuntime | _OpenVinoRuntime | _TorchRuntime = (
+            _OrtRuntime()
+            if runtime == "onnxruntime"
+            else _OpenVinoRuntime()
+            if runtime == "openvino"
+            else _TorchRuntime(self.device)
         )
 
     # -- style codes ------------------------------------------------------------------------------------
@@ -290,9 +347,9 @@ class FastStylizer:
 
 
 @lru_cache(maxsize=4)
-def get_stylizer(device: str = DEFAULTS.device) -> FastStylizer:
-    """A shared :class:`FastStylizer` per device (networks load once per process)."""
-    return FastStylizer(device)
+def get_stylizer(device: str = DEFAULTS.device, runtime: str = "auto") -> FastStylizer:
+    """A shared :class:`FastStylizer` per device and runtime (networks load once per process)."""
+    return FastStylizer(device, runtime=runtime)
 
 
 def stylize(
@@ -305,14 +362,16 @@ def stylize(
     max_size: int | None = DEFAULTS.max_size,
     stroke_scale: float = DEFAULTS.stroke_scale,
     device: str = DEFAULTS.device,
+    runtime: str = "auto",
 ) -> Image.Image:
     """Stylize a photo (path, PIL image or array) with a style image, ``builtin:N``, or a weighted blend.
 
-    Returns a PIL image (RGBA when the photo has alpha). Mirrors ``brushwork stylize``.
+    Returns a PIL image (RGBA when the photo has alpha). Mirrors ``brushwork stylize``. For many images of one
+    size (video frames, a batch), ``runtime="openvino"`` compiles once per size and then runs ~20 % faster.
     """
     if isinstance(styles, str | os.PathLike | Image.Image | np.ndarray | int):
         styles = [styles]
-    picture = get_stylizer(device).stylize(
+    picture = get_stylizer(device, runtime).stylize(
         content,
         list(styles),
         style_weights=style_weights,
