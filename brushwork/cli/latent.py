@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from brushwork import io
-from brushwork.cli.common import add_device, emit_json, finite_float, positive_int
+from brushwork.cli.common import add_device, emit_json, finite_float, positive_int, seed_int
 from brushwork.errors import InputError, OutputError
 
 # keep in step with brushwork.methods.latent (not imported here: it imports torch)
@@ -22,18 +22,6 @@ MIX_MAX_SIZE = 2048
 MAX_FRAMES = 2000
 MAX_SAMPLES = 256
 MAX_TEMPERATURE = 10.0
-SEED_LIMIT = 2**63
-
-
-def seed_int(text: str) -> int:
-    """argparse type of a random seed: a whole number, 0 <= seed < 2**63."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 0 <= value < SEED_LIMIT:
-        raise argparse.ArgumentTypeError(f"expected a seed from 0 to 2**63 - 1, got {text}")
-    return value
 
 
 def _common(p: argparse.ArgumentParser, max_size: int) -> None:

@@ -14,35 +14,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from brushwork.cli.common import finite_float, positive_int
+from brushwork.cli.common import finite_float, nonnegative_float, positive_float, positive_int, seed_int
 from brushwork.errors import InputError, OutputError
-from brushwork.methods.optimize import MAX_LR, MAX_SEED, MAX_SIDE, MIN_SIDE  # torch-free at import
+from brushwork.methods.optimize import MAX_LR, MAX_SIDE, MIN_SIDE  # torch-free at import
 
 PLOT_EXTENSIONS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
-
-
-def _nonnegative(text: str) -> float:
-    value = finite_float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = finite_float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 0 <= value < MAX_SEED:
-        raise argparse.ArgumentTypeError(f"expected a seed from 0 to 2**63-1, got {text}")
-    return value
 
 
 def _size(text: str) -> int:
@@ -77,10 +53,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="output image (format from its extension)")
 
     g = p.add_argument_group("losses")
-    g.add_argument("--content-weight", type=_nonnegative, default=d.content_weight, help="alpha (default: %(default)s)")
-    g.add_argument("--style-weight", type=_nonnegative, default=d.style_weight, help="beta (default: %(default)s)")
     g.add_argument(
-        "--tv-weight", type=_nonnegative, default=d.tv_weight, help="gamma, total variation (default: %(default)s)"
+        "--content-weight", type=nonnegative_float, default=d.content_weight, help="alpha (default: %(default)s)"
+    )
+    g.add_argument("--style-weight", type=nonnegative_float, default=d.style_weight, help="beta (default: %(default)s)")
+    g.add_argument(
+        "--tv-weight", type=nonnegative_float, default=d.tv_weight, help="gamma, total variation (default: %(default)s)"
     )
     g.add_argument(
         "--loss",
@@ -104,7 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "VGG relu1_1 relu2_1 relu3_1 relu4_1 relu5_1, MobileNet conv block2 block5 block9 block12)"
         ),
     )
-    g.add_argument("--style-layer-weights", nargs="+", type=_nonnegative, metavar="W", help="one per style layer")
+    g.add_argument("--style-layer-weights", nargs="+", type=nonnegative_float, metavar="W", help="one per style layer")
     g.add_argument("--normalize-gradients", action="store_true", help="divide each layer's gradient by its L1 norm")
 
     g = p.add_argument_group("optimization")
@@ -144,20 +122,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     g.add_argument(
-        "--seed", type=_seed, default=d.seed, help="seed of noise init and random weights, 0 to 2**63-1 (default: 0)"
+        "--seed", type=seed_int, default=d.seed, help="seed of noise init and random weights, 0 to 2**63-1 (default: 0)"
     )
 
     g = p.add_argument_group("controls")
     g.add_argument(
         "--style-weights",
         nargs="+",
-        type=_nonnegative,
+        type=nonnegative_float,
         metavar="W",
         help=("mix of the styles, one per style (with --mask: weight of each style's region)"),
     )
     g.add_argument(
         "--style-scale",
-        type=_positive_float,
+        type=positive_float,
         default=d.style_scale,
         help=("size of the style images relative to the output; larger → bigger brush strokes (default: %(default)s)"),
     )
@@ -202,7 +180,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--pool", choices=["max", "avg"], default=d.pool, help="VGG pooling (default: %(default)s)")
     g.add_argument(
         "--swag",
-        type=_nonnegative,
+        type=nonnegative_float,
         default=d.swag,
         metavar="T",
         help=("SWAG softmax temperature for the style features, 0 = off (default: on for mobilenet, off for VGG)"),

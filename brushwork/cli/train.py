@@ -12,8 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from brushwork.cli.common import add_device, finite_float, positive_int
-from brushwork.cli.latent import seed_int
+from brushwork.cli.common import add_device, finite_float, positive_int, seed_int
 
 # modules that add a subcommand to ``brushwork train`` with ``register(train_subparsers)``, when installed
 OPTIONAL_COMMANDS = ["brushwork.cli.train_decoder"]
