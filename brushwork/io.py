@@ -444,6 +444,13 @@ def _encode(rgb: np.ndarray, alpha: np.ndarray | None, ext: str, quality: int, n
     return buf.getvalue()
 
 
+def write_atomic(dest: PathLike, data: bytes, name: str | None = None) -> Path:
+    """Write raw bytes (a CSV, a JSON) atomically, with io's one-line OutputError on failure; returns the path."""
+    dest = Path(dest)
+    _write_atomic(dest, data, name or os.fspath(dest))
+    return dest
+
+
 def _write_atomic(dest: Path, data: bytes, name: str) -> None:
     """Write ``data`` to a temporary file beside ``dest``, then rename it over ``dest``; clean up on failure."""
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")

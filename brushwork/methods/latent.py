@@ -983,13 +983,4 @@ def save_map_csv(result: StyleMap, path: str | os.PathLike[str]) -> Path:
         writer.writerow(
             [str(p), label, *(f"{v:.5g}" for v in result.coords[i]), *(f"{v:.5g}" for v in result.latents[i])]
         )
-    dest = Path(path)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(buffer.getvalue())
-        os.replace(tmp, dest)
-    except OSError as exc:
-        raise OutputError(f"cannot write {os.fspath(path)}: {exc.strerror or exc}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    return dest
+    return io.write_atomic(path, buffer.getvalue().encode())
