@@ -78,7 +78,8 @@ def test_same_seed_gives_same_samples() -> None:
     a = latent.sample_codes(space, 5, seed=7)
     assert torch.equal(a, latent.sample_codes(space, 5, seed=7))
     assert not torch.allclose(a, latent.sample_codes(space, 5, seed=8))
-    assert torch.equal(latent.sample_codes(space, 2, seed=7), a[:2])  # the first k of n are the k of fewer
+    # the first k of n are the k of fewer (up to float rounding: CPU matrix products depend on the batch size)
+    assert torch.allclose(latent.sample_codes(space, 2, seed=7), a[:2], atol=1e-5, rtol=1e-5)
     hot = latent.sample_codes(space, 64, seed=1, temperature=2.0)
     cold = latent.sample_codes(space, 64, seed=1, temperature=0.1)
     assert float(hot.std(0).mean()) > float(cold.std(0).mean())
