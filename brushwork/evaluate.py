@@ -84,7 +84,11 @@ METRICS: dict[str, tuple[str, str, str]] = {
     "color_style": ("lower", "0..1", "RGB-uv histogram Hellinger distance to the style's colours"),
     "color_photo": ("lower", "0..1", "RGB-uv histogram Hellinger distance to the photo's colours"),
 }
-COST_COLUMNS = ("seconds", "peak_mb")
+COST_COLUMNS = ("seconds", "memory_mb")
+COST_NOTES: dict[str, tuple[str, str, str]] = {
+    "seconds": ("lower", "s", "wall time of the stylization (networks loaded beforehand)"),
+    "memory_mb": ("lower", "MB", "rise of the process's resident memory during the stylization (peak over start)"),
+}
 
 
 # ---------------------------------------------------------------------------------------------- images
@@ -497,11 +501,13 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Cost:
-    """What :func:`measure` reports: wall seconds, peak resident memory (MB) and its rise over the start."""
+    """What :func:`measure` reports: wall seconds, peak resident memory (MB), its rise over the start, and the
+    peak of CUDA's allocator (MB) where torch runs on a GPU (else None)."""
 
     seconds: float
     peak_mb: float
     delta_mb: float
+    gpu_peak_mb: float | None = None
 
 
 def measure(fn: Callable[[], T]) -> tuple[T, Cost]:
@@ -510,7 +516,7 @@ def measure(fn: Callable[[], T]) -> tuple[T, Cost]:
         t = time.perf_counter()
         value = fn()
         seconds = time.perf_counter() - t
-    return value, Cost(seconds, mem.peak_mb, mem.delta_mb)
+    return value, Cost(seconds, mem.peak_mb, mem.delta_mb, mem.cuda_peak_mb)
 
 
 # ------------------------------------------------------------------------------------- summaries, Pareto

@@ -311,7 +311,7 @@ class Runner:
 
         if method == REFERENCE:
             rgb = io.resize_to_max(io.load_image(photo).rgb, self.max_size)
-            return rgb, evaluate.Cost(0.0, math.nan, math.nan)
+            return rgb, evaluate.Cost(math.nan, math.nan, math.nan)
         opts = self.call_options(method, extra)
         if method not in self.warmed and method != "optimize":  # loading networks is not the method's time
             small = io.resize_to_max(io.load_image(photo).rgb, 64)
@@ -408,7 +408,8 @@ def _record(method: str, photo: Path, style: Path, rgb: Any, cost: Any, metrics:
         "width": int(rgb.shape[1]),
         "height": int(rgb.shape[0]),
         "seconds": _round(cost.seconds),
-        "peak_mb": _round(cost.peak_mb, 1),
+        "memory_mb": _round(cost.delta_mb, 1),
+        "gpu_mb": _round(cost.gpu_peak_mb, 1) if cost.gpu_peak_mb is not None else None,
         "metrics": {k: _round(v) for k, v in metrics.items()},
         "options": {k: v for k, v in options.items() if k != "device"} if method != REFERENCE else {},
     }
@@ -432,7 +433,7 @@ def _print_table(records: Sequence[dict]) -> None:
 # --------------------------------------------------------------------------------------------- eval
 
 
-CSV_FIELDS = ["method", "photo", "style", "output", "width", "height", "seconds", "peak_mb"]
+CSV_FIELDS = ["method", "photo", "style", "output", "width", "height", "seconds", "memory_mb"]
 
 
 def spread_pairs(n_contents: int, n_styles: int, limit: int | None) -> list[tuple[int, int]]:
@@ -526,7 +527,7 @@ def run_eval(args: argparse.Namespace) -> int:
                     "width": int(rgb.shape[1]),
                     "height": int(rgb.shape[0]),
                     "seconds": _round(cost.seconds),
-                    "peak_mb": _round(cost.peak_mb, 1),
+                    "memory_mb": _round(cost.delta_mb, 1),
                     **{k: _round(v) for k, v in metrics.items()},
                 }
                 io.write_atomic(sidecar, json.dumps({"signature": sig, "row": row}, indent=1).encode())
@@ -555,7 +556,7 @@ def _reuse(dest: Path, sidecar: Path, signature: dict) -> dict | None:
 
 
 def summarize(rows: Sequence[dict], names: Sequence[str]) -> dict[str, dict[str, dict[str, float]]]:
-    """Per method, per metric (and seconds, peak_mb): mean, median, std and n."""
+    """Per method, per metric (and seconds, memory_mb): mean, median, std and n."""
     from brushwork.evaluate import COST_COLUMNS, METRICS, describe
 
     columns = [*METRICS, *COST_COLUMNS]
@@ -566,7 +567,7 @@ def summarize(rows: Sequence[dict], names: Sequence[str]) -> dict[str, dict[str,
 
 
 def markdown_summary(summary: dict, n_pairs: int) -> str:
-    from brushwork.evaluate import COST_COLUMNS, METRICS
+    from brushwork.evaluate import COST_COLUMNS, COST_NOTES, METRICS
 
     names = list(summary)
     lines = [
@@ -577,7 +578,7 @@ def markdown_summary(summary: dict, n_pairs: int) -> str:
         "| metric | " + " | ".join(names) + " |",
         "|---|" + "---:|" * len(names),
     ]
-    notes = {**METRICS, "seconds": ("lower", "s", "wall time per image"), "peak_mb": ("lower", "MB", "peak memory")}
+    notes = {**METRICS, **COST_NOTES}
     for c in [*METRICS, *COST_COLUMNS]:
         arrow = "↑" if notes[c][0] == "higher" else "↓"
         cells = []
@@ -658,10 +659,10 @@ def _pairs_sheet(rows: Sequence[tuple[Any, str, list, Any]], tile: int) -> Any:
 
 
 def _html(summary: dict, n_pairs: int, sheets: Sequence[Path], out: Path) -> str:
-    from brushwork.evaluate import COST_COLUMNS, METRICS
+    from brushwork.evaluate import COST_COLUMNS, COST_NOTES, METRICS
 
     names = list(summary)
-    notes = {**METRICS, "seconds": ("lower", "s", "wall time per image"), "peak_mb": ("lower", "MB", "peak memory")}
+    notes = {**METRICS, **COST_NOTES}
     head = "".join(f"<th>{html.escape(m)}</th>" for m in names)
     body = []
     for c in [*METRICS, *COST_COLUMNS]:
