@@ -70,6 +70,10 @@ def test_compare_errors_are_one_line(tmp_path: Path, folders, capsys) -> None:
     _one_line_error(capsys, main(["compare", photo, style, "--methods", "fast"]))  # neither -o nor --json
     _one_line_error(capsys, main(["compare", photo, style, "--methods", "fast", "--set", "strength", "--json"]))
     _one_line_error(capsys, main(["compare", photo, style, "--methods", "fast", "--set", "wct.strength=1", "--json"]))
+    fast = ["compare", photo, style, "--methods", "fast", "--json"]
+    err = _one_line_error(capsys, main([*fast, "--set", "iterations=3"]))
+    assert "iterations" in err  # an option the method does not take
+    _one_line_error(capsys, main([*fast, "--set", "strength=2"]))
     assert not list(tmp_path.iterdir())
 
 

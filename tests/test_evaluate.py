@@ -25,9 +25,10 @@ def style() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def stylized(photo: np.ndarray) -> np.ndarray:
-    from brushwork.methods.fast import stylize
+    from brushwork.api import stylize
 
-    return np.asarray(stylize(photo, STYLES["swirls"], max_size=SIZE, device="cpu"), dtype=np.float32) / 255
+    image = stylize(photo, [STYLES["swirls"]], method="fast", max_size=SIZE, device="cpu")
+    return np.asarray(image, dtype=np.float32) / 255
 
 
 def test_identical_images_score_perfectly(photo: np.ndarray, style: np.ndarray) -> None:

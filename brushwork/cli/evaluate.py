@@ -142,73 +142,17 @@ def _common(p: argparse.ArgumentParser, methods: bool = True) -> None:
 
 
 def api_methods() -> dict[str, Any]:
-    """The registered methods (``brushwork.api.METHODS``): name → spec (or None where the API has no registry)."""
-    api = _api_module()
-    if api is None:  # pragma: no cover - interim, until the contract (issue 8) is merged
-        return dict.fromkeys(_INTERIM_METHODS)
+    """The registered methods: ``brushwork.api.METHODS`` (name → spec)."""
+    from brushwork import api
+
     return dict(api.METHODS)
 
 
 def api_stylize(content: Any, styles: Sequence[Any], method: str, **options: Any) -> Any:
-    """``brushwork.api.stylize`` (a PIL image)."""
-    api = _api_module()
-    if api is None:  # pragma: no cover - interim, until the contract (issue 8) is merged
-        return _interim_stylize(content, list(styles), method, **options)
+    """Every method runs through the contract: ``brushwork.api.stylize`` (returns a PIL image)."""
+    from brushwork import api
+
     return api.stylize(content, list(styles), method=method, **options)
-
-
-def _api_module() -> Any:
-    """``brushwork.api`` (interim: None until the contract is merged into this package's own tree)."""
-    try:
-        from brushwork import api
-    except ImportError:  # pragma: no cover
-        return None
-    if Path(api.__file__).resolve().parent != Path(__file__).resolve().parents[1]:  # pragma: no cover
-        return None
-    return api
-
-
-# Interim adapter to the existing method entry points with the contract's signature; removed once brushwork.api
-# (issue 8) is on main.
-_INTERIM_METHODS = ("fast", "adain", "wct", "optimize")
-
-
-def _interim_stylize(content: Any, styles: list[Any], method: str, **options: Any) -> Any:  # pragma: no cover
-    import numpy as np
-    from PIL import Image
-
-    from brushwork import io
-
-    max_size = options.pop("max_size", 512)
-    device = options.pop("device", "auto")
-    strength = float(options.pop("strength", 1.0))
-    if method == "fast":
-        from brushwork.methods.fast import stylize
-
-        return stylize(content, styles, max_size=max_size, device=device, strength=strength, **options)
-    rgb = io.resize_to_max(io.load_image(content).rgb, max_size)
-    if method in ("adain", "wct"):
-        from brushwork.methods.autoencoder import stylize_autoencoder
-        from brushwork.methods.fast import resolve_device
-
-        if options.pop("stroke_scale", 1.0) != 1.0:
-            raise InputError(f"method {method} does not take the option stroke_scale (before the contract)")
-        dev = resolve_device(device)
-        st = [io.to_tensor(io.resize_to_max(io.load_image(s).rgb, max_size), dev) for s in styles]
-        out = stylize_autoencoder(io.to_tensor(rgb, dev), st, method=method, alpha=strength, device=dev, **options)
-        arr = io.to_numpy(out)
-    elif method == "optimize":
-        from brushwork.methods.optimize import optimize
-
-        options.setdefault("iterations", 80)
-        options.setdefault("init", "fast")
-        result = optimize(io.to_tensor(rgb), styles, size=max_size, device=device, **options)
-        arr = io.to_numpy(result.image)
-        arr = io.resize(arr, (rgb.shape[1], rgb.shape[0])) if arr.shape != rgb.shape else arr
-        arr = strength * arr + (1 - strength) * rgb
-    else:
-        raise InputError(f"method {method!r} is not available")
-    return Image.fromarray((np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8))
 
 
 def parse_methods(text: str, allow_reference: bool = True) -> list[str]:
@@ -265,17 +209,10 @@ def parse_sets(items: Sequence[str], methods: Sequence[str]) -> dict[str, dict[s
 
 
 def check_options(method: str, options: dict[str, Any]) -> None:
-    """One-line InputError for an option the method's options class lacks (before any work is done)."""
-    spec = api_methods().get(method)
-    cls = getattr(spec, "options", None)
-    if cls is None:
-        return
-    from dataclasses import fields
+    """One-line InputError for an option the method does not take or a value out of range, before any work."""
+    from brushwork import api
 
-    known = {f.name for f in fields(cls)}
-    for name in options:
-        if name not in known:
-            raise InputError(f"method {method} takes no option {name!r}")
+    api.check_options(method, options)
 
 
 def _image_file(path: str, what: str) -> Path:
@@ -566,6 +503,16 @@ def summarize(rows: Sequence[dict], names: Sequence[str]) -> dict[str, dict[str,
     }
 
 
+def _num(x: float) -> str:
+    """A table number: 3 significant digits, no exponent for the sizes metrics take."""
+    a = abs(x)
+    if a >= 100:
+        return f"{x:.0f}"
+    if a >= 10:
+        return f"{x:.1f}"
+    return f"{x:.3g}" if a >= 0.001 or a == 0 else f"{x:.1e}"
+
+
 def markdown_summary(summary: dict, n_pairs: int) -> str:
     from brushwork.evaluate import COST_COLUMNS, COST_NOTES, METRICS
 
@@ -584,7 +531,7 @@ def markdown_summary(summary: dict, n_pairs: int) -> str:
         cells = []
         for m in names:
             d = summary[m][c]
-            cells.append("–" if d["n"] == 0 else f"{d['mean']:.3g} ± {d['std']:.2g} ({d['median']:.3g})")
+            cells.append("–" if d["n"] == 0 else f"{_num(d['mean'])} ± {_num(d['std'])} ({_num(d['median'])})")
         lines.append(f"| {c} {arrow} | " + " | ".join(cells) + " |")
     lines += ["", "Metrics:", ""]
     lines += [f"- **{c}** ({notes[c][1]}): {notes[c][2]}" for c in [*METRICS, *COST_COLUMNS]]
@@ -739,6 +686,8 @@ def command_line(photo: Path, style: Path, method: str, settings: dict[str, Any]
         flag = "--" + key.replace("_", "-")
         if isinstance(value, bool):
             parts += [flag] if value else []
+        elif isinstance(value, tuple):  # several values (style weights, decoders, layers): one argument each
+            parts += [flag, *(_fmt(v) for v in value)]
         else:
             parts += [flag, _fmt(value)]
     return " ".join(shlex.quote(p) for p in parts)
@@ -760,7 +709,9 @@ def run_tune(args: argparse.Namespace) -> int:
     method = parse_methods(args.method, allow_reference=False)[0]
     options = parse_sets(args.set, [method])
     grid = parse_grid(args.grid) if args.grid else default_grid(method, options[method].get("iterations"))
-    check_options(method, {**options[method], **grid})
+    settings = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
+    for setting in settings:
+        check_options(method, {**options[method], **setting})
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise OutputError(f"cannot write into {out}: it is a file")
@@ -770,7 +721,6 @@ def run_tune(args: argparse.Namespace) -> int:
         raise OutputError(f"cannot create the folder {out}: {exc.strerror or exc}") from None
     io.check_folder_writable(out, str(out))
 
-    settings = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
     runner = Runner(options, args.max_size, args.device)
     evaluator = _evaluator(args)
     photo_rgb = io.resize_to_max(io.load_image(photo).rgb, args.max_size)
