@@ -87,11 +87,13 @@ def scatter_plot(
     x_label: str | None = None,
     y_label: str | None = None,
     title: str = "",
+    log_y: bool | None = None,
     width: float = 7.0,
     height: float = 5.0,
 ) -> np.ndarray:
     """Scatter of ``rows[i][x]`` against ``rows[i][y]``, one colour per ``rows[i][by]``, with each group's median
-    as a large marker. Rows whose x or y is missing or not finite are left out."""
+    as a large marker. Rows whose x or y is missing or not finite are left out. ``log_y``: a logarithmic y axis
+    (None: when every y is positive and they span more than a factor of 20, as style distances do)."""
     fig = _figure(width, height)
     ax = fig.add_subplot(1, 1, 1)
     groups: dict[str, list[tuple[float, float]]] = {}
@@ -107,11 +109,16 @@ def scatter_plot(
         color = method_color(name, k)
         ax.scatter(arr[:, 0], arr[:, 1], s=18, alpha=0.55, color=color, label=f"{name} ({len(arr)})")
         ax.scatter(*np.median(arr, axis=0), s=160, marker="X", color=color, edgecolor="black", linewidth=0.8)
+    ys = np.asarray([p[1] for pts in groups.values() for p in pts])
+    if log_y is None:
+        log_y = bool(ys.size) and ys.min() > 0 and ys.max() / ys.min() > 20
+    if log_y:
+        ax.set_yscale("log")
     ax.set_xlabel(x_label or x)
     ax.set_ylabel(y_label or y)
     if title:
         ax.set_title(title)
-    ax.grid(alpha=0.3)
+    ax.grid(alpha=0.3, which="both" if log_y else "major")
     if groups:
         ax.legend(fontsize=8, title="× median", title_fontsize=8)
     fig.tight_layout()
