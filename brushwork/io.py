@@ -14,18 +14,23 @@ path runs without it.
 from __future__ import annotations
 
 import io
+import math
 import os
+import stat
+import struct
+import sys
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 from PIL import Image, ImageCms, UnidentifiedImageError
 
-from brushwork.errors import InputError, OutputError
+from brushwork.errors import BrushworkWarning, InputError, OutputError
 
 if TYPE_CHECKING:
     import torch
@@ -34,6 +39,7 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".webp", 
 SAVE_EXTENSIONS: frozenset[str] = IMAGE_EXTENSIONS - {".gif"}
 DEFAULT_MAX_PIXELS: int = 64_000_000
 MAX_PIXELS_ENV = "BRUSHWORK_MAX_PIXELS"
+MAX_PIXELS_CEILING: int = 2**40  # a limit above this is a typo (a 1-terapixel image); refuse it rather than overflow
 
 # Pillow decoders we accept; anything else is "not a supported image" (camera JPEGs with MPF come back as MPO).
 _FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF")
@@ -80,7 +86,7 @@ def load_image(src: PathLike | Image.Image | np.ndarray, *, max_pixels: int | No
     Raises InputError (one line, naming the file) for a missing, empty, truncated, too large or non-image file.
     """
     if isinstance(src, np.ndarray):
-        return _from_array(src, "array")
+        return _from_array(src, "array", finite=True)
     limit = _max_pixels(max_pixels)
     if isinstance(src, Image.Image):
         _check_pixels(src.size, limit, "image")
@@ -89,24 +95,12 @@ def load_image(src: PathLike | Image.Image | np.ndarray, *, max_pixels: int | No
 
     path = Path(src)
     name = os.fspath(src)
-    if not path.exists():
-        raise InputError(f"cannot read {name}: no such file")
-    if path.is_dir():
-        raise InputError(f"cannot read {name}: it is a folder, not an image file")
+    _check_input_file(path, name)
     try:
-        if path.stat().st_size == 0:
-            raise InputError(f"cannot read {name}: file is empty")
-        with open(path, "rb") as fh:
-            try:
-                img = Image.open(fh, formats=_FORMATS)
-            except UnidentifiedImageError:
-                raise InputError(f"cannot read {name}: not a supported image ({_FORMAT_NAMES})") from None
-            except Image.DecompressionBombError as e:
-                raise InputError(f"cannot read {name}: image is too large ({_one_line(e)})") from None
-            except OSError as e:
-                if e.errno is not None:
-                    raise
-                raise InputError(f"cannot read {name}: file is truncated or corrupt ({_one_line(e)})") from None
+        with open(path, "rb") as fh, warnings.catch_warnings():
+            # Pillow warns from 89 Mpixels on; brushwork's own limit (checked below, from the header) decides
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = _open(fh, name)
             with img:
                 _check_pixels(img.size, limit, name)
                 sixteen = _is_16bit_colour(img)  # from the header, so before anything decodes
@@ -120,6 +114,37 @@ def load_image(src: PathLike | Image.Image | np.ndarray, *, max_pixels: int | No
     return _oriented(picture, orientation)
 
 
+def _check_input_file(path: Path, name: str) -> None:
+    """InputError (one line) unless ``path`` is a non-empty regular file that can be looked up."""
+    try:
+        info = path.stat()
+    except OSError as e:
+        reason = "no such file" if isinstance(e, FileNotFoundError) else _one_line(e.strerror or e).lower()
+        raise InputError(f"cannot read {name}: {reason}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise InputError(f"cannot read {name}: it is a folder, not an image file")
+    if info.st_size == 0:
+        raise InputError(f"cannot read {name}: file is empty")
+
+
+def _open(fh: BinaryIO, name: str) -> Image.Image:
+    """``Image.open`` of one of :data:`_FORMATS`, every failure turned into a one-line InputError."""
+    try:
+        return Image.open(fh, formats=_FORMATS)
+    except UnidentifiedImageError:
+        raise InputError(f"cannot read {name}: not a supported image ({_FORMAT_NAMES})") from None
+    except Image.DecompressionBombError as e:
+        raise InputError(f"cannot read {name}: image is too large ({_one_line(e)})") from None
+    except ValueError as e:  # a PNG text or ICC chunk that inflates past Pillow's limit (a decompression bomb)
+        raise InputError(f"cannot read {name}: image is too large ({_one_line(e)})") from None
+    except (SyntaxError, EOFError, struct.error) as e:
+        raise InputError(f"cannot read {name}: file is truncated or corrupt ({_one_line(e)})") from None
+    except OSError as e:
+        if e.errno is not None:
+            raise
+        raise InputError(f"cannot read {name}: file is truncated or corrupt ({_one_line(e)})") from None
+
+
 def _max_pixels(max_pixels: int | None) -> int:
     if max_pixels is not None:
         return int(max_pixels)
@@ -127,12 +152,14 @@ def _max_pixels(max_pixels: int | None) -> int:
     if not value:
         return DEFAULT_MAX_PIXELS
     try:
-        limit = int(float(value))
+        number = float(value)
     except ValueError:
-        limit = 0
-    if limit <= 0:
-        raise InputError(f"{MAX_PIXELS_ENV} must be a positive number of pixels, got {value!r}")
-    return limit
+        number = 0.0
+    if not (math.isfinite(number) and 1 <= number <= MAX_PIXELS_CEILING):
+        raise InputError(
+            f"{MAX_PIXELS_ENV} must be a whole number of pixels from 1 to {MAX_PIXELS_CEILING:,}, got {value!r}"
+        )
+    return int(number)
 
 
 def _check_pixels(size: tuple[int, int], limit: int, name: str) -> None:
@@ -202,12 +229,13 @@ def _load_16bit(path: Path, img: Image.Image, name: str) -> Picture:
     """16-bit colour PNG/TIFF through OpenCV (BGR/BGRA uint16), keeping full precision."""
     import cv2  # OpenCV loads lazily (here and below): the fast path's start-up does not pay for it
 
-    data = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
+    with _native_stderr_silenced():  # libpng prints its own "libpng error: …" line for a damaged file
+        data = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
     if data is None:
         raise InputError(f"cannot read {name}: file is truncated or corrupt")
     if data.ndim == 3:
         data = cv2.cvtColor(data, cv2.COLOR_BGRA2RGBA if data.shape[2] == 4 else cv2.COLOR_BGR2RGB)
-    picture = _from_array(data, name)
+    picture = _from_array(data, name, finite=True)
     icc = img.info.get("icc_profile")
     if icc and picture.rgb.shape[2] == 3 and not _is_srgb(icc):
         # Pillow's colour management works on 8-bit RGB only: correct colours win over the extra precision here.
@@ -223,6 +251,8 @@ def _from_pil(img: Image.Image, name: str, path: Path | None) -> Picture:
     icc = img.info.get("icc_profile")
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
         a = np.asarray(img)
+        if mode == "F" and not np.isfinite(a).all():
+            raise InputError(f"cannot read {name}: its pixels include NaN or infinite values")
         gray = a.astype(np.float32) if mode == "F" else np.clip(a.astype(np.float32) / 65535.0, 0.0, 1.0)
         return Picture(np.repeat(np.clip(gray, 0.0, 1.0)[..., None], 3, axis=2), None, path, 16)
 
@@ -245,6 +275,25 @@ def _from_pil(img: Image.Image, name: str, path: Path | None) -> Picture:
     return Picture(rgb, alpha, path, 8)
 
 
+@contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Send what C libraries (libpng, libtiff inside OpenCV) print to file descriptor 2 to /dev/null meanwhile."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no file descriptor 2 (embedded interpreters): nothing to silence
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 @lru_cache(maxsize=1)
 def _srgb_profile() -> ImageCms.ImageCmsProfile:
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
@@ -264,16 +313,21 @@ def _to_srgb(img: Image.Image, icc: bytes, name: str) -> Image.Image:
         source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
         return ImageCms.profileToProfile(img, source, _srgb_profile(), outputMode="RGB")
     except (ImageCms.PyCMSError, OSError, ValueError) as e:
-        warnings.warn(f"{name}: ignoring an unusable ICC profile ({_one_line(e)})", stacklevel=3)
+        warnings.warn(f"{name}: ignoring an unusable ICC profile ({_one_line(e)})", BrushworkWarning, stacklevel=3)
         return img
 
 
-def _from_array(a: np.ndarray, name: str) -> Picture:
-    """H×W, H×W×1, H×W×3 or H×W×4 array (uint8, uint16 or float 0..1) -> Picture."""
+def _from_array(a: np.ndarray, name: str, *, finite: bool = False) -> Picture:
+    """H×W, H×W×1, H×W×3 or H×W×4 array (uint8, uint16 or float 0..1) -> Picture.
+
+    ``finite``: refuse float pixels that are NaN or infinite (inputs); otherwise they become 0 or 1 (outputs).
+    """
     if a.ndim == 2:
         a = a[..., None]
     if a.ndim != 3 or a.shape[2] not in (1, 2, 3, 4) or a.shape[0] == 0 or a.shape[1] == 0:
         raise InputError(f"cannot use {name}: expected an H×W, H×W×3 or H×W×4 array, got shape {a.shape}")
+    if finite and np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
+        raise InputError(f"cannot use {name}: its pixels include NaN or infinite values")
     f, depth = _unit_float(a, name)
     if f.shape[2] in (1, 2):  # gray, gray + alpha
         f = np.concatenate([np.repeat(f[..., :1], 3, axis=2), f[..., 1:]], axis=2)
@@ -297,30 +351,58 @@ def _unit_float(a: np.ndarray, name: str) -> tuple[np.ndarray, int]:
 # ---------------------------------------------------------------- saving
 
 
-def check_writable(path: PathLike, protect: Iterable[PathLike] = ()) -> Path:
+def check_writable(
+    path: PathLike, protect: Iterable[PathLike] = (), *, extensions: Iterable[str] | None = SAVE_EXTENSIONS
+) -> Path:
     """Validate an output path before any expensive work and return it as a Path.
 
-    Raises OutputError (one line, naming the path) if the extension is not one we write, the folder is missing
-    or not writable, the path is a folder, or it is one of the ``protect``-ed input files.
+    Raises OutputError (one line, naming the path) if the extension is not one of ``extensions`` (default: the
+    image formats we write; None: any), the name is longer than the file system allows, the folder is missing or
+    not writable, the path is a folder or a symbolic-link loop, or it is one of the ``protect``-ed input files.
     """
     dest = Path(path)
     name = os.fspath(path)
     ext = dest.suffix.lower()
-    if not ext:
-        raise OutputError(f"cannot write {name}: no file extension to choose the format from")
-    if ext not in SAVE_EXTENSIONS:
-        known = ", ".join(sorted(SAVE_EXTENSIONS))
-        raise OutputError(f"cannot write {name}: {ext!r} is not a format brushwork writes (use one of {known})")
+    if dest.is_dir():
+        raise OutputError(f"cannot write {name}: it is a folder")
+    if extensions is not None:
+        known = sorted(extensions)
+        if not ext:
+            raise OutputError(f"cannot write {name}: no file extension to choose the format from")
+        if ext not in known:
+            raise OutputError(f"cannot write {name}: {ext!r} is not a format brushwork writes here (use one of "
+                              f"{', '.join(known)})")  # fmt: skip
+    check_name_length(dest, name)
     parent = dest.parent
     if not parent.is_dir():
         raise OutputError(f"cannot write {name}: folder {os.fspath(parent)!r} does not exist")
     check_folder_writable(parent, name)
-    if dest.is_dir():
+    try:
+        info = dest.stat()
+    except FileNotFoundError:
+        info = None
+    except OSError as e:  # a symbolic-link loop (ELOOP), a name the system refuses
+        raise OutputError(f"cannot write {name}: {_one_line(e.strerror or e).lower()}") from None
+    if info is not None and stat.S_ISDIR(info.st_mode):
         raise OutputError(f"cannot write {name}: it is a folder")
     for p in protect:
         if _same_file(dest, Path(p)):
             raise OutputError(f"cannot write {name}: it is an input file and would be overwritten")
     return dest
+
+
+def check_name_length(path: PathLike, name: str | None = None) -> None:
+    """OutputError when a component of ``path`` is longer than the file system's limit on names (255 bytes)."""
+    path = Path(path)
+    name = name or os.fspath(path)
+    try:
+        limit = os.pathconf(path.parent if path.parent.is_dir() else ".", "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        limit = 255
+    for part in path.parts:
+        size = len(os.fsencode(part))
+        if size > limit:
+            raise OutputError(f"cannot write {name}: a file name is too long ({size} bytes; the limit is {limit})")
 
 
 def check_folder_writable(folder: Path, name: str) -> None:
@@ -347,7 +429,7 @@ def _same_file(a: Path, b: Path) -> bool:
         if a.exists() and b.exists():
             return os.path.samefile(a, b)
         return a.resolve() == b.resolve()
-    except OSError:
+    except (OSError, RuntimeError):  # RuntimeError: a symbolic-link loop in Path.resolve (Python < 3.13)
         return False
 
 
@@ -453,7 +535,8 @@ def write_atomic(dest: PathLike, data: bytes, name: str | None = None) -> Path:
 
 def _write_atomic(dest: Path, data: bytes, name: str) -> None:
     """Write ``data`` to a temporary file beside ``dest``, then rename it over ``dest``; clean up on failure."""
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    # short, so that any legal name has a legal temporary name beside it
+    tmp = dest.with_name(f".{dest.name[:40]}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # 0o666 & ~umask, like open()
         try:
@@ -510,18 +593,141 @@ def resize_to_max(rgb: np.ndarray, max_size: int | None) -> np.ndarray:
 def list_images(folder: PathLike) -> list[Path]:
     """Image files directly in ``folder`` (by :data:`IMAGE_EXTENSIONS`, hidden files skipped), sorted by name.
 
-    Raises InputError if the folder does not exist or holds no image.
+    Sub-folders are not read; when there are some, a :class:`~brushwork.errors.BrushworkWarning` says so.
+    Raises InputError if the folder does not exist, cannot be read or holds no image.
     """
     path = Path(folder)
     name = os.fspath(folder)
-    if not path.is_dir():
-        raise InputError(f"cannot read {name}: no such folder")
-    found = sorted(
-        p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file()
-    )
+    try:
+        info = path.stat()
+        if not stat.S_ISDIR(info.st_mode):
+            raise InputError(f"cannot read {name}: not a folder")
+        entries = sorted(path.iterdir())
+    except FileNotFoundError:
+        raise InputError(f"cannot read {name}: folder not found") from None
+    except OSError as e:  # permission denied, a symbolic-link loop
+        raise InputError(f"cannot read {name}: {_one_line(e.strerror or e).lower()}") from None
+    found: list[Path] = []
+    folders = 0
+    for p in entries:
+        if p.name.startswith("."):
+            continue
+        if p.is_dir():
+            folders += 1
+        elif p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file():
+            found.append(p)
     if not found:
         raise InputError(f"cannot read {name}: no images in the folder ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+    if folders:
+        warnings.warn(
+            f"{name}: skipping {folders} sub-folder{'s' if folders > 1 else ''} (only the images directly in "
+            "the folder are read)",
+            BrushworkWarning,
+            stacklevel=2,
+        )
     return found
+
+
+def verify_image(
+    path: PathLike, *, min_side: int = 1, max_pixels: int | None = None, decode: bool = True
+) -> tuple[int, int]:
+    """Check that ``path`` is an image :func:`load_image` can read, decoding it once (JPEGs at 1/8 scale, which
+    still reads every byte); returns its (width, height). Raises InputError (one line, naming the file) otherwise,
+    also for a side shorter than ``min_side`` pixels. ``decode=False`` checks the header only (fast)."""
+    path = Path(path)
+    name = os.fspath(path)
+    _check_input_file(path, name)
+    limit = _max_pixels(max_pixels)
+    try:
+        with open(path, "rb") as fh, warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with _open(fh, name) as img:
+                width, height = img.size
+                _check_pixels(img.size, limit, name)
+                if min(width, height) < min_side:
+                    raise InputError(f"cannot read {name}: {width}×{height} is too small (at least {min_side} pixels "
+                                     "a side)")  # fmt: skip
+                if not decode:
+                    return width, height
+                if img.format == "JPEG":
+                    img.draft(img.mode, (max(1, width // 8), max(1, height // 8)))
+                _decode(img, name)
+                if img.mode == "F" and not np.isfinite(np.asarray(img)).all():
+                    raise InputError(f"cannot read {name}: its pixels include NaN or infinite values")
+    except OSError as e:
+        raise InputError(f"cannot read {name}: {_one_line(e.strerror or e).lower()}") from None
+    return width, height
+
+
+def usable_images(
+    paths: Iterable[PathLike],
+    *,
+    strict: bool = False,
+    min_side: int = 1,
+    max_pixels: int | None = None,
+    where: str = "",
+) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Check every file once (:func:`verify_image`, in threads) before a run uses them.
+
+    Returns (usable paths in the given order, [(skipped path, one-line reason)]). Each skipped file is named in
+    a :class:`~brushwork.errors.BrushworkWarning`. Raises InputError when ``strict`` and any file is unusable, or
+    when no usable file remains (``where`` names the folder in that message); nothing is warned then.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths = [Path(p) for p in paths]
+
+    def check(p: Path) -> str | None:
+        try:
+            verify_image(p, min_side=min_side, max_pixels=max_pixels)
+        except InputError as e:
+            return str(e)
+        return None
+
+    workers = max(1, min(8, os.cpu_count() or 1, len(paths)))
+    with ThreadPoolExecutor(workers) as pool:  # Pillow's decoders release the GIL
+        reasons = list(pool.map(check, paths))
+    good = [p for p, r in zip(paths, reasons, strict=True) if r is None]
+    bad = [(p, r) for p, r in zip(paths, reasons, strict=True) if r is not None]
+    place = f" in {where}" if where else ""
+    if bad and strict:
+        more = f" (and {len(bad) - 1} more unusable file{'s' if len(bad) > 2 else ''})" if len(bad) > 1 else ""
+        raise InputError(f"{bad[0][1]}{more}; --strict refuses any unusable file")
+    if not good:
+        raise InputError(f"no usable image{place}: {len(bad)} file{'s' if len(bad) > 1 else ''} unusable, e.g. "
+                         f"{bad[0][1]}")  # fmt: skip
+    for _, reason in bad:
+        warnings.warn(f"{reason}; skipped", BrushworkWarning, stacklevel=2)
+    return good, bad
+
+
+def check_output_folder(path: PathLike) -> Path:
+    """Validate a folder that a command will create or fill, without creating it; return it as a Path.
+
+    OutputError (one line) when it is a file, has an image extension (``-o single.png`` with a folder of inputs),
+    its name is too long, or it (or, when missing, its parent) is not a writable folder.
+    """
+    out = Path(path)
+    name = os.fspath(path)
+    check_name_length(out, name)
+    try:
+        info = out.stat()
+    except FileNotFoundError:
+        info = None
+    except OSError as e:
+        raise OutputError(f"cannot write to {name}: {_one_line(e.strerror or e).lower()}") from None
+    if info is not None and not stat.S_ISDIR(info.st_mode):
+        raise OutputError(f"cannot write to {name}: it is a file, and this command writes a folder")
+    if info is None and out.suffix.lower() in IMAGE_EXTENSIONS:
+        raise OutputError(f"cannot write to {name}: this command writes a folder, so -o must name a folder, "
+                          "not an image file")  # fmt: skip
+    if info is not None:
+        check_folder_writable(out, name)
+    elif not out.parent.is_dir():
+        raise OutputError(f"cannot write to {name}: folder {os.fspath(out.parent)!r} does not exist")
+    else:
+        check_folder_writable(out.parent, name)
+    return out
 
 
 def to_tensor(rgb: np.ndarray, device: str | torch.device | None = None) -> torch.Tensor:

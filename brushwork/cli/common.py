@@ -8,6 +8,10 @@ import math
 import sys
 from typing import Any
 
+# the largest whole number any option takes: C libraries (OpenCV, torch, onnxruntime) take 32-bit ints, and a
+# count past this (iterations, frames, pixels) would run for ever anyway
+INT_LIMIT = 2**31 - 1
+
 
 def positive_int(text: str) -> int:
     try:
@@ -16,6 +20,18 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    if value > INT_LIMIT:
+        raise argparse.ArgumentTypeError(f"expected a number of at most {INT_LIMIT:,}, got {text}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value <= INT_LIMIT:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {INT_LIMIT:,}, got {text}")
     return value
 
 

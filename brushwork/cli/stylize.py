@@ -67,6 +67,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "PyTorch on cuda/mps (default: auto)",
     )
     p.add_argument("--format", choices=FORMATS, default="png", help="output format in folder mode (default: png)")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="folder mode: refuse to run when any file is unusable (default: skip it with a warning)",
+    )
     p.add_argument("--quality", type=positive_int, default=95, help="JPEG/WebP quality 1-100 (default: 95)")
     p.add_argument("--json", action="store_true", help="print a machine-readable record of each result")
     p.add_argument(
@@ -103,6 +108,7 @@ def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
     for style in styles:
         if not Path(style).is_file():
             raise InputError(f"style image not found: {style}")
+        io.verify_image(style, min_side=MIN_SIDE, max_pixels=args.max_pixels, decode=False)
     if args.mask is not None:
         if args.method == "fast":
             raise InputError("--mask needs --method adain or wct")
@@ -110,6 +116,8 @@ def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
             raise InputError(f"mask image not found: {args.mask}")
         if len(args.styles) > 2:
             raise InputError("--mask assigns at most two styles (white: first, black: second)")
+        io.verify_image(args.mask, max_pixels=args.max_pixels, decode=False)
+        styles.append(args.mask)  # an input: never overwritten
     if args.quality > 100:
         raise InputError(f"quality must be 1-100, got {args.quality}")
     if args.max_size is not None and args.max_size < MIN_SIDE:
@@ -118,12 +126,21 @@ def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
         raise InputError(f"stroke scale must be between {MIN_STROKE} and {MAX_STROKE}, got {args.stroke_scale}")
     if args.method != "fast" and args.stroke_scale != 1.0:
         raise InputError("--stroke-scale belongs to --method fast")
+    args.skipped = []
     if content.is_file():
+        io.verify_image(content, min_side=MIN_SIDE, max_pixels=args.max_pixels, decode=False)
         pairs = [(content, output)]
     elif content.is_dir():
         if output.exists() and not output.is_dir():
             raise InputError(f"{content} is a folder, so -o must be a folder too, not the file {output}")
-        sources = io.list_images(content)
+        io.check_output_folder(output)
+        sources, args.skipped = io.usable_images(
+            io.list_images(content),
+            strict=args.strict,
+            min_side=MIN_SIDE,
+            max_pixels=args.max_pixels,
+            where=args.content,
+        )
         stems = Counter(p.stem for p in sources)  # a.jpg and a.png must not both become a.png
 
         def name(p: Path) -> str:
@@ -148,9 +165,11 @@ def run(args: argparse.Namespace) -> int:
     pairs = _jobs(args)
     render = _renderer(args, batch=len(pairs) > 1)
     protect = [p for p, _ in pairs] + [Path(s) for s in args.styles if not s.startswith("builtin:")]
+    protect += [Path(args.mask)] if args.mask else []
     records: list[dict[str, Any]] = []
     failures = 0
-    if len(pairs) > 1:
+    folder = Path(args.content).is_dir()
+    if folder:
         from tqdm import tqdm
 
         bar: Any = tqdm(pairs, unit="img", desc="stylizing")
@@ -163,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
             picture = render(src)
             io.save_image(picture, dst, alpha=picture.alpha, quality=args.quality, protect=protect)
         except BrushworkError as exc:
-            if len(pairs) == 1:
+            if not folder:
                 raise
             failures += 1
             say(f"brushwork: error: {exc}", file=sys.stderr)
@@ -181,12 +200,15 @@ def run(args: argparse.Namespace) -> int:
             }
         )
     if args.json:
-        emit_json(records[0] if len(pairs) == 1 else records)
-    elif len(pairs) == 1:
+        emit_json(records if folder else records[0])
+    elif not folder:
         print(f"wrote {records[0]['output']} ({records[0]['width']}×{records[0]['height']})")
     else:
-        print(f"wrote {len(records)} of {len(pairs)} images to {args.output}")
-    return 2 if failures else 0
+        total = len(pairs) + len(args.skipped)
+        unusable = failures + len(args.skipped)
+        skipped = f" ({unusable} skipped)" if unusable else ""
+        print(f"wrote {len(records)} of {total} images to {args.output}{skipped}")
+    return 2 if failures and (args.strict or not records) else 0
 
 
 def _renderer(args: argparse.Namespace, batch: bool = False) -> Any:
@@ -246,6 +268,7 @@ def run_sheet(args: argparse.Namespace) -> int:
     if args.tile > 1024 or args.columns > NUM_BUILTIN + 1:
         raise InputError(f"--tile must be at most 1024 and --columns at most {NUM_BUILTIN + 1}")
     io.check_writable(args.output, [args.content])
+    io.verify_image(args.content, min_side=16, decode=False)
     stylizer = FastStylizer(args.device)
     photo = io.resize_to_max(io.load_image(args.content).rgb, args.tile * 2)
     tiles = [photo] + [stylizer.stylize(photo, [i], max_size=None).rgb for i in range(NUM_BUILTIN)]
@@ -275,6 +298,7 @@ def run_demo(args: argparse.Namespace) -> int:
         json=False,
         max_pixels=None,
         runtime="auto",
+        strict=False,
     )
     for key, value in defaults.items():
         setattr(args, key, value)

@@ -117,6 +117,19 @@ def save(
     return final
 
 
+def remove_stale(root: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary folders and files a killed run left under ``root`` (``.step-*.tmp``, ``.step-*.old``,
+    ``.last.json.*.tmp``); returns what was removed. Call it only while no other run writes to ``root``."""
+    root = Path(root)
+    stale = [p for pattern in (f".{_PREFIX}*.tmp", f".{_PREFIX}*.old", f".{LAST}.*.tmp") for p in root.glob(pattern)]
+    for p in stale:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    return stale
+
+
 def _complete(root: Path) -> list[Path]:
     """Complete checkpoint folders under ``root``, oldest first."""
     found = [
