@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Callable
 from typing import Any
 
 # the largest whole number any option takes: C libraries (OpenCV, torch, onnxruntime) take 32-bit ints, and a
@@ -63,6 +64,44 @@ def positive_float(text: str) -> float:
     value = finite_float(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def int_range(low: int, high: int) -> Callable[[str], int]:
+    """argparse type of a whole number from ``low`` to ``high`` (inclusive)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected a whole number from {low:,} to {high:,}, got {text}")
+        return value
+
+    return parse
+
+
+def float_range(low: float, high: float) -> Callable[[str], float]:
+    """argparse type of a finite number from ``low`` to ``high`` (inclusive)."""
+
+    def parse(text: str) -> float:
+        value = finite_float(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected a number from {low:g} to {high:g}, got {text}")
+        return value
+
+    return parse
+
+
+WEIGHT_LIMIT = 1e15  # loss weights above this overflow float32 losses (3.4e38) on ordinary images
+
+
+def weight_float(text: str) -> float:
+    """argparse type of a loss weight: a number from 0 to :data:`WEIGHT_LIMIT`."""
+    value = nonnegative_float(text)
+    if value > WEIGHT_LIMIT:
+        raise argparse.ArgumentTypeError(f"expected a weight of at most {WEIGHT_LIMIT:g}, got {text}")
     return value
 
 

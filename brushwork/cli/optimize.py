@@ -14,7 +14,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from brushwork.cli.common import finite_float, nonnegative_float, positive_float, positive_int, seed_int
+from brushwork.cli.common import (
+    finite_float,
+    nonnegative_float,
+    positive_float,
+    positive_int,
+    seed_int,
+    weight_float,
+)
 from brushwork.errors import InputError, OutputError
 from brushwork.methods.optimize import MAX_LR, MAX_SIDE, MIN_SIDE  # torch-free at import
 
@@ -36,6 +43,13 @@ def _lr(text: str) -> float:
     return value
 
 
+def _temperature(text: str) -> float:
+    value = nonnegative_float(text)
+    if value > 1000:
+        raise argparse.ArgumentTypeError(f"expected a temperature from 0 to 1000, got {text}")
+    return value
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     from brushwork.methods.optimize import DEFAULTS  # torch-free at import: the engine imports torch lazily
 
@@ -53,12 +67,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="output image (format from its extension)")
 
     g = p.add_argument_group("losses")
+    g.add_argument("--content-weight", type=weight_float, default=d.content_weight, help="alpha (default: %(default)s)")
+    g.add_argument("--style-weight", type=weight_float, default=d.style_weight, help="beta (default: %(default)s)")
     g.add_argument(
-        "--content-weight", type=nonnegative_float, default=d.content_weight, help="alpha (default: %(default)s)"
-    )
-    g.add_argument("--style-weight", type=nonnegative_float, default=d.style_weight, help="beta (default: %(default)s)")
-    g.add_argument(
-        "--tv-weight", type=nonnegative_float, default=d.tv_weight, help="gamma, total variation (default: %(default)s)"
+        "--tv-weight", type=weight_float, default=d.tv_weight, help="gamma, total variation (default: %(default)s)"
     )
     g.add_argument(
         "--loss",
@@ -82,7 +94,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "VGG relu1_1 relu2_1 relu3_1 relu4_1 relu5_1, MobileNet conv block2 block5 block9 block12)"
         ),
     )
-    g.add_argument("--style-layer-weights", nargs="+", type=nonnegative_float, metavar="W", help="one per style layer")
+    g.add_argument("--style-layer-weights", nargs="+", type=weight_float, metavar="W", help="one per style layer")
     g.add_argument("--normalize-gradients", action="store_true", help="divide each layer's gradient by its L1 norm")
 
     g = p.add_argument_group("optimization")
@@ -180,7 +192,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--pool", choices=["max", "avg"], default=d.pool, help="VGG pooling (default: %(default)s)")
     g.add_argument(
         "--swag",
-        type=nonnegative_float,
+        type=_temperature,
         default=d.swag,
         metavar="T",
         help=("SWAG softmax temperature for the style features, 0 = off (default: on for mobilenet, off for VGG)"),
@@ -209,14 +221,9 @@ def _intermediate_path(output: Path, iteration: int) -> Path:
 
 
 def _check_plot_path(path: str) -> Path:
-    plot = Path(path)
-    if plot.suffix.lower() not in PLOT_EXTENSIONS:
-        raise OutputError(f"cannot write {path}: the loss plot must be one of {', '.join(PLOT_EXTENSIONS)}")
-    if not plot.parent.is_dir():
-        raise OutputError(f"cannot write {path}: folder {os.fspath(plot.parent)!r} does not exist")
-    if plot.is_dir():
-        raise OutputError(f"cannot write {path}: it is a folder")
-    return plot
+    from brushwork import io
+
+    return io.check_writable(path, extensions=PLOT_EXTENSIONS)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -231,6 +238,8 @@ def run(args: argparse.Namespace) -> int:
 
     inputs = [Path(args.content), *map(Path, args.styles)] + ([Path(args.mask)] if args.mask else [])
     output = io.check_writable(args.output, inputs)
+    for path in [args.content, *args.styles]:  # readable, not a bomb, not tiny: before any work
+        io.verify_image(path, min_side=MIN_SIDE, decode=False)
     plot = _check_plot_path(args.loss_plot) if args.loss_plot else None
     if plot is not None and any(plot.resolve() == p.resolve() for p in [*inputs, output]):
         raise OutputError(f"cannot write {args.loss_plot}: it is an input or the output image")

@@ -128,7 +128,7 @@ def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
         raise InputError("--stroke-scale belongs to --method fast")
     args.skipped = []
     if content.is_file():
-        io.verify_image(content, min_side=MIN_SIDE, max_pixels=args.max_pixels, decode=False)
+        io.verify_image(content, min_side=MIN_SIDE, max_pixels=args.max_pixels)  # decoded: fails before any work
         pairs = [(content, output)]
     elif content.is_dir():
         if output.exists() and not output.is_dir():
