@@ -714,8 +714,8 @@ def check_output_folder(path: PathLike) -> Path:
         info = out.stat()
     except FileNotFoundError:
         info = None
-    except OSError as e:
-        raise OutputError(f"cannot write to {name}: {_one_line(e.strerror or e).lower()}") from None
+    except OSError as e:  # a file on the way (not a directory), a symbolic-link loop
+        raise OutputError(f"cannot create the folder {name}: {_one_line(e.strerror or e).lower()}") from None
     if info is not None and not stat.S_ISDIR(info.st_mode):
         raise OutputError(f"cannot write to {name}: it is a file, and this command writes a folder")
     if info is None and out.suffix.lower() in IMAGE_EXTENSIONS:
@@ -724,7 +724,7 @@ def check_output_folder(path: PathLike) -> Path:
     if info is not None:
         check_folder_writable(out, name)
     elif not out.parent.is_dir():
-        raise OutputError(f"cannot write to {name}: folder {os.fspath(out.parent)!r} does not exist")
+        raise OutputError(f"cannot create the folder {name}: folder {os.fspath(out.parent)!r} does not exist")
     else:
         check_folder_writable(out.parent, name)
     return out

@@ -147,7 +147,7 @@ BAD_OUTPUTS: dict[str, str] = {  # {out} replaced by … -> substring of the err
     "{tmp}/out/" + LONG_NAME: "too long",
     "{tmp}/loop.png": "symbolic links",
     "{tmp}/out": "folder",
-    "{tmp}/out/result.xyz": "not a format",
+    "{tmp}/out/result.xyz": "result.xyz",  # an extension brushwork does not write
 }
 BAD_NUMBERS = ("nan", "inf", "-1", "1e308", "99999999999999999999")
 HUGE = ("1e308", "99999999999999999999")

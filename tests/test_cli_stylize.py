@@ -85,10 +85,13 @@ def test_batch_reports_bad_files_and_continues(tmp_path: Path, capsys: pytest.Ca
     src.mkdir()
     shutil.copy(PHOTO, src / "good.jpg")
     (src / "bad.jpg").write_bytes(b"")
-    code, _, err = run(capsys, "stylize", str(src), "builtin:1", "-o", str(tmp_path / "out"), "--max-size", "48")
-    assert code == 2
-    assert "bad.jpg" in err and "Traceback" not in err
+    code, out, err = run(capsys, "stylize", str(src), "builtin:1", "-o", str(tmp_path / "out"), "--max-size", "48")
+    assert code == 0  # a bad file is skipped with a warning and counted; the run fails only when none is usable
+    assert "brushwork: warning:" in err and "bad.jpg" in err and "Traceback" not in err
+    assert "wrote 1 of 2 images" in out and "1 skipped" in out
     assert (tmp_path / "out" / "good.png").is_file() and not (tmp_path / "out" / "bad.png").exists()
+    code, _, err = run(capsys, "stylize", str(src), "builtin:1", "-o", str(tmp_path / "o2"), "--strict")
+    assert code == 2 and "bad.jpg" in err and not (tmp_path / "o2").exists()
 
 
 def test_styles_contact_sheet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

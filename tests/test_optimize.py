@@ -406,8 +406,8 @@ def _no_backbone(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         ((30, 40), ["--style-scale", "1e9"], "pixels"),
         ((30, 40), ["--style-scale", "1e300"], "pixels"),
-        ((1, 64), ["--size", "32"], "too thin"),  # a 64×1 photo at 32 px would be 32×1
-        ((3, 64), ["--size", "64"], "too thin"),
+        ((1, 64), ["--size", "32"], "too small"),  # photos under 16 px a side are refused, as in stylize
+        ((3, 64), ["--size", "64"], "too small"),
     ],
 )
 def test_cli_checks_sizes_before_loading_a_network(

@@ -223,7 +223,9 @@ def _intermediate_path(output: Path, iteration: int) -> Path:
 def _check_plot_path(path: str) -> Path:
     from brushwork import io
 
-    return io.check_writable(path, extensions=PLOT_EXTENSIONS)
+    if Path(path).suffix.lower() not in PLOT_EXTENSIONS and not Path(path).is_dir():
+        raise OutputError(f"cannot write {path}: the loss plot must be one of {', '.join(PLOT_EXTENSIONS)}")
+    return io.check_writable(path, extensions=None)
 
 
 def run(args: argparse.Namespace) -> int:

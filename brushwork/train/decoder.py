@@ -373,12 +373,13 @@ class _RunLock:
     one folder refuse instead of interleaving their logs and checkpoints. The folder is made here."""
 
     def __init__(self, out: Path, active: bool) -> None:
-        self.out, self.active, self.fd = out, active, -1
+        self.out, self.active, self.fd, self.made = out, active, -1, False
 
     def __enter__(self) -> _RunLock:
         if not self.active:
             return self
         try:
+            self.made = not self.out.exists()
             self.out.mkdir(parents=True, exist_ok=True)
             self.fd = os.open(self.out / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as exc:
@@ -396,9 +397,16 @@ class _RunLock:
             raise OutputError(busy) from None
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)  # closing releases the lock
+    def __exit__(self, kind: object, *_: object) -> None:
+        if self.fd < 0:
+            return
+        if kind is not None and self.made:  # a run that failed before writing anything leaves no folder behind
+            (self.out / ".lock").unlink(missing_ok=True)
+            try:
+                self.out.rmdir()
+            except OSError:  # not empty: the run wrote something
+                pass
+        os.close(self.fd)  # closing releases the lock
 
 
 def _train(
