@@ -200,14 +200,14 @@ COMMANDS: dict[str, Command] = {
     "demo": Command("demo -o {out}"),
     "models": Command("models", out=None),
     "optimize": Command(
-        "optimize {photo} {style} -o {out} --iterations 1 --size 64",
+        "optimize {photo} {style} -o {out} --iterations 1 --max-size 64",
         images=("photo", "style"),
-        numbers=_n("--size", "--min-size", "--iterations", "--lr", "--content-weight", "--style-weight")
-        | _n("--tv-weight", "--style-scale", "--swag", "--save-every", "--seed"),
+        numbers=_n("--max-size", "--min-size", "--iterations", "--learning-rate", "--content-weight", "--style-weight")
+        | _n("--tv-weight", "--stroke-scale", "--strength", "--swag", "--save-every", "--preview-every", "--seed"),
         inputs=("photo", "style"),
     ),
     "optimize-plot": Command(
-        "optimize {photo} {style} -o {tmp}/out/result.png --loss-plot {out} --iterations 1 --size 64",
+        "optimize {photo} {style} -o {tmp}/out/result.png --loss-plot {out} --iterations 1 --max-size 64",
         inputs=("photo",),
     ),
     "mix": Command(
@@ -473,3 +473,64 @@ def test_train_decoder_default_encoder_works_offline() -> None:
     from brushwork.train.decoder import DecoderTrainConfig
 
     assert DecoderTrainConfig().encoder == "mobilenet"
+
+
+def _deny(monkeypatch: pytest.MonkeyPatch, folder: Path, file: Path) -> None:
+    """Make ``folder`` unlistable and ``file`` unreadable in this process (root reads everything, so chmod cannot
+    show it)."""
+    import builtins
+    import pathlib
+
+    import brushwork.io
+
+    iterdir, real_open = pathlib.Path.iterdir, builtins.open
+
+    def fake_iterdir(self: Path) -> Iterator[Path]:
+        if os.fspath(self) == os.fspath(folder):
+            raise PermissionError(13, "Permission denied", os.fspath(self))
+        return iterdir(self)
+
+    def fake_open(path: object, *a: object, **k: object) -> object:
+        if os.fspath(path) == os.fspath(file):  # type: ignore[arg-type]
+            raise PermissionError(13, "Permission denied", os.fspath(file))
+        return real_open(path, *a, **k)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(pathlib.Path, "iterdir", fake_iterdir)
+    monkeypatch.setattr(brushwork.io, "open", fake_open, raising=False)
+
+
+def test_unreadable_folder_and_file(
+    fx: dict[str, Path], tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    locked, mixed = tmp_path / "locked", tmp_path / "mixed"
+    for folder in (locked, mixed):
+        folder.mkdir()
+        os.link(fx["photo.png"], folder / "a.png")
+    os.link(fx["style.jpg"], mixed / "b.jpg")
+    _deny(monkeypatch, locked, mixed / "b.jpg")
+    for argv in (["stylize", str(locked), "builtin:3", "-o", str(tmp_path / "o1")], _argv(TRAIN_DECODER, fx)):
+        if argv[0] == "train":
+            argv[argv.index("--content") + 1] = str(locked)
+        code, _, err = _run(argv, capfd)
+        assert code == 2 and err.splitlines() == [f"brushwork: error: cannot read {locked}: permission denied"], err
+    assert not (tmp_path / "o1").exists()
+    code, out, err = _run(["stylize", str(mixed), "builtin:3", "-o", str(tmp_path / "o2"), "--max-size", "32"], capfd)
+    assert code == 0 and "1 skipped" in out, err
+    assert [line for line in err.splitlines() if "warning" in line] == [
+        f"brushwork: warning: cannot read {mixed / 'b.jpg'}: permission denied; skipped"
+    ]
+
+
+@pytest.mark.skipif(IS_ROOT, reason="root reads every folder: the test above covers it in-process")
+def test_unreadable_folder_by_permissions(
+    fx: dict[str, Path], tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    os.link(fx["photo.png"], locked / "a.png")
+    locked.chmod(0)
+    try:
+        code, _, err = _run(["stylize", str(locked), "builtin:3", "-o", str(tmp_path / "o")], capfd)
+    finally:
+        locked.chmod(0o755)
+    assert code == 2 and len(err.splitlines()) == 1 and "permission denied" in err
