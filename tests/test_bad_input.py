@@ -268,6 +268,7 @@ EXTRA: list[tuple[str, str, str, dict[str, str]]] = [
         for v in BAD_NUMBERS
     ],
     ("optimize-plot-is-output", "optimize {photo} {style} -o {out} --loss-plot {out} --iterations 1", "", {}),
+    ("stylize-home-read-only", "stylize {photo} builtin:3 -o {out}", "BRUSHWORK_HOME", {"BRUSHWORK_HOME": "/sys/bw"}),
     ("mix-npy-empty", "mix {photo} --styles {npy_empty.npy} {style} -o {out}", "npy_empty.npy", {}),
     ("mix-npy-huge", "mix {photo} --styles {npy_huge.npy} {style} -o {out}", "npy_huge.npy", {}),
     (
@@ -279,6 +280,12 @@ EXTRA: list[tuple[str, str, str, dict[str, str]]] = [
     ("train-decoder-out-is-content", TRAIN_DECODER.replace("{outdir}", "{photos}"), "photos", {}),
     ("train-decoder-strict", TRAIN_DECODER.replace("{photos}", "{mixed_dir}") + " --strict", "strict", {}),
     ("train-decoder-encoder", TRAIN_DECODER + " --encoder resnet", "encoder", {}),
+    ("train-decoder-out-read-only", TRAIN_DECODER.replace("{outdir}", f"{READ_ONLY}/run"), "not writable", {}),
+    ("train-decoder-out-long", TRAIN_DECODER.replace("{outdir}", "{tmp}/out/" + "r" * 300), "too long", {}),
+    ("train-decoder-out-loop", TRAIN_DECODER.replace("{outdir}", "{loop_dir}"), "symbolic links", {}),
+    ("train-decoder-out-file", TRAIN_DECODER.replace("{outdir}", "{photo}"), "file", {}),
+    ("style-vae-out-read-only", "train style-vae --styles {paintings} -o /sys/v.safetensors", "not writable", {}),
+    ("style-map-coords-read-only", "style-map {paintings} -o {out} --coords /sys/c.csv", "not writable", {}),
 ]
 
 

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     inputs = [Path(args.content), *map(Path, args.styles), *map(Path, args.mask or [])]
     output = io.check_writable(args.output, inputs)
     for path in [args.content, *args.styles]:  # readable, not a bomb, not tiny: before any work
-        io.verify_image(path, min_side=MIN_SIDE, decode=False)
+        io.verify_image(path, min_side=MIN_SIDE)
     plot = _check_plot_path(args.loss_plot) if args.loss_plot else None
     if plot is not None and any(io.same_file(plot, p) for p in [*inputs, output]):
         raise OutputError(f"cannot write {args.loss_plot}: it is an input or the output image")

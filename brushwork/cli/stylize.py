@@ -86,11 +86,11 @@ def _jobs(args: argparse.Namespace) -> list[tuple[Path | None, Path | None]]:
     for style in _style_paths(args):
         if not Path(style).is_file():
             raise InputError(f"style image not found: {style}")
-        io.verify_image(style, min_side=MIN_SIDE, max_pixels=args.max_pixels, decode=False)
+        io.verify_image(style, min_side=MIN_SIDE, max_pixels=args.max_pixels)
     for mask in args.mask or []:
         if not Path(mask).is_file():
             raise InputError(f"mask image not found: {mask}")
-        io.verify_image(mask, max_pixels=args.max_pixels, decode=False)
+        io.verify_image(mask, max_pixels=args.max_pixels)
     if args.quality > 100:
         raise InputError(f"quality must be 1-100, got {args.quality}")
     protect = [Path(s) for s in _style_paths(args)] + [Path(m) for m in args.mask or []]
@@ -218,7 +218,7 @@ def run_sheet(args: argparse.Namespace) -> int:
     if args.tile > 1024 or args.columns > NUM_BUILTIN + 1:
         raise InputError(f"--tile must be at most 1024 and --columns at most {NUM_BUILTIN + 1}")
     io.check_writable(args.output, [args.content])
-    io.verify_image(args.content, min_side=16, decode=False)
+    io.verify_image(args.content, min_side=16)
     photo = io.resize_to_max(io.load_image(args.content).rgb, args.tile * 2)
     tiles = [photo] + [
         api.renderer([i], method="fast", device=args.device, max_size=None).render(photo) for i in range(NUM_BUILTIN)
