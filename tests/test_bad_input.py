@@ -541,3 +541,20 @@ def test_unreadable_folder_by_permissions(
     finally:
         locked.chmod(0o755)
     assert code == 2 and len(err.splitlines()) == 1 and "permission denied" in err
+
+
+def test_a_checkpoint_that_cannot_be_written_leaves_no_temporary_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from brushwork.errors import OutputError
+    from brushwork.train import checkpoint
+
+    def full(*_: object, **__: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)  # the optimizer state: the disk fills up halfway through
+    with pytest.raises(OutputError, match="No space left on device"):
+        checkpoint.save(tmp_path / "ck", 10, {"w": torch.zeros(2)}, {"optimizer": {}}, {})
+    assert os.listdir(tmp_path / "ck") == []
