@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, ImageCms, UnidentifiedImageError
@@ -118,6 +118,17 @@ def load_image(src: PathLike | Image.Image | np.ndarray, *, max_pixels: int | No
         reason = "permission denied" if isinstance(e, PermissionError) else _one_line(e.strerror or e)
         raise InputError(f"cannot read {name}: {reason}") from None
     return _oriented(picture, orientation)
+
+
+def in_memory(src: Any, what: str = "the image", max_pixels: int | None = None) -> Picture:
+    """A picture from an image already in memory (Picture, PIL image or array), never from a file: the methods use
+    this, so that only the API and the commands read files. A path raises :class:`InputError`."""
+    if isinstance(src, Picture):
+        return src
+    if isinstance(src, str | os.PathLike):
+        raise InputError(f"{what} must be an image in memory, not the path {os.fspath(src)!r}: read it with "
+                         "brushwork.io.load_image, or use brushwork.stylize")  # fmt: skip
+    return load_image(src, max_pixels=max_pixels)
 
 
 def _max_pixels(max_pixels: int | None) -> int:
@@ -424,9 +435,7 @@ def _quantize(a: np.ndarray, bits: int) -> np.ndarray:
     return (np.clip(a, 0.0, 1.0) * top + 0.5).astype(dtype)
 
 
-def _encode(
-    rgb: np.ndarray, alpha: np.ndarray | None, ext: str, quality: int, name: str, bit_depth: int = 8
-) -> bytes:
+def _encode(rgb: np.ndarray, alpha: np.ndarray | None, ext: str, quality: int, name: str, bit_depth: int = 8) -> bytes:
     """Encode to the bytes of an ``ext`` file: Pillow for 8-bit formats, OpenCV for 16-bit TIFF and for PNG when
     the picture came from a 16-bit source (``bit_depth`` 16), so that its precision is kept."""
     if ext in (".tif", ".tiff") or (ext == ".png" and bit_depth == 16):

@@ -357,7 +357,7 @@ def test_corpus_photo_with_pretrained_mobilenet(corpus: Path) -> None:
     style = corpus / "styles" / "vincent-van-gogh_the-starry-night.jpg"
     if not style.is_file():
         style = next(iter(sorted((corpus / "styles").glob("*.jpg"))))
-    r = optimize(content, style, backbone="mobilenet", size=64, iterations=10)
+    r = optimize(io.load_image(content), io.load_image(style), backbone="mobilenet", size=64, iterations=10)
     assert r.backbone == "mobilenet" and max(r.image.shape[-2:]) == 64
     assert r.best_loss < 0.5 * r.history[0]["total"]
 
