@@ -466,6 +466,9 @@ def train_style_vae(
         "stopped_early": result.stopped_early,
         "metrics": result.metrics,
     }
+    from brushwork import draw
+
+    plot = draw.style_vae_losses(result.history, result.best_epoch)  # drawn first: only writing is left to fail
     save_model(result.net, dest, config, protect=protect)
-    plot_history(result.history, plot_path, result.best_epoch, protect=protect)
+    io.save_image(plot, plot_path, protect=protect)
     return result
