@@ -127,11 +127,14 @@ def test_interpolate_on_a_full_disk_exits_2_and_leaves_no_file(tmp_path: Path) -
     photo = io.save_image(io.resize_to_max(io.load_image(SAMPLE_PHOTO).rgb, 96), tmp_path / "photo.png")
     argv = ["interpolate", str(photo), str(STYLES["swirls"]), str(STYLES["ink"]), "--frames", "3", "--device", "cpu"]
     argvs = [[*argv, "-o", str(out / f"walk.{ext}")] for ext in ("mp4", "gif")]
+    styles = _styles(tmp_path / "styles", 4)  # and a style VAE's weights (about 6 KB) on the same full disk
+    argvs.append(["train", "style-vae", "--styles", str(styles), "-o", str(out / "vae.safetensors"), "--epochs", "2"])
+    argvs[-1] += ["--augment", "0", "--latent-dim", "2", "--hidden", "8", "--quiet", "--device", "cpu"]
     done = _python(_FULL_DISK.format(limit=3000, argvs=argvs, photo=str(photo)), tmp_path)
-    assert done.stdout.strip().splitlines()[-1] == "[2, 2]", done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[2, 2, 2]", done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("brushwork: error: cannot write")]
-    assert len(errors) == 2 and "Traceback" not in done.stderr, done.stderr
-    assert list(out.iterdir()) == []  # no truncated animation, no temporary file
+    assert len(errors) == 3 and "Traceback" not in done.stderr, done.stderr
+    assert list(out.iterdir()) == []  # no truncated animation or weights, no temporary file
 
 
 def test_npy_and_csv_are_written_atomically(tmp_path: Path) -> None:
