@@ -312,16 +312,7 @@ def check_writable(path: PathLike, protect: Iterable[PathLike] = ()) -> Path:
     if ext not in SAVE_EXTENSIONS:
         known = ", ".join(sorted(SAVE_EXTENSIONS))
         raise OutputError(f"cannot write {name}: {ext!r} is not a format brushwork writes (use one of {known})")
-    parent = dest.parent
-    if not parent.is_dir():
-        raise OutputError(f"cannot write {name}: folder {os.fspath(parent)!r} does not exist")
-    check_folder_writable(parent, name)
-    if dest.is_dir():
-        raise OutputError(f"cannot write {name}: it is a folder")
-    for p in protect:
-        if _same_file(dest, Path(p)):
-            raise OutputError(f"cannot write {name}: it is an input file and would be overwritten")
-    return dest
+    return check_output_path(dest, protect)
 
 
 def check_folder_writable(folder: Path, name: str) -> None:
@@ -532,11 +523,14 @@ def check_table_path(path: PathLike, protect: Iterable[PathLike] = ()) -> Path:
     name = os.fspath(path)
     if dest.suffix.lower() != ".csv":
         raise OutputError(f"cannot write {name}: a table is written as .csv")
-    return _check_output(dest, name, protect)
+    return check_output_path(dest, protect)
 
 
-def _check_output(dest: Path, name: str, protect: Iterable[PathLike]) -> Path:
-    """The checks every output path gets: its folder exists and is writable, it is no folder and no input file."""
+def check_output_path(path: PathLike, protect: Iterable[PathLike] = ()) -> Path:
+    """The checks every output path gets, whatever its format: its folder exists and is writable, it is not a
+    folder and not one of the ``protect``-ed input files; OutputError (one line) otherwise."""
+    dest = Path(path)
+    name = os.fspath(path)
     if not dest.parent.is_dir():
         raise OutputError(f"cannot write {name}: folder {os.fspath(dest.parent)!r} does not exist")
     check_folder_writable(dest.parent, name)
@@ -560,7 +554,7 @@ def check_animation_path(path: PathLike, protect: Iterable[PathLike] = ()) -> Pa
     name = os.fspath(path)
     if dest.suffix.lower() not in ANIMATION_EXTENSIONS:
         raise OutputError(f"cannot write {name}: an animation must end in .gif or .mp4")
-    return _check_output(dest, name, protect)
+    return check_output_path(dest, protect)
 
 
 def check_fps(path: PathLike, fps: float) -> float:

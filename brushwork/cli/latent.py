@@ -179,11 +179,6 @@ def _check_common(args: argparse.Namespace) -> None:
         raise InputError(f"stroke scale must be between 0.25 and 4, got {args.stroke_scale}")
 
 
-def _check_image_output(path: str, protect: list[Any]) -> None:
-    io.check_writable(path, protect)
-    io.check_folder_writable(Path(path).parent, path)
-
-
 # -- commands ------------------------------------------------------------------------------------------------------
 
 
@@ -194,9 +189,9 @@ def run_mix(args: argparse.Namespace) -> int:
         raise InputError(f"got {len(args.style_weights)} style weights for {len(styles)} styles: give one per style")
     _check_common(args)
     protect = [content, *styles]
-    _check_image_output(args.output, protect)
+    io.check_writable(args.output, protect)
     if args.compare:
-        _check_image_output(args.compare, protect)
+        io.check_writable(args.compare, protect)
         if Path(args.compare).resolve() == Path(args.output).resolve():
             raise OutputError(f"cannot write {args.compare}: --compare must differ from -o")
 
@@ -236,14 +231,6 @@ def _make_dir(out: Path) -> None:
         raise OutputError(f"cannot create {os.fspath(out)}: {exc.strerror or exc}") from None
 
 
-def _check_code_path(path: Path, protect: list[Path]) -> None:
-    """A ``.npy`` style code to write: not a folder, not one of the input files."""
-    if path.is_dir():
-        raise OutputError(f"cannot write {path}: it is a folder")
-    if any(io.same_file(path, p) for p in protect):
-        raise OutputError(f"cannot write {path}: it is an input file and would be overwritten")
-
-
 def run_sample(args: argparse.Namespace) -> int:
     content = _input_file(args.content, "photo")
     like = [_input_file(s, "style") for s in args.like or []]
@@ -261,7 +248,7 @@ def run_sample(args: argparse.Namespace) -> int:
         for name in [*names, sheet_path]:
             io.check_writable(name, protect)
         for name in code_names:
-            _check_code_path(name, protect)
+            io.check_output_path(name, protect)
 
     from brushwork import draw
 
@@ -315,7 +302,7 @@ def run_interpolate(args: argparse.Namespace) -> int:
     io.check_animation_path(args.output, protect)
     io.check_fps(args.output, args.fps)
     if args.strip:
-        _check_image_output(args.strip, protect)
+        io.check_writable(args.strip, protect)
 
     from brushwork import draw
 
@@ -355,7 +342,7 @@ def run_style_map(args: argparse.Namespace) -> int:
     if args.max_size is not None and args.max_size < 16:
         raise InputError(f"max size must be at least 16 pixels, got {args.max_size}")
     protect: list[Any] = [content] if content else []
-    _check_image_output(args.output, protect)
+    io.check_writable(args.output, protect)
     if args.coords:
         io.check_table_path(args.coords, protect)
 

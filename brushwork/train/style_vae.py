@@ -356,21 +356,10 @@ def evaluate(
 def check_output(out: str | os.PathLike[str], protect: Sequence[str | os.PathLike[str]] = ()) -> Path:
     """Validate the weights path (``.safetensors``, in a writable folder) and its config's (the same stem,
     ``.json``) before any work: neither may be one of the ``protect``-ed input files (a labels table)."""
-    dest = Path(out)
-    name = os.fspath(out)
-    if dest.suffix != ".safetensors":
-        raise OutputError(f"cannot write {name}: weights must be saved as a .safetensors file")
-    if not dest.parent.is_dir():
-        raise OutputError(f"cannot write {name}: folder {os.fspath(dest.parent)!r} does not exist")
-    if dest.is_dir():
-        raise OutputError(f"cannot write {name}: it is a folder")
-    io.check_folder_writable(dest.parent, name)
-    for path in (dest, dest.with_suffix(".json")):
-        if path.is_dir():
-            raise OutputError(f"cannot write {os.fspath(path)}: it is a folder")
-        if any(io.same_file(path, Path(p)) for p in protect):
-            raise OutputError(f"cannot write {os.fspath(path)}: it is an input file and would be overwritten")
-    return dest
+    if Path(out).suffix != ".safetensors":
+        raise OutputError(f"cannot write {os.fspath(out)}: weights must be saved as a .safetensors file")
+    io.check_output_path(Path(out).with_suffix(".json"), protect)
+    return io.check_output_path(out, protect)
 
 
 def save_model(
