@@ -23,7 +23,8 @@ import numpy as np
 from PIL import Image
 
 from brushwork import draw, io, store
-from brushwork._progress import ProgressFn, Reporter
+from brushwork.api import ProgressFn, Reporter
+from brushwork.device import resolve_device
 from brushwork.errors import InputError, ModelUnavailable, OutputError
 from brushwork.validate import check_count, check_seed, normalise_weights
 
@@ -86,7 +87,7 @@ def load_style_space(
 
     ``model=None`` picks the shipped conditional model when ``conditional`` is true, else the unconditional one.
     """
-    from brushwork.methods.latent import StyleSpace, resolve_device
+    from brushwork.methods.latent import StyleSpace
     from brushwork.nets.vae import StyleVAE
 
     dev = resolve_device(device)
@@ -170,7 +171,7 @@ def style_codes(
 
     check_count(augment, "augment", low=0)
     check_seed(seed)
-    dev = engine.resolve_device(device)
+    dev = resolve_device(device)
     rep = Reporter(progress, "codes", len(paths))
     out = []
     for i, p in enumerate(paths):
@@ -273,7 +274,7 @@ def mixed_codes(
     if len(styles) < 1:
         raise InputError("give at least one style to mix")
     w = normalise_weights(style_weights, len(styles))
-    dev = engine.resolve_device(device)
+    dev = resolve_device(device)
     space = _space(model, label is not None, dev)
     codes = np.stack([style_code(s, device=dev) for s in styles])
     one_hot = np.flatnonzero(w == 1.0)
@@ -327,7 +328,7 @@ def sample(
     from brushwork.methods import latent as engine
 
     check_count(n, "the number of samples", high=MAX_SAMPLES)
-    dev = engine.resolve_device(device)
+    dev = resolve_device(device)
     rgb = load_content(content, max_size)
     space = _space(model, label is not None, dev)
     near = torch.from_numpy(np.stack([style_code(s, device=dev) for s in like])) if like else None
@@ -355,7 +356,7 @@ def interpolate(
     from brushwork.methods import latent as engine
 
     check_count(frames, "frames", low=2, high=MAX_FRAMES)
-    dev = engine.resolve_device(device)
+    dev = resolve_device(device)
     rgb = load_content(content, max_size)
     space = _space(model, label is not None, dev)
     a, b = (torch.from_numpy(style_code(s, device=dev)) for s in (style_a, style_b))
@@ -399,7 +400,7 @@ def style_map(
         paths, labels = [Path(p) for p in styles], None
     if len(paths) < 2:
         raise InputError("a style map needs at least two styles")
-    dev = engine.resolve_device(device)
+    dev = resolve_device(device)
     rgb = None if content is None else load_content(content, max_size or 2 * thumb)
     space = _space(model, False, dev)
     if space.conditional:

@@ -13,11 +13,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from brushwork.errors import InputError
+from brushwork.options import SEED_LIMIT  # seeds are 0 <= seed < 2**63
 
 if TYPE_CHECKING:
     import numpy as np
-
-SEED_LIMIT = 2**63  # seeds are 0 <= seed < 2**63
 
 
 def check_seed(seed: object, name: str = "seed") -> int:

@@ -14,8 +14,7 @@ from typing import Any
 
 from brushwork import io
 from brushwork import latent as api
-from brushwork.cli._bars import Bars
-from brushwork.cli.common import add_device, emit_json, finite_float, positive_int, seed_int
+from brushwork.cli.common import ProgressBar, add_device, emit_json, finite_float, positive_int, seed_int
 from brushwork.errors import InputError, OutputError
 
 
@@ -254,7 +253,7 @@ def run_sample(args: argparse.Namespace) -> int:
 
     # the model, the label, the photo and the --like styles are all read before the output folder is created, so
     # that a bad one leaves nothing behind
-    with Bars() as bars:
+    with ProgressBar(unit="img") as bars:
         result = api.sample(
             content,
             args.count,
@@ -306,7 +305,7 @@ def run_interpolate(args: argparse.Namespace) -> int:
 
     from brushwork import draw
 
-    with Bars() as bars:
+    with ProgressBar(unit="img") as bars:
         result = api.interpolate(
             content,
             a,
@@ -346,7 +345,7 @@ def run_style_map(args: argparse.Namespace) -> int:
     if args.coords:
         io.check_table_path(args.coords, protect)
 
-    with Bars() as bars:
+    with ProgressBar(unit="img") as bars:
         result = api.style_map(
             folder,
             projection=args.projection,

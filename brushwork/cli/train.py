@@ -84,11 +84,11 @@ def _register_style_vae(train_sub: Any) -> None:
 
 
 def run_style_vae(args: argparse.Namespace) -> int:
-    from brushwork.cli._bars import Bars
+    from brushwork.cli.common import ProgressBar
     from brushwork.train.style_vae import TrainOptions, train_style_vae
 
     options = TrainOptions(**{field: getattr(args, field) for _, field, _, _ in _FLAGS})
-    with Bars(quiet=args.quiet, keys=("train_loss", "val_loss")) as bars:
+    with ProgressBar(quiet=args.quiet) as bars:
         result = train_style_vae(
             args.styles,
             args.output,

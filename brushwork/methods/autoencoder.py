@@ -27,6 +27,7 @@ from brushwork.nets.decoder import Decoder, Encoder, mirror_spec
 from brushwork.transforms import match_color, transfer
 
 if TYPE_CHECKING:
+    import numpy as np
     from torch import nn
 
 FORMAT = "brushwork-decoder"

@@ -33,7 +33,8 @@ import torch
 from torch import Tensor
 
 from brushwork import io
-from brushwork._progress import ProgressFn, Reporter
+from brushwork.api import ProgressFn, Reporter
+from brushwork.device import resolve_device
 from brushwork.errors import InputError
 from brushwork.nets.mobilenet import STYLE_DIM
 from brushwork.nets.vae import StyleVAE
@@ -47,13 +48,6 @@ PROJECTIONS = ("pca", "tsne")
 MAX_TEMPERATURE = 10.0  # beyond it the decoded codes overflow the transformer (black pictures)
 MAX_CODE = 1000.0  # largest magnitude of a style code's entries (real ones stay within ±5; 1e30 renders black)
 MIN_SIDE = 16  # both sides of a photo, in pixels (as the fast path)
-
-
-def resolve_device(device: str = "auto") -> str:
-    """``auto``, ``cpu``, ``cuda`` or ``mps`` → a device that exists here; DeviceError otherwise."""
-    from brushwork.methods import fast
-
-    return fast.resolve_device(str(device))
 
 
 def _slug(text: str) -> str:

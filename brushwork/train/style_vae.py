@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from brushwork import __version__, io, store
-from brushwork._progress import ProgressFn, Reporter
+from brushwork.api import ProgressFn, Reporter
 from brushwork.errors import InputError, OutputError
 from brushwork.validate import check_count, check_number, check_seed
 
@@ -214,8 +214,8 @@ def fit(
 
     labels: ``P`` integer labels in ``0..num_labels-1`` for a conditional VAE, or None. Returns the weights of the
     epoch with the lowest validation loss (negative ELBO at the full beta on the held-out paintings). Reports one
-    ``train`` :class:`~brushwork.api.Progress` event per epoch, its losses the epoch's record; ``total`` is the
-    most epochs (early stopping ends the stage sooner).
+    ``train`` :class:`~brushwork.api.Progress` event per epoch (losses ``train_loss`` and ``val_loss``; the
+    whole record is in the history); ``total`` is the most epochs (early stopping ends the stage sooner).
     """
     import torch
 
@@ -239,7 +239,7 @@ def _fit(
     import numpy as np
     import torch
 
-    from brushwork.methods import latent
+    from brushwork.device import resolve_device
     from brushwork.nets.vae import StyleVAE, elbo
 
     opt = options or TrainOptions()
@@ -247,7 +247,7 @@ def _fit(
     codes = np.asarray(codes, dtype=np.float32)
     if codes.ndim != 3 or codes.shape[0] < 4:
         raise InputError(f"need the codes of at least 4 paintings to train (P×A×D), got shape {codes.shape}")
-    dev = latent.resolve_device(device)
+    dev = resolve_device(device)
     rep = Reporter(progress, "train", opt.epochs)
     torch.manual_seed(opt.seed)
     train_idx, val_idx = split_indices(len(codes), opt.val_fraction, opt.seed, None if labels is None else labels)
@@ -285,7 +285,7 @@ def _fit(
         record = dict(epoch=epoch, beta=beta, train_loss=train_loss, train_nll=train_nll, train_kl=train_kl,
                       val_loss=val_loss, val_nll=val_nll, val_kl=val_kl)  # fmt: skip
         history.append(record)
-        rep.step(epoch, losses=record)
+        rep.step(epoch, losses={"train_loss": train_loss, "val_loss": val_loss})
         if epoch >= opt.warmup and val_loss < best:
             best, best_epoch, best_state = val_loss, epoch, copy.deepcopy(net.state_dict())
         elif epoch >= opt.warmup and epoch - max(best_epoch, opt.warmup) >= opt.patience:
