@@ -248,13 +248,9 @@ def render_codes(
     """Render ``content`` once per style code (``N×D``): N PIL images. Reports a ``render`` event per picture."""
     from brushwork.methods import latent as engine
 
-    rgb = content if _is_loaded(content) else load_content(content, max_size)
+    rgb = load_content(content, max_size)
     out = engine.render_codes(rgb, np.asarray(style_codes), stroke_scale=stroke_scale, device=device, progress=progress)
     return [draw.to_pil(a) for a in out]
-
-
-def _is_loaded(content: Any) -> bool:
-    return isinstance(content, np.ndarray) and content.ndim == 3 and content.dtype == np.float32
 
 
 def mixed_codes(
@@ -304,7 +300,7 @@ def mix(
         raise InputError(f"unknown mix mode {mode!r}; use latent or average")
     rgb = load_content(content, max_size)
     code = mixed_codes(styles, style_weights, label=label, model=model, device=device)[mode]
-    return render_codes(rgb, code[None], stroke_scale=stroke_scale, device=device)[0]
+    return render_codes(rgb, code[None], max_size=None, stroke_scale=stroke_scale, device=device)[0]
 
 
 def sample(
@@ -333,7 +329,8 @@ def sample(
     space = _space(model, label is not None, dev)
     near = torch.from_numpy(np.stack([style_code(s, device=dev) for s in like])) if like else None
     codes = engine.sample_codes(space, n, label=label, like=near, temperature=temperature, seed=seed).cpu().numpy()
-    return Rendered(render_codes(rgb, codes, stroke_scale=stroke_scale, device=dev, progress=progress), codes)
+    images = render_codes(rgb, codes, max_size=None, stroke_scale=stroke_scale, device=dev, progress=progress)
+    return Rendered(images, codes)
 
 
 def interpolate(
@@ -361,7 +358,8 @@ def interpolate(
     space = _space(model, label is not None, dev)
     a, b = (torch.from_numpy(style_code(s, device=dev)) for s in (style_a, style_b))
     codes = engine.interpolate_codes(space, a, b, frames, label).cpu().numpy()
-    return Rendered(render_codes(rgb, codes, stroke_scale=stroke_scale, device=dev, progress=progress), codes)
+    images = render_codes(rgb, codes, max_size=None, stroke_scale=stroke_scale, device=dev, progress=progress)
+    return Rendered(images, codes)
 
 
 def style_map(

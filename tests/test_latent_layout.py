@@ -250,3 +250,15 @@ def test_train_with_a_tiny_image_is_a_one_line_error(tmp_path: Path, capsys: pyt
     err = _one_line_error(capsys)
     assert "narrow.png" in err and "too small" in err
     assert not out.exists() and not (tmp_path / "v_loss.png").exists()
+
+
+def test_max_size_bounds_the_photo_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A photo larger than the many-pictures default (512) keeps its size in mix (default 2048), in the API and
+    the CLI; max_size shrinks it where given."""
+    content = np.random.default_rng(0).random((40, 600, 3), dtype=np.float32)
+    code = api.save_code(np.zeros(100, np.float32), tmp_path / "c.npy")
+    assert api.mix(content, [code], device="cpu").size == (600, 40)
+    assert api.render_codes(content, np.zeros((1, 100)), max_size=300, device="cpu")[0].size == (300, 20)
+    photo = io.save_image(content, tmp_path / "wide.png")
+    assert main(["mix", str(photo), "--styles", str(code), "-o", str(tmp_path / "out.png"), "--device", "cpu"]) == 0
+    assert io.load_image(tmp_path / "out.png").size == (600, 40)

@@ -199,7 +199,9 @@ def run_mix(args: argparse.Namespace) -> int:
     rgb = api.load_content(content, args.max_size)
     codes = api.mixed_codes(styles, args.style_weights, label=args.label, model=args.model, device=args.device)
     modes = ["latent", "average"] if args.compare else ["latent"]
-    images = api.render_codes(rgb, [codes[m] for m in modes], stroke_scale=args.stroke_scale, device=args.device)
+    images = api.render_codes(
+        rgb, [codes[m] for m in modes], max_size=None, stroke_scale=args.stroke_scale, device=args.device
+    )
     io.save_image(images[0], args.output, protect=protect)
     print(f"wrote {args.output} ({images[0].width}×{images[0].height})")
     if args.compare:
