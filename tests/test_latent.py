@@ -168,7 +168,8 @@ def test_api_mix_sample_interpolate(pics: dict[str, Path]) -> None:
     first = api.mix(pics["photo"], [a, b], style_weights=[1, 0], device="cpu")
     same = api.render_codes(pics["photo"], api.style_code(a)[None], device="cpu")[0]
     assert first.size == io.load_image(pics["photo"]).size
-    assert np.array_equal(np.asarray(first), np.asarray(same))
+    diff = np.abs(np.asarray(first, dtype=np.int16) - np.asarray(same, dtype=np.int16))
+    assert diff.mean() < 0.5 and diff.max() <= 3  # the runtime may change between calls (onnxruntime, OpenVINO)
     result = api.sample(pics["photo"], 2, seed=3, device="cpu")
     again = api.sample(pics["photo"], 2, seed=3, device="cpu")
     assert len(result.images) == 2 and result.style_codes.shape == (2, D)
