@@ -386,8 +386,11 @@ def encode_image(
 def _as_picture(image: np.ndarray | Image.Image | torch.Tensor | Picture) -> Picture:
     if isinstance(image, Picture):
         return image
-    if isinstance(image, np.ndarray):
-        return _from_array(image, "array")
+    if isinstance(image, np.ndarray):  # float arrays save as 8-bit PNG; uint16 arrays (and 16-bit sources) as 16
+        picture = _from_array(image, "array")
+        if image.dtype.kind == "f":
+            picture.bit_depth = 8
+        return picture
     if isinstance(image, Image.Image):
         return _from_pil(image, "image", None)
     if type(image).__module__.startswith("torch"):
