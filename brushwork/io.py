@@ -416,9 +416,7 @@ def _quantize(a: np.ndarray, bits: int) -> np.ndarray:
     return (np.clip(a, 0.0, 1.0) * top + 0.5).astype(dtype)
 
 
-def _encode(
-    rgb: np.ndarray, alpha: np.ndarray | None, ext: str, quality: int, name: str, bit_depth: int = 8
-) -> bytes:
+def _encode(rgb: np.ndarray, alpha: np.ndarray | None, ext: str, quality: int, name: str, bit_depth: int = 8) -> bytes:
     """Encode to the bytes of an ``ext`` file: Pillow for 8-bit formats, OpenCV for 16-bit TIFF and for PNG when
     the picture came from a 16-bit source (``bit_depth`` 16), so that its precision is kept."""
     if ext in (".tif", ".tiff") or (ext == ".png" and bit_depth == 16):
