@@ -172,9 +172,9 @@ def test_tensor_helpers(photo: np.ndarray) -> None:
         (["builtin:x"], {}, "bad built-in style"),
         (["builtin:1", samples.SAMPLE_STYLE], {}, "cannot blend builtin"),
         (["builtin:1", "builtin:2"], {"style_weights": [1]}, "got 1 style weights for 2 styles"),
-        (["builtin:1"], {"style_weights": [-1]}, "non-negative"),
-        (["builtin:1"], {"strength": 1.5}, "strength must be between 0 and 1"),
-        (["builtin:1"], {"stroke_scale": 9}, "stroke scale must be between"),
+        (["builtin:1"], {"style_weights": [-1]}, "not negative"),
+        (["builtin:1"], {"strength": 1.5}, "strength must be at least 0 and at most 1"),
+        (["builtin:1"], {"stroke_scale": 9}, "stroke scale must be at least 0.25 and at most 4"),
         ([], {}, "at least one style"),
     ],
 )
