@@ -9,6 +9,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from brushwork.validate import SEED_LIMIT
+
 # the largest whole number any option takes: C libraries (OpenCV, torch, onnxruntime) take 32-bit ints, and a
 # count past this (iterations, frames, pixels) would run for ever anyway
 INT_LIMIT = 2**31 - 1
@@ -103,9 +105,6 @@ def weight_float(text: str) -> float:
     if value > WEIGHT_LIMIT:
         raise argparse.ArgumentTypeError(f"expected a weight of at most {WEIGHT_LIMIT:g}, got {text}")
     return value
-
-
-SEED_LIMIT = 2**63
 
 
 def seed_int(text: str) -> int:

@@ -211,7 +211,7 @@ class FastStylizer:
 
     def style_code(self, style: Source) -> np.ndarray:
         """The 100-d style code of a picture: its centred square, resized to 256×256."""
-        rgb = io.load_image(style, max_pixels=self.max_pixels).rgb
+        rgb = io.in_memory(style, "the style", self.max_pixels).rgb
         h, w = rgb.shape[:2]
         side = min(h, w)
         top, left = (h - side) // 2, (w - side) // 2
