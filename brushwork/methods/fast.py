@@ -59,6 +59,12 @@ _EXPORTS: dict[str, tuple[dict[str, tuple[int, ...]], dict[str, dict[int, str]]]
 }
 
 
+def register_export(name: str, inputs: dict[str, tuple[int, ...]], dynamic: dict[str, dict[int, str]]) -> None:
+    """Let the runtimes below run store network ``name`` (or ``name/part``): its ONNX export's example input
+    shapes and dynamic axes (other methods' networks, e.g. MicroAST's, run through the same runtimes)."""
+    _EXPORTS[name] = (inputs, dynamic)
+
+
 @dataclass(frozen=True)
 class FastDefaults:
     """Defaults of the fast path; the CLI reads them from here."""
@@ -199,6 +205,22 @@ def openvino_available() -> bool:
     return importlib.util.find_spec("openvino") is not None
 
 
+def make_runtime(runtime: str, device: str) -> _OrtRuntime | _OpenVinoRuntime | _TorchRuntime:
+    """The runtime named ``runtime`` (``auto``: onnxruntime on the CPU, PyTorch on CUDA/MPS) for a resolved
+    ``device``; a runtime that cannot run there raises :class:`InputError`."""
+    if runtime not in RUNTIMES:
+        raise InputError(f"unknown runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
+    if runtime in ("onnxruntime", "openvino") and device != "cpu":
+        raise InputError(f"the {runtime} runtime runs on the CPU: use --device cpu or --runtime torch")
+    if runtime == "openvino" and not openvino_available():
+        raise InputError("the openvino runtime is not installed (pip install openvino)")
+    if runtime == "auto":
+        runtime = "onnxruntime" if device == "cpu" else "torch"
+    if runtime == "onnxruntime":
+        return _OrtRuntime()
+    return _OpenVinoRuntime() if runtime == "openvino" else _TorchRuntime(device)
+
+
 class _TorchRuntime:
     """Runs the store's networks in PyTorch on ``device``."""
 
@@ -240,21 +262,7 @@ class FastStylizer:
         (CPU; compiles per image size, faster for many same-size images) or ``torch``."""
         self.max_pixels = max_pixels  # refuse larger inputs (None: io's default, BRUSHWORK_MAX_PIXELS)
         self.device = resolve_device(device)
-        if runtime not in RUNTIMES:
-            raise InputError(f"unknown runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
-        if runtime in ("onnxruntime", "openvino") and self.device != "cpu":
-            raise InputError(f"the {runtime} runtime runs on the CPU: use --device cpu or --runtime torch")
-        if runtime == "openvino" and not openvino_available():
-            raise InputError("the openvino runtime is not installed (pip install openvino)")
-        if runtime == "auto":
-            runtime = "onnxruntime" if self.device == "cpu" else "torch"
-        self.runtime: _OrtRuntime | _OpenVinoRuntime | _TorchRuntime = (
-            _OrtRuntime()
-            if runtime == "onnxruntime"
-            else _OpenVinoRuntime()
-            if runtime == "openvino"
-            else _TorchRuntime(self.device)
-        )
+        self.runtime = make_runtime(runtime, self.device)
 
     # -- style codes ------------------------------------------------------------------------------------
 

@@ -1,0 +1,266 @@
+"""MicroAST: arbitrary style transfer by a 472k-parameter encoder-decoder (Wang et al., AAAI 2023).
+
+The authors' weights (MIT licence, trained for 160k iterations with VGG-19 losses) ship inside brushwork as
+``assets/models/microast.safetensors`` and are registered in the model store as ``microast``.
+
+How the controls work (arrays are ``H×W×3`` float32 RGB in 0..1):
+
+- Each style image becomes a **style signal** (:mod:`brushwork.nets.microast`: its feature statistics and the
+  decoder's filter modulation), computed once per style. Several styles blend by the weighted mean of their
+  signals (``style_weights``).
+- ``strength`` moves each signal from the photo's own signal towards the style's (as the fast path moves its
+  style codes); 0 returns the photo unchanged. (The authors' own ``alpha`` is not used for this: below 1 their
+  decoder leaves its trained range and the pictures break up.)
+- ``mask`` (``K×H×W`` weights, K ≥ 2 styles) gives each region its own style in feature space: the decoder gets
+  per-pixel signals, so region borders are drawn by the network, not cut. With one style the mask blends the
+  stylized picture with the photo.
+- ``stroke_scale`` renders at ``1/stroke_scale`` of the size (and, for larger strokes, once more at full size on
+  the upscaled result), as the fast path does.
+- Any size: the photo is reflect-padded to a multiple of 4 and cropped back.
+
+Runtimes: the two networks (style → signal, photo + signals → picture) run from ONNX exports in onnxruntime or
+OpenVINO on the CPU (no ``import torch`` for a picture) and in PyTorch on CUDA/MPS, through the fast path's
+runtime classes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from brushwork import io, store
+from brushwork.errors import InputError
+from brushwork.methods import fast
+
+NAME = "microast"
+SIGNAL_SIZE = 512  # brushwork.nets.microast.SIGNAL_SIZE (not imported: that module needs torch)
+MIN_SIDE = 16
+MIN_STROKE, MAX_STROKE = fast.MIN_STROKE, fast.MAX_STROKE
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets" / "models"
+SHIPPED = "microast.safetensors"
+LICENCE_FILE = "microast-LICENSE.txt"
+
+_COMMIT = "5a6c9050d8c408191cb9db12c697f3e4c7ebe137"
+_URL = f"https://raw.githubusercontent.com/EndyWon/MicroAST/{_COMMIT}/models/"
+# the authors' files the shipped weights were converted from (tools/convert_microast.py): URL, sha256, bytes
+ORIGINS: dict[str, tuple[str, str, int]] = {
+    "content_encoder": (
+        _URL + "content_encoder_iter_160000.pth.tar",
+        "c8d895c0eec52507c157e102fab217c37f0c399ef3e168ef8b0b2677714660a4",
+        634983,
+    ),
+    "style_encoder": (
+        _URL + "style_encoder_iter_160000.pth.tar",
+        "94f6b3fa386828692c20809a0af8bd0eba9c04e90a7d8842086976e4d223c5af",
+        634983,
+    ),
+    "modulator": (
+        _URL + "modulator_iter_160000.pth.tar",
+        "8588055baf7d5ad8398d595d5518c6f030e3ff8dbb6007a7c1779776e11da28b",
+        12158,
+    ),
+    "decoder": (
+        _URL + "decoder_iter_160000.pth.tar",
+        "32e04a46b953fd9f94ec9e20f351511305a5260e000c18f9aef6570d5f1e23d9",
+        619135,
+    ),
+}
+CONFIG = {
+    "format": "brushwork-microast",
+    "model": "MicroAST (Wang, Zhao, Zuo, Li, Chen, Xing, Lu; AAAI 2023; arXiv 2211.15313)",
+    "repository": f"https://github.com/EndyWon/MicroAST/tree/{_COMMIT}",
+    "licence": "MIT",
+    "licence_file": LICENCE_FILE,
+    "copyright": "Copyright (c) 2022 Zhizhong Wang",
+    "arch": "brushwork.nets.microast:MicroAST",
+}
+
+
+def _register() -> None:
+    side = (ASSETS / SHIPPED).with_suffix(".json")
+    if not side.is_file():
+        return
+    config = json.loads(side.read_text())
+    store.register(
+        store.ModelEntry(
+            name=NAME,
+            description="MicroAST arbitrary style transfer (micro encoders, modulator, modulated decoder; 472k "
+            "parameters), the authors' weights",
+            licence="MIT",
+            size=int(config["file_size"]),
+            sha256=config["file_sha256"],
+            package_file=f"brushwork/assets/models/{SHIPPED}",
+            arch="brushwork.nets.microast:MicroAST",
+            convert="brushwork.store:safetensors_arrays",
+            credit="Wang et al. 2023 (github.com/EndyWon/MicroAST, MIT); converted to safetensors by brushwork",
+            origin=tuple(ORIGINS.values()),
+        )
+    )
+
+
+_register()
+
+# the two networks the runtimes run (sub-modules of the ``microast`` entry) and their ONNX export specs
+STYLE_NET, RENDER_NET = f"{NAME}/style", f"{NAME}/render"
+fast.register_export(STYLE_NET, {"image": (1, 3, 64, 64)}, {"image": {2: "h", 3: "w"}})
+fast.register_export(
+    RENDER_NET,
+    {"image": (1, 3, 64, 64), "signals": (2, SIGNAL_SIZE), "masks": (1, 2, 16, 16), "alpha": (1,)},
+    {"image": {2: "h", 3: "w"}, "signals": {0: "k"}, "masks": {1: "k", 2: "mh", 3: "mw"}, "output": {2: "h", 3: "w"}},
+)
+
+
+@dataclass(frozen=True)
+class MicroastOptions:
+    """Options of ``method="microast"`` (defaults live here; torch-free)."""
+
+    strength: float = 1.0
+    style_weights: tuple[float, ...] | None = None
+    stroke_scale: float = 1.0
+    style_size: int = 512  # longer side the style images (and the photo, for its own signal) are bounded to
+    device: str = "auto"
+    runtime: str = "auto"  # auto | onnxruntime | openvino | torch
+
+
+def _nchw(rgb: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32)
+
+
+class MicroastStylizer:
+    """MicroAST's two networks in one runtime; reuse one instance for many images."""
+
+    def __init__(self, device: str = "auto", runtime: str = "auto") -> None:
+        self.device = fast.resolve_device(device)
+        self.runtime = fast.make_runtime(runtime, self.device)
+
+    def signal(self, rgb: np.ndarray, size: int = MicroastOptions.style_size) -> np.ndarray:
+        """The style signal (``SIGNAL_SIZE`` floats) of a picture, its longer side bounded to ``size``."""
+        rgb = io.resize_to_max(rgb, size)
+        if min(rgb.shape[:2]) < MIN_SIDE:
+            raise InputError(f"style image is too small ({rgb.shape[1]}×{rgb.shape[0]}): both sides need {MIN_SIDE} px")
+        return self.runtime.run(STYLE_NET, _nchw(rgb))[0]
+
+    def forward(self, rgb: np.ndarray, signals: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        """One pass at ``rgb``'s size: ``signals`` ``K×SIGNAL_SIZE``; ``masks`` ``K`` weights (a global blend)
+        or ``K×H×W`` per-pixel weights. Returns ``H×W×3`` (not clamped)."""
+        h, w = rgb.shape[:2]
+        ph, pw = (-h) % 4, (-w) % 4
+        x = np.pad(rgb, ((0, ph), (0, pw), (0, 0)), mode="reflect") if ph or pw else rgb
+        if masks.ndim == 1:
+            m = masks.reshape(1, -1, 1, 1)
+        else:  # pad like the photo, then the mean of each 4×4 cell: the weights at the features' resolution
+            m = np.pad(masks, ((0, 0), (0, ph), (0, pw)), mode="edge") if ph or pw else masks
+            k, hh, ww = m.shape
+            m = m.reshape(1, k, hh // 4, 4, ww // 4, 4).mean((3, 5))
+        out = self.runtime.run(
+            RENDER_NET,
+            _nchw(x),
+            np.ascontiguousarray(signals, dtype=np.float32),
+            np.ascontiguousarray(m, dtype=np.float32),
+            np.ones(1, dtype=np.float32),
+        )
+        return out[0].transpose(1, 2, 0)[:h, :w]
+
+    def render(
+        self, rgb: np.ndarray, signals: np.ndarray, masks: np.ndarray, stroke_scale: float = 1.0
+    ) -> np.ndarray:
+        """:meth:`forward` with strokes scaled by ``stroke_scale`` (rendered at ``1/stroke_scale`` of the size)."""
+        if stroke_scale == 1.0:
+            return self.forward(rgb, signals, masks)
+        h, w = rgb.shape[:2]
+        size = (max(MIN_SIDE, round(w / stroke_scale)), max(MIN_SIDE, round(h / stroke_scale)))
+        small = masks if masks.ndim == 1 else np.stack([io.resize(m, size) for m in masks])
+        out = io.resize(np.clip(self.forward(io.resize(rgb, size), signals, small), 0.0, 1.0), (w, h))
+        if stroke_scale > 1.0:  # the upscale is soft: one more pass at full size redraws crisp edges
+            out = self.forward(out, signals, masks)
+        return out
+
+
+@lru_cache(maxsize=4)
+def get_stylizer(device: str = "auto", runtime: str = "auto") -> MicroastStylizer:
+    """A shared :class:`MicroastStylizer` per device and runtime (networks load once per process)."""
+    return MicroastStylizer(device, runtime)
+
+
+def _check(options: MicroastOptions, n_styles: int) -> np.ndarray:
+    """Validate ``options`` for ``n_styles`` styles; returns the normalised style weights."""
+    if n_styles < 1:
+        raise InputError("give at least one style image")
+    if not 0.0 <= options.strength <= 1.0:
+        raise InputError(f"strength must be between 0 and 1, got {options.strength}")
+    if not MIN_STROKE <= options.stroke_scale <= MAX_STROKE:
+        raise InputError(f"stroke scale must be between {MIN_STROKE} and {MAX_STROKE}, got {options.stroke_scale}")
+    if options.style_size < MIN_SIDE:
+        raise InputError(f"style size must be at least {MIN_SIDE} pixels, got {options.style_size}")
+    return fast.normalize_weights(options.style_weights, n_styles)
+
+
+class Engine:
+    """``method="microast"`` under the contract: per-style work (the signals) in the constructor, then
+    :meth:`render` per photo."""
+
+    native = frozenset({"strength", "mask", "stroke_scale"})
+
+    def __init__(
+        self,
+        styles: Sequence[np.ndarray | int],
+        options: MicroastOptions = MicroastOptions(),
+        progress: Callable[..., object] | None = None,
+    ) -> None:
+        if any(isinstance(s, int | np.integer) for s in styles):
+            raise InputError("microast takes style images, not builtin: styles (those are the fast method's)")
+        self.options = options
+        self.weights = _check(options, len(styles))
+        self.stylizer = get_stylizer(options.device, options.runtime)
+        self.signals = np.stack([self.stylizer.signal(np.asarray(s), options.style_size) for s in styles])
+
+    def render(self, rgb: np.ndarray, masks: np.ndarray | None = None) -> np.ndarray:
+        """Stylize ``rgb`` (``H×W×3``) → ``H×W×3`` in 0..1; ``masks``: ``K×H×W`` weights (K = number of styles)."""
+        h, w = rgb.shape[:2]
+        if min(h, w) < MIN_SIDE:
+            raise InputError(f"image is too small ({w}×{h}): both sides need {MIN_SIDE} px")
+        k = len(self.signals)
+        if masks is not None:
+            masks = np.asarray(masks, dtype=np.float32)
+            if masks.ndim == 2:
+                masks = masks[None]
+            if masks.shape != (k, h, w):
+                raise InputError(f"mask is {masks.shape[-1]}×{masks.shape[-2]}×{masks.shape[0]}, need {w}×{h}×{k}")
+        strength = self.options.strength
+        if strength == 0.0:
+            return rgb.astype(np.float32, copy=True)
+        signals = self.signals
+        if strength < 1.0:  # from the photo's own signal towards the styles'
+            signals = strength * signals + (1.0 - strength) * self.stylizer.signal(rgb, self.options.style_size)
+        if masks is None or k == 1:
+            out = self.stylizer.render(rgb, signals, self.weights, self.options.stroke_scale)
+            if masks is not None:  # one style: white = stylized, black = the photo
+                out = masks[0][..., None] * out + (1.0 - masks[0][..., None]) * rgb
+        else:
+            total = masks.sum(0, keepdims=True)
+            blend = np.where(total > 1e-6, masks / np.maximum(total, 1e-6), self.weights[:, None, None])
+            out = self.stylizer.render(rgb, signals, blend.astype(np.float32), self.options.stroke_scale)
+        return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def stylize_microast(
+    rgb: np.ndarray,
+    styles: Sequence[np.ndarray],
+    *,
+    strength: float = MicroastOptions.strength,
+    style_weights: Sequence[float] | None = None,
+    stroke_scale: float = MicroastOptions.stroke_scale,
+    masks: np.ndarray | None = None,
+    device: str = MicroastOptions.device,
+    runtime: str = MicroastOptions.runtime,
+) -> np.ndarray:
+    """Stylize ``rgb`` (``H×W×3`` float32 0..1) with style images (same form) → ``H×W×3`` float32 0..1."""
+    weights = tuple(float(x) for x in style_weights) if style_weights is not None else None
+    options = MicroastOptions(strength, weights, stroke_scale, device=device, runtime=runtime)
+    return Engine(list(styles), options).render(rgb, masks)

@@ -1,0 +1,222 @@
+"""MicroAST (Wang et al., AAAI 2023): micro encoders, a modulator and a modulated micro decoder.
+
+"Towards Super-Fast Ultra-Resolution Arbitrary Style Transfer" (arXiv 2211.15313). Written for brushwork from
+the architecture sheet of the weights' folder and the state-dict shapes of the authors' files (MIT licence,
+``brushwork/assets/models/microast-LICENSE.txt``).
+
+- Two encoders with the same architecture (one for the photo, one for the style): a 9×9 convolution at full
+  resolution, two strided depthwise/pointwise stages to 1/4 resolution and 64 channels, then two residual blocks;
+  they return the features after the first and after the second residual block.
+- The modulator turns the style's two feature maps into per-channel filter weights and biases (a depthwise 3×3
+  convolution, then the spatial mean).
+- The decoder applies AdaIN to the photo's deep features, runs a residual block whose filters are modulated by
+  the style, AdaIN again at the shallower level, a second modulated residual block, then upsamples ×4 back to an
+  RGB picture (no output activation).
+
+Everything the decoder needs from a style is one **style signal** of :data:`SIGNAL_SIZE` numbers per image
+(:data:`SIGNAL_PARTS`: the style features' channel means and standard deviations at both levels and the four
+modulation vectors). Signals of several styles blend linearly (``style_weights``), and per-pixel signal maps
+give each region of the photo its own style (masks in feature space). :class:`StyleNet` (style image → signal)
+and :class:`RenderNet` (photo, signals, masks, alpha → picture) are the two networks the engine runs and exports.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+CHANNELS = 64
+SIGNAL_PARTS = ("mean1", "std1", "weight1", "bias1", "mean0", "std0", "weight0", "bias0")
+SIGNAL_SIZE = CHANNELS * len(SIGNAL_PARTS)
+EPS = 1e-5  # added to the (unbiased) variance before the square root, as the authors
+SCALE = 4  # the features are at 1/4 resolution: sides must be multiples of 4
+
+
+class ConvLayer(nn.Module):
+    """Reflection padding by ``k // 2``, then a convolution (the authors' key name ``conv_layer``)."""
+
+    def __init__(self, cin: int, cout: int, k: int, stride: int = 1, groups: int = 1) -> None:
+        super().__init__()
+        self.pad = k // 2
+        self.conv_layer = nn.Conv2d(cin, cout, k, stride=stride, groups=groups)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.pad:
+            x = F.pad(x, (self.pad,) * 4, mode="reflect")
+        return self.conv_layer(x)
+
+
+class ResBlock(nn.Module):
+    """``x + conv2(relu(conv1(x)))`` with two 3×3 convolutions."""
+
+    def __init__(self, channels: int = CHANNELS) -> None:
+        super().__init__()
+        self.conv1 = ConvLayer(channels, channels, 3)
+        self.conv2 = ConvLayer(channels, channels, 3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.conv2(F.relu(self.conv1(x)))
+
+    def modulated(self, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+        """The decoder's form: each convolution's output is scaled by ``weight`` and gets ``bias`` times the
+        convolution's input (``weight``/``bias``: ``N×C×1×1`` or per-pixel ``N×C×H×W``)."""
+        y = F.relu(weight * self.conv1(x) + bias * x)
+        return x + weight * self.conv2(y) + bias * y
+
+
+class Encoder(nn.Module):
+    """``N×3×H×W`` RGB 0..1 → two ``N×64×H/4×W/4`` feature maps."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.enc1 = nn.Sequential(
+            ConvLayer(3, 16, 9),
+            nn.ReLU(),
+            ConvLayer(16, 32, 3, stride=2, groups=16),
+            nn.ReLU(),
+            ConvLayer(32, 32, 1),
+            nn.ReLU(),
+            ConvLayer(32, 64, 3, stride=2, groups=32),
+            nn.ReLU(),
+            ConvLayer(64, 64, 1),
+            nn.ReLU(),
+            ResBlock(),
+        )
+        self.enc2 = nn.Sequential(ResBlock())
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        f0 = self.enc1(x)
+        return f0, self.enc2(f0)
+
+
+class Modulator(nn.Module):
+    """Style features ``(s0, s1)`` → filter weights and biases ``(w0, b0, w1, b1)``, each ``N×64×1×1``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        for name in ("weight1", "bias1", "weight2", "bias2"):
+            setattr(self, name, nn.Sequential(ConvLayer(CHANNELS, CHANNELS, 3, groups=CHANNELS)))
+
+    def forward(self, s0: Tensor, s1: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        def pooled(layer: nn.Module, x: Tensor) -> Tensor:
+            return layer(x).mean((2, 3), keepdim=True)
+
+        return pooled(self.weight1, s0), pooled(self.bias1, s0), pooled(self.weight2, s1), pooled(self.bias2, s1)
+
+
+def mean_std(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Channel mean and standard deviation over H×W (unbiased variance + :data:`EPS`), each ``N×C×1×1``."""
+    n = x.shape[2] * x.shape[3]
+    mean = x.mean((2, 3), keepdim=True)
+    var = (x - mean).square().sum((2, 3), keepdim=True) / (n - 1)
+    return mean, (var + EPS).sqrt()
+
+
+def adain(x: Tensor, mean: Tensor, std: Tensor, alpha: Tensor | float = 1.0) -> Tensor:
+    """``x`` normalised per channel and given ``mean``/``std`` (``N×C×1×1`` or per pixel), then
+    ``alpha·that + (1 − alpha)·x``."""
+    m, s = mean_std(x)
+    t = (x - m) / s * std + mean
+    return x + alpha * (t - x) if not (isinstance(alpha, float) and alpha == 1.0) else t
+
+
+class Decoder(nn.Module):
+    """Photo features + style signal → ``N×3×H×W`` (not clamped)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dec1 = ResBlock()
+        self.dec2 = ResBlock()
+        self.dec3 = nn.Sequential(
+            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+            ConvLayer(64, 32, 3, groups=32),
+            nn.ReLU(),
+            ConvLayer(32, 32, 1),
+            nn.ReLU(),
+            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+            ConvLayer(32, 16, 3, groups=16),
+            nn.ReLU(),
+            ConvLayer(16, 16, 1),
+            nn.ReLU(),
+            ConvLayer(16, 3, 9),
+        )
+
+    def forward(self, c1: Tensor, signal: dict[str, Tensor], alpha: Tensor | float = 1.0) -> Tensor:
+        """``c1``: the photo's deep features; ``signal``: :data:`SIGNAL_PARTS` → ``N×64×1×1`` (or per pixel)."""
+        t = adain(c1, signal["mean1"], signal["std1"], alpha)
+        out = self.dec1.modulated(t, signal["weight1"], signal["bias1"])
+        u = adain(out, signal["mean0"], signal["std0"], alpha)
+        return self.dec3(self.dec2.modulated(u, signal["weight0"], signal["bias0"]))
+
+
+def split_signal(signal: Tensor) -> dict[str, Tensor]:
+    """``N×SIGNAL_SIZE×H×W`` (or ``N×SIGNAL_SIZE``) → :data:`SIGNAL_PARTS` → ``N×64×H×W`` (``N×64×1×1``)."""
+    if signal.dim() == 2:
+        signal = signal[:, :, None, None]
+    return dict(zip(SIGNAL_PARTS, signal.split(CHANNELS, 1), strict=True))
+
+
+class StyleNet(nn.Module):
+    """Style image ``N×3×H×W`` (0..1, sides ≥ 8) → style signal ``N×SIGNAL_SIZE``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = Encoder()
+        self.modulator = Modulator()
+
+    def forward(self, style: Tensor) -> Tensor:
+        s0, s1 = self.encoder(style)
+        w0, b0, w1, b1 = self.modulator(s0, s1)
+        (m0, sd0), (m1, sd1) = mean_std(s0), mean_std(s1)
+        parts = {"mean1": m1, "std1": sd1, "weight1": w1, "bias1": b1, "mean0": m0, "std0": sd0}
+        parts |= {"weight0": w0, "bias0": b0}
+        return torch.cat([parts[p] for p in SIGNAL_PARTS], 1).flatten(1)
+
+
+class RenderNet(nn.Module):
+    """Photo ``1×3×H×W`` (sides multiples of 4) + style signals → stylized ``1×3×H×W`` (not clamped).
+
+    ``signals``: ``K×SIGNAL_SIZE``; ``masks``: ``1×K×h×w`` weights of each signal, either ``1×K×1×1`` (a global
+    blend: the style weights) or at the features' resolution ``h×w = H/4×W/4`` (a style per region; the weights
+    should sum to 1 at each pixel); ``alpha``: a one-element tensor, 0 = the photo's features, 1 = the style's.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = Encoder()
+        self.decoder = Decoder()
+
+    def forward(self, content: Tensor, signals: Tensor, masks: Tensor, alpha: Tensor) -> Tensor:
+        _, c1 = self.encoder(content)
+        n, k, h, w = masks.shape
+        maps = (signals.t() @ masks.reshape(k, h * w)).reshape(1, SIGNAL_SIZE, h, w)  # Σ_k mask_k · signal_k
+        return self.decoder(c1, split_signal(maps), alpha.reshape(1, 1, 1, 1))
+
+
+class MicroAST(nn.Module):
+    """The whole model: :attr:`style` (style encoder + modulator) and :attr:`render` (photo encoder + decoder).
+
+    State-dict keys: ``style.encoder.*``, ``style.modulator.*``, ``render.encoder.*``, ``render.decoder.*``
+    (the names below those are the authors').
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.style = StyleNet()
+        self.render = RenderNet()
+
+    def forward(self, content: Tensor, style: Tensor, alpha: float = 1.0) -> Tensor:
+        """The authors' single-style forward: ``N×3×H×W`` photo and ``N×3×h×w`` style → ``N×3×H×W``."""
+        _, c1 = self.render.encoder(content)
+        signal = split_signal(self.style(style))
+        return self.render.decoder(c1, signal, alpha)
+
+
+# the authors' four files and the prefix of each one's keys in :class:`MicroAST`
+ORIGINAL_FILES = {
+    "content_encoder": "render.encoder.",
+    "style_encoder": "style.encoder.",
+    "modulator": "style.modulator.",
+    "decoder": "render.decoder.",
+}
