@@ -316,9 +316,8 @@ def load_net(name: str, device: str | torch.device = "cpu", weights: str | os.Pa
     base, _, part = name.partition("/")
     net = _resolve(entry(base).arch)()
     net.load_state_dict(load_state(base, weights))
-    if part:
-        net = getattr(net, part)
-    return net.to(device).eval().requires_grad_(False)
+    net = net.to(device).eval().requires_grad_(False)
+    return getattr(net, part).eval() if part else net
 
 
 def safetensors_arrays(path: Path) -> dict[str, np.ndarray]:

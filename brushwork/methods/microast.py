@@ -106,13 +106,15 @@ def _register() -> None:
 
 _register()
 
-# the two networks the runtimes run (sub-modules of the ``microast`` entry) and their ONNX export specs
-STYLE_NET, RENDER_NET = f"{NAME}/style", f"{NAME}/render"
+# the networks the runtimes run (sub-modules of the ``microast`` entry) and their ONNX export specs
+STYLE_NET, RENDER_NET, REGIONS_NET = f"{NAME}/style", f"{NAME}/render", f"{NAME}/regions"
+_IMAGE = {"image": {2: "h", 3: "w"}, "output": {2: "h", 3: "w"}}
 fast.register_export(STYLE_NET, {"image": (1, 3, 64, 64)}, {"image": {2: "h", 3: "w"}})
+fast.register_export(RENDER_NET, {"image": (1, 3, 64, 64), "signal": (1, SIGNAL_SIZE)}, _IMAGE)
 fast.register_export(
-    RENDER_NET,
-    {"image": (1, 3, 64, 64), "signals": (2, SIGNAL_SIZE), "masks": (1, 2, 16, 16), "alpha": (1,)},
-    {"image": {2: "h", 3: "w"}, "signals": {0: "k"}, "masks": {1: "k", 2: "mh", 3: "mw"}, "output": {2: "h", 3: "w"}},
+    REGIONS_NET,
+    {"image": (1, 3, 64, 64), "signals": (2, SIGNAL_SIZE), "masks": (1, 2, 16, 16)},
+    {**_IMAGE, "signals": {0: "k"}, "masks": {1: "k", 2: "mh", 3: "mw"}},
 )
 
 
@@ -146,36 +148,31 @@ class MicroastStylizer:
             raise InputError(f"style image is too small ({rgb.shape[1]}×{rgb.shape[0]}): both sides need {MIN_SIDE} px")
         return self.runtime.run(STYLE_NET, _nchw(rgb))[0]
 
-    def forward(self, rgb: np.ndarray, signals: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        """One pass at ``rgb``'s size: ``signals`` ``K×SIGNAL_SIZE``; ``masks`` ``K`` weights (a global blend)
-        or ``K×H×W`` per-pixel weights. Returns ``H×W×3`` (not clamped)."""
+    def forward(self, rgb: np.ndarray, signals: np.ndarray, masks: np.ndarray | None = None) -> np.ndarray:
+        """One pass at ``rgb``'s size: one signal ``1×SIGNAL_SIZE``, or ``K×SIGNAL_SIZE`` with ``K×H×W`` masks
+        (per-pixel weights summing to 1). Returns ``H×W×3`` (not clamped)."""
         h, w = rgb.shape[:2]
         ph, pw = (-h) % 4, (-w) % 4
-        x = np.pad(rgb, ((0, ph), (0, pw), (0, 0)), mode="reflect") if ph or pw else rgb
-        if masks.ndim == 1:
-            m = masks.reshape(1, -1, 1, 1)
+        x = _nchw(np.pad(rgb, ((0, ph), (0, pw), (0, 0)), mode="reflect") if ph or pw else rgb)
+        signals = np.ascontiguousarray(signals, dtype=np.float32)
+        if masks is None:
+            out = self.runtime.run(RENDER_NET, x, signals)
         else:  # pad like the photo, then the mean of each 4×4 cell: the weights at the features' resolution
             m = np.pad(masks, ((0, 0), (0, ph), (0, pw)), mode="edge") if ph or pw else masks
             k, hh, ww = m.shape
-            m = m.reshape(1, k, hh // 4, 4, ww // 4, 4).mean((3, 5))
-        out = self.runtime.run(
-            RENDER_NET,
-            _nchw(x),
-            np.ascontiguousarray(signals, dtype=np.float32),
-            np.ascontiguousarray(m, dtype=np.float32),
-            np.ones(1, dtype=np.float32),
-        )
+            m = np.ascontiguousarray(m.reshape(1, k, hh // 4, 4, ww // 4, 4).mean((3, 5)), dtype=np.float32)
+            out = self.runtime.run(REGIONS_NET, x, signals, m)
         return out[0].transpose(1, 2, 0)[:h, :w]
 
     def render(
-        self, rgb: np.ndarray, signals: np.ndarray, masks: np.ndarray, stroke_scale: float = 1.0
+        self, rgb: np.ndarray, signals: np.ndarray, masks: np.ndarray | None = None, stroke_scale: float = 1.0
     ) -> np.ndarray:
         """:meth:`forward` with strokes scaled by ``stroke_scale`` (rendered at ``1/stroke_scale`` of the size)."""
         if stroke_scale == 1.0:
             return self.forward(rgb, signals, masks)
         h, w = rgb.shape[:2]
         size = (max(MIN_SIDE, round(w / stroke_scale)), max(MIN_SIDE, round(h / stroke_scale)))
-        small = masks if masks.ndim == 1 else np.stack([io.resize(m, size) for m in masks])
+        small = None if masks is None else np.stack([io.resize(m, size) for m in masks])
         out = io.resize(np.clip(self.forward(io.resize(rgb, size), signals, small), 0.0, 1.0), (w, h))
         if stroke_scale > 1.0:  # the upscale is soft: one more pass at full size redraws crisp edges
             out = self.forward(out, signals, masks)
@@ -239,7 +236,8 @@ class Engine:
         if strength < 1.0:  # from the photo's own signal towards the styles'
             signals = strength * signals + (1.0 - strength) * self.stylizer.signal(rgb, self.options.style_size)
         if masks is None or k == 1:
-            out = self.stylizer.render(rgb, signals, self.weights, self.options.stroke_scale)
+            signal = (self.weights[:, None] * signals).sum(0, keepdims=True)  # a blend: the weighted mean
+            out = self.stylizer.render(rgb, signal, None, self.options.stroke_scale)
             if masks is not None:  # one style: white = stylized, black = the photo
                 out = masks[0][..., None] * out + (1.0 - masks[0][..., None]) * rgb
         else:

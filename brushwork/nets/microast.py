@@ -16,8 +16,9 @@ the architecture sheet of the weights' folder and the state-dict shapes of the a
 Everything the decoder needs from a style is one **style signal** of :data:`SIGNAL_SIZE` numbers per image
 (:data:`SIGNAL_PARTS`: the style features' channel means and standard deviations at both levels and the four
 modulation vectors). Signals of several styles blend linearly (``style_weights``), and per-pixel signal maps
-give each region of the photo its own style (masks in feature space). :class:`StyleNet` (style image → signal)
-and :class:`RenderNet` (photo, signals, masks, alpha → picture) are the two networks the engine runs and exports.
+give each region of the photo its own style (masks in feature space, each region normalised by its own
+statistics). :class:`StyleNet` (style image → signal), :class:`RenderNet` (photo + signal → picture) and
+:class:`RegionRenderNet` (photo + signals + masks → picture) are the networks the engine runs and exports.
 """
 
 from __future__ import annotations
@@ -114,11 +115,28 @@ def mean_std(x: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def adain(x: Tensor, mean: Tensor, std: Tensor, alpha: Tensor | float = 1.0) -> Tensor:
-    """``x`` normalised per channel and given ``mean``/``std`` (``N×C×1×1`` or per pixel), then
-    ``alpha·that + (1 − alpha)·x``."""
+    """``x`` normalised per channel and given ``mean``/``std`` (``N×C×1×1``), then ``alpha·that + (1 − alpha)·x``."""
     m, s = mean_std(x)
     t = (x - m) / s * std + mean
-    return x + alpha * (t - x) if not (isinstance(alpha, float) and alpha == 1.0) else t
+    return t if isinstance(alpha, float) and alpha == 1.0 else x + alpha * (t - x)
+
+
+def region_adain(x: Tensor, masks: Tensor, mean: Tensor, std: Tensor) -> Tensor:
+    """AdaIN per region: ``masks`` ``1×K×H×W`` (weights summing to 1 at each pixel) select K regions of ``x``
+    (``1×C×H×W``); each region is normalised by its own (mask-weighted) statistics and given style ``k``'s
+    ``mean``/``std`` (``K×C``), and the K results are blended by the masks. One region of ones is :func:`adain`.
+    """
+    k, c = mean.shape
+    m = masks.flatten(2)[0]  # K×P
+    xf = x.flatten(2)[0]  # C×P
+    count = m.sum(1, keepdim=True)  # K×1
+    mu = (m @ xf.t()) / count.clamp(min=1e-6)  # K×C
+    var = (m[:, None] * (xf[None] - mu[:, :, None]).square()).sum(2) / (count - 1.0).clamp(min=1.0)
+    gain = std / (var + EPS).sqrt()  # K×C: x·gain + shift is region k's AdaIN
+    shift = mean - mu * gain
+    gain_map = (gain.t() @ m).reshape(x.shape)
+    shift_map = (shift.t() @ m).reshape(x.shape)
+    return x * gain_map + shift_map
 
 
 class Decoder(nn.Module):
@@ -143,18 +161,31 @@ class Decoder(nn.Module):
         )
 
     def forward(self, c1: Tensor, signal: dict[str, Tensor], alpha: Tensor | float = 1.0) -> Tensor:
-        """``c1``: the photo's deep features; ``signal``: :data:`SIGNAL_PARTS` → ``N×64×1×1`` (or per pixel)."""
+        """``c1``: the photo's deep features; ``signal``: :data:`SIGNAL_PARTS` → ``N×64×1×1``."""
         t = adain(c1, signal["mean1"], signal["std1"], alpha)
         out = self.dec1.modulated(t, signal["weight1"], signal["bias1"])
         u = adain(out, signal["mean0"], signal["std0"], alpha)
         return self.dec3(self.dec2.modulated(u, signal["weight0"], signal["bias0"]))
 
+    def regions(self, c1: Tensor, signals: Tensor, masks: Tensor) -> Tensor:
+        """A style per region: ``signals`` ``K×SIGNAL_SIZE``, ``masks`` ``1×K×H×W`` at ``c1``'s resolution
+        (weights summing to 1 at each pixel). Each region gets its style's statistics (:func:`region_adain`)
+        and per-pixel modulation, so the decoder draws the borders between regions."""
+        parts = dict(zip(SIGNAL_PARTS, signals.split(CHANNELS, 1), strict=True))
+        m = masks.flatten(2)[0]
+
+        def per_pixel(name: str) -> Tensor:
+            return (parts[name].t() @ m).reshape(1, CHANNELS, *masks.shape[2:])
+
+        t = region_adain(c1, masks, parts["mean1"], parts["std1"])
+        out = self.dec1.modulated(t, per_pixel("weight1"), per_pixel("bias1"))
+        u = region_adain(out, masks, parts["mean0"], parts["std0"])
+        return self.dec3(self.dec2.modulated(u, per_pixel("weight0"), per_pixel("bias0")))
+
 
 def split_signal(signal: Tensor) -> dict[str, Tensor]:
-    """``N×SIGNAL_SIZE×H×W`` (or ``N×SIGNAL_SIZE``) → :data:`SIGNAL_PARTS` → ``N×64×H×W`` (``N×64×1×1``)."""
-    if signal.dim() == 2:
-        signal = signal[:, :, None, None]
-    return dict(zip(SIGNAL_PARTS, signal.split(CHANNELS, 1), strict=True))
+    """``N×SIGNAL_SIZE`` → :data:`SIGNAL_PARTS` → ``N×64×1×1``."""
+    return dict(zip(SIGNAL_PARTS, signal[:, :, None, None].split(CHANNELS, 1), strict=True))
 
 
 class StyleNet(nn.Module):
@@ -175,27 +206,35 @@ class StyleNet(nn.Module):
 
 
 class RenderNet(nn.Module):
-    """Photo ``1×3×H×W`` (sides multiples of 4) + style signals → stylized ``1×3×H×W`` (not clamped).
-
-    ``signals``: ``K×SIGNAL_SIZE``; ``masks``: ``1×K×h×w`` weights of each signal, either ``1×K×1×1`` (a global
-    blend: the style weights) or at the features' resolution ``h×w = H/4×W/4`` (a style per region; the weights
-    should sum to 1 at each pixel); ``alpha``: a one-element tensor, 0 = the photo's features, 1 = the style's.
-    """
+    """Photo ``1×3×H×W`` (sides multiples of 4) + one style signal ``1×SIGNAL_SIZE`` (a blend of styles is the
+    weighted mean of their signals) → stylized ``1×3×H×W`` (not clamped)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.encoder = Encoder()
         self.decoder = Decoder()
 
-    def forward(self, content: Tensor, signals: Tensor, masks: Tensor, alpha: Tensor) -> Tensor:
+    def forward(self, content: Tensor, signal: Tensor) -> Tensor:
         _, c1 = self.encoder(content)
-        n, k, h, w = masks.shape
-        maps = (signals.t() @ masks.reshape(k, h * w)).reshape(1, SIGNAL_SIZE, h, w)  # Σ_k mask_k · signal_k
-        return self.decoder(c1, split_signal(maps), alpha.reshape(1, 1, 1, 1))
+        return self.decoder(c1, split_signal(signal))
+
+
+class RegionRenderNet(nn.Module):
+    """:class:`RenderNet`'s weights with a style per region: photo ``1×3×H×W``, signals ``K×SIGNAL_SIZE`` and
+    masks ``1×K×H/4×W/4`` (weights summing to 1 at each pixel) → ``1×3×H×W``."""
+
+    def __init__(self, render: RenderNet) -> None:
+        super().__init__()
+        object.__setattr__(self, "net", render)  # shared, not a sub-module: the weights stay listed once
+
+    def forward(self, content: Tensor, signals: Tensor, masks: Tensor) -> Tensor:
+        _, c1 = self.net.encoder(content)
+        return self.net.decoder.regions(c1, signals, masks)
 
 
 class MicroAST(nn.Module):
-    """The whole model: :attr:`style` (style encoder + modulator) and :attr:`render` (photo encoder + decoder).
+    """The whole model: :attr:`style` (style encoder + modulator) and :attr:`render` (photo encoder + decoder);
+    :attr:`regions` is ``render`` with a style per region.
 
     State-dict keys: ``style.encoder.*``, ``style.modulator.*``, ``render.encoder.*``, ``render.decoder.*``
     (the names below those are the authors').
@@ -206,11 +245,15 @@ class MicroAST(nn.Module):
         self.style = StyleNet()
         self.render = RenderNet()
 
+    @property
+    def regions(self) -> RegionRenderNet:
+        return RegionRenderNet(self.render)
+
     def forward(self, content: Tensor, style: Tensor, alpha: float = 1.0) -> Tensor:
-        """The authors' single-style forward: ``N×3×H×W`` photo and ``N×3×h×w`` style → ``N×3×H×W``."""
+        """The authors' single-style forward: ``N×3×H×W`` photo and ``N×3×h×w`` style → ``N×3×H×W``.
+        (``alpha`` below 1 interpolates the features as the authors do; their decoder was not trained for it.)"""
         _, c1 = self.render.encoder(content)
-        signal = split_signal(self.style(style))
-        return self.render.decoder(c1, signal, alpha)
+        return self.render.decoder(c1, split_signal(self.style(style)), alpha)
 
 
 # the authors' four files and the prefix of each one's keys in :class:`MicroAST`
