@@ -157,6 +157,35 @@ def test_split_networks_match_the_single_forward() -> None:
         torch.testing.assert_close(out_regions, out, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize(
+    ("cin", "cout", "k", "groups", "size"),
+    [(16, 3, 9, 1, (13, 22)), (16, 3, 9, 1, (16, 20)), (32, 16, 3, 16, (9, 11)), (64, 32, 3, 32, (8, 8))],
+)
+def test_fast_conv_forms_equal_the_definition(cin: int, cout: int, k: int, groups: int, size: tuple) -> None:
+    """Space-to-depth (9×9, 3 outputs; odd sizes too) and depthwise + pair sums (2-input groups)."""
+    import torch
+
+    from brushwork.nets.microast import ConvLayer
+
+    torch.manual_seed(0)
+    layer = ConvLayer(cin, cout, k, groups=groups)
+    x = torch.randn(2, cin, *size)
+    torch.testing.assert_close(layer(x), layer.reference(x), atol=1e-5, rtol=1e-5)
+
+
+def test_fast_encoder_equals_the_definition() -> None:
+    """The encoder's strided 1-to-2 grouped convolutions as depthwise pairs (columns of the next 1×1 reordered)."""
+    import torch
+
+    from brushwork.nets.microast import Encoder
+
+    torch.manual_seed(0)
+    encoder = Encoder()
+    x = torch.rand(1, 3, 36, 44)
+    for fast, reference in zip(encoder(x), encoder.reference(x), strict=True):
+        torch.testing.assert_close(fast, reference, atol=1e-5, rtol=1e-5)
+
+
 def test_region_adain_normalises_each_region_by_its_own_statistics() -> None:
     import torch
 
