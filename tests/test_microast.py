@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from brushwork import store
+from brushwork import api, store
 from brushwork.errors import InputError
-from brushwork.methods.microast import Engine, MicroastOptions, stylize_microast
+from brushwork.methods.microast import Engine
+from brushwork.options import MicroastOptions
 
 WEIGHTS = Path(os.environ.get("BRUSHWORK_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "weights"
 FOLDER = WEIGHTS / "microast"
@@ -210,6 +211,13 @@ def _rgb(h: int, w: int, phase: float) -> np.ndarray:
     return _pattern(h, w, phase)[0].transpose(1, 2, 0).copy()
 
 
+def stylize_microast(photo: np.ndarray, styles: list, masks: np.ndarray | None = None, **options) -> np.ndarray:  # noqa: ANN003
+    """The contract's path: ``renderer(method="microast")`` then ``render`` (onnxruntime unless told: the automatic
+    runtime compiles OpenVINO for every repeated size, which is slow for tests)."""
+    options.setdefault("runtime", "onnxruntime")
+    return api.renderer(styles, method="microast", **options).render(photo, masks)
+
+
 @pytest.fixture(scope="module")
 def pictures() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return _rgb(45, 62, 0.3), _rgb(64, 64, 1.7), _rgb(50, 70, 4.1)
@@ -274,22 +282,25 @@ def test_stroke_scale_keeps_the_size(pictures, scale: float) -> None:  # noqa: A
         ({"strength": 1.5}, "strength"),
         ({"stroke_scale": 9.0}, "stroke scale"),
         ({"style_weights": (1.0, 2.0)}, "style weights"),
+        ({"runtime": "tpu"}, "runtime"),
         ({"style_size": 4}, "style size"),
     ],
 )
 def test_bad_options_are_input_errors(pictures, options: dict, message: str) -> None:  # noqa: ANN001
     with pytest.raises(InputError, match=message):
-        Engine([pictures[1]], MicroastOptions(**options))
+        stylize_microast(pictures[0], [pictures[1]], **options)
 
 
 def test_bad_inputs_are_input_errors(pictures) -> None:  # noqa: ANN001
     photo, style, _ = pictures
     with pytest.raises(InputError, match="builtin"):
-        Engine([3])
+        Engine([3], MicroastOptions())
+    with pytest.raises(InputError, match="builtin"):
+        stylize_microast(photo, ["builtin:3"])
     with pytest.raises(InputError, match="too small"):
-        Engine([style]).render(photo[:10])
-    with pytest.raises(InputError, match="mask"):
-        Engine([style]).render(photo, np.ones((1, 5, 5), np.float32))
+        stylize_microast(photo[:10], [style])
+    with pytest.raises(InputError, match="masks are"):
+        Engine([style], MicroastOptions()).render(photo, np.ones((1, 5, 5), np.float32))
 
 
 def test_cpu_path_does_not_import_torch(pictures, tmp_path: Path) -> None:  # noqa: ANN001
@@ -299,9 +310,9 @@ def test_cpu_path_does_not_import_torch(pictures, tmp_path: Path) -> None:  # no
     np.save(tmp_path / "style.npy", style)
     code = (
         "import sys, numpy as np\n"
-        "from brushwork.methods.microast import stylize_microast\n"
+        "from brushwork import api\n"
         f"p, s = np.load({str(tmp_path / 'photo.npy')!r}), np.load({str(tmp_path / 'style.npy')!r})\n"
-        "out = stylize_microast(p, [s], device='cpu')\n"
+        "out = api.renderer([s], method='microast', device='cpu').render(p)\n"
         "assert out.shape == p.shape, out.shape\n"
         "print('torch' in sys.modules)\n"
     )

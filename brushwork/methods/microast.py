@@ -14,8 +14,7 @@ How the controls work (arrays are ``H×W×3`` float32 RGB in 0..1):
 - ``mask`` (``K×H×W`` weights, K ≥ 2 styles) gives each region its own style in feature space: the decoder gets
   per-pixel signals, so region borders are drawn by the network, not cut. With one style the mask blends the
   stylized picture with the photo.
-- ``stroke_scale`` renders at ``1/stroke_scale`` of the size (and, for larger strokes, once more at full size on
-  the upscaled result), as the fast path does.
+- ``stroke_scale``, ``preserve_color`` and ``color_match`` are done by :mod:`brushwork.api` as for every method.
 - Any size: the photo is reflect-padded to a multiple of 4 and cropped back.
 
 Runtimes: the two networks (style → signal, photo + signals → picture) run from ONNX exports in onnxruntime or
@@ -26,21 +25,22 @@ runtime classes.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from brushwork import io, store
+from brushwork.api import normalize_weights
+from brushwork.device import resolve_device
 from brushwork.errors import InputError
 from brushwork.methods import fast
+from brushwork.options import MIN_SIDE, MicroastOptions
 
 NAME = "microast"
 SIGNAL_SIZE = 512  # brushwork.nets.microast.SIGNAL_SIZE (not imported: that module needs torch)
-MIN_SIDE = 16
-MIN_STROKE, MAX_STROKE = fast.MIN_STROKE, fast.MAX_STROKE
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "models"
 SHIPPED = "microast.safetensors"
@@ -118,18 +118,6 @@ fast.register_export(
 )
 
 
-@dataclass(frozen=True)
-class MicroastOptions:
-    """Options of ``method="microast"`` (defaults live here; torch-free)."""
-
-    strength: float = 1.0
-    style_weights: tuple[float, ...] | None = None
-    stroke_scale: float = 1.0
-    style_size: int = 512  # longer side the style images (and the photo, for its own signal) are bounded to
-    device: str = "auto"
-    runtime: str = "auto"  # auto | onnxruntime | openvino | torch
-
-
 def _nchw(rgb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32)
 
@@ -138,7 +126,7 @@ class MicroastStylizer:
     """MicroAST's two networks in one runtime; reuse one instance for many images."""
 
     def __init__(self, device: str = "auto", runtime: str = "auto") -> None:
-        self.device = fast.resolve_device(device)
+        self.device = resolve_device(device)
         self.runtime = fast.make_runtime(runtime, self.device)
 
     def signal(self, rgb: np.ndarray, size: int = MicroastOptions.style_size) -> np.ndarray:
@@ -164,20 +152,6 @@ class MicroastStylizer:
             out = self.runtime.run(REGIONS_NET, x, signals, m)
         return out[0].transpose(1, 2, 0)[:h, :w]
 
-    def render(
-        self, rgb: np.ndarray, signals: np.ndarray, masks: np.ndarray | None = None, stroke_scale: float = 1.0
-    ) -> np.ndarray:
-        """:meth:`forward` with strokes scaled by ``stroke_scale`` (rendered at ``1/stroke_scale`` of the size)."""
-        if stroke_scale == 1.0:
-            return self.forward(rgb, signals, masks)
-        h, w = rgb.shape[:2]
-        size = (max(MIN_SIDE, round(w / stroke_scale)), max(MIN_SIDE, round(h / stroke_scale)))
-        small = None if masks is None else np.stack([io.resize(m, size) for m in masks])
-        out = io.resize(np.clip(self.forward(io.resize(rgb, size), signals, small), 0.0, 1.0), (w, h))
-        if stroke_scale > 1.0:  # the upscale is soft: one more pass at full size redraws crisp edges
-            out = self.forward(out, signals, masks)
-        return out
-
 
 @lru_cache(maxsize=4)
 def get_stylizer(device: str = "auto", runtime: str = "auto") -> MicroastStylizer:
@@ -185,35 +159,20 @@ def get_stylizer(device: str = "auto", runtime: str = "auto") -> MicroastStylize
     return MicroastStylizer(device, runtime)
 
 
-def _check(options: MicroastOptions, n_styles: int) -> np.ndarray:
-    """Validate ``options`` for ``n_styles`` styles; returns the normalised style weights."""
-    if n_styles < 1:
-        raise InputError("give at least one style image")
-    if not 0.0 <= options.strength <= 1.0:
-        raise InputError(f"strength must be between 0 and 1, got {options.strength}")
-    if not MIN_STROKE <= options.stroke_scale <= MAX_STROKE:
-        raise InputError(f"stroke scale must be between {MIN_STROKE} and {MAX_STROKE}, got {options.stroke_scale}")
-    if options.style_size < MIN_SIDE:
-        raise InputError(f"style size must be at least {MIN_SIDE} pixels, got {options.style_size}")
-    return fast.normalize_weights(options.style_weights, n_styles)
-
-
 class Engine:
-    """``method="microast"`` under the contract: per-style work (the signals) in the constructor, then
-    :meth:`render` per photo."""
+    """``method="microast"`` under the contract (:mod:`brushwork.api`): the styles' signals are computed once,
+    then :meth:`render` runs one pass per photo. ``strength`` and ``mask`` are native (in feature space);
+    ``stroke_scale``, ``preserve_color`` and ``color_match`` are the API's, as for every method."""
 
-    native = frozenset({"strength", "mask", "stroke_scale"})
+    native = frozenset({"strength", "mask"})
 
-    def __init__(
-        self,
-        styles: Sequence[np.ndarray | int],
-        options: MicroastOptions = MicroastOptions(),
-        progress: Callable[..., object] | None = None,
-    ) -> None:
+    def __init__(self, styles: Sequence[np.ndarray | int], options: MicroastOptions, progress: Any = None) -> None:
         if any(isinstance(s, int | np.integer) for s in styles):
             raise InputError("microast takes style images, not builtin: styles (those are the fast method's)")
+        if options.style_size < MIN_SIDE:
+            raise InputError(f"style size must be at least {MIN_SIDE} pixels, got {options.style_size}")
         self.options = options
-        self.weights = _check(options, len(styles))
+        self.weights = normalize_weights(options.style_weights, len(styles))
         self.stylizer = get_stylizer(options.device, options.runtime)
         self.signals = np.stack([self.stylizer.signal(np.asarray(s), options.style_size) for s in styles])
 
@@ -223,42 +182,21 @@ class Engine:
         if min(h, w) < MIN_SIDE:
             raise InputError(f"image is too small ({w}×{h}): both sides need {MIN_SIDE} px")
         k = len(self.signals)
-        if masks is not None:
-            masks = np.asarray(masks, dtype=np.float32)
-            if masks.ndim == 2:
-                masks = masks[None]
-            if masks.shape != (k, h, w):
-                raise InputError(f"mask is {masks.shape[-1]}×{masks.shape[-2]}×{masks.shape[0]}, need {w}×{h}×{k}")
+        if masks is not None and masks.shape != (k, h, w):
+            raise InputError(f"masks are {'×'.join(map(str, masks.shape))}, need {k}×{h}×{w}")
         strength = self.options.strength
         if strength == 0.0:
-            return rgb.astype(np.float32, copy=True)
+            return np.array(rgb, dtype=np.float32)
         signals = self.signals
         if strength < 1.0:  # from the photo's own signal towards the styles'
             signals = strength * signals + (1.0 - strength) * self.stylizer.signal(rgb, self.options.style_size)
         if masks is None or k == 1:
             signal = (self.weights[:, None] * signals).sum(0, keepdims=True)  # a blend: the weighted mean
-            out = self.stylizer.render(rgb, signal, None, self.options.stroke_scale)
+            out = self.stylizer.forward(rgb, signal)
             if masks is not None:  # one style: white = stylized, black = the photo
                 out = masks[0][..., None] * out + (1.0 - masks[0][..., None]) * rgb
         else:
             total = masks.sum(0, keepdims=True)
             blend = np.where(total > 1e-6, masks / np.maximum(total, 1e-6), self.weights[:, None, None])
-            out = self.stylizer.render(rgb, signals, blend.astype(np.float32), self.options.stroke_scale)
+            out = self.stylizer.forward(rgb, signals, blend.astype(np.float32))
         return np.clip(out, 0.0, 1.0).astype(np.float32)
-
-
-def stylize_microast(
-    rgb: np.ndarray,
-    styles: Sequence[np.ndarray],
-    *,
-    strength: float = MicroastOptions.strength,
-    style_weights: Sequence[float] | None = None,
-    stroke_scale: float = MicroastOptions.stroke_scale,
-    masks: np.ndarray | None = None,
-    device: str = MicroastOptions.device,
-    runtime: str = MicroastOptions.runtime,
-) -> np.ndarray:
-    """Stylize ``rgb`` (``H×W×3`` float32 0..1) with style images (same form) → ``H×W×3`` float32 0..1."""
-    weights = tuple(float(x) for x in style_weights) if style_weights is not None else None
-    options = MicroastOptions(strength, weights, stroke_scale, device=device, runtime=runtime)
-    return Engine(list(styles), options).render(rgb, masks)
