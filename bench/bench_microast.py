@@ -1,14 +1,15 @@
 """Benchmark MicroAST against the fast path: warm rendering of one photo at the same size, in the same process.
 
-    python bench/bench_microast.py [--repeats 5] [--width 1024 --height 768] [--runtime onnxruntime|openvino]
+    python bench/bench_microast.py [--repeats 5] [--width 1024 --height 768] [--runtime auto|onnxruntime|openvino]
                                    [--threads N] [--profile]
 
-Both methods render the same photo with one style image whose per-style work (the fast path's style code,
-MicroAST's style signal) is done before timing; runs alternate between the two so that drifting load on a
-shared machine hits both alike. Prints the medians, the ratio (goal: MicroAST at most 0.5 s and at most 1.5× the
-fast path at 1024×768), and the process CPU time per render (with ``--threads 1`` a measure of work that load
-on a shared machine disturbs less than wall time). ``--profile`` prints where MicroAST's time goes, per node of
-its exported graph (onnxruntime's profiler).
+Both methods render the same photo through the public API (``brushwork.api.renderer(...).render``) with one
+style image whose per-style work (the fast path's style code, MicroAST's style signal) is done before timing
+(warm: with ``--runtime auto``, the default, that is OpenVINO once a size repeats). Runs alternate between the
+two so that drifting load on a shared machine hits both alike. Prints the medians, the ratio of paired runs
+(goal: MicroAST at most 0.5 s and at most 1.5× the fast path at 1024×768), and the process CPU time per render
+(with ``--threads 1`` a measure of work that load on a shared machine disturbs less than wall time).
+``--profile`` prints where MicroAST's time goes, per node of its onnxruntime graph (onnxruntime's profiler).
 """
 
 from __future__ import annotations
@@ -27,16 +28,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from brushwork import io, samples, store  # noqa: E402
+from brushwork import api, io, samples, store  # noqa: E402
 from brushwork.methods import fast, microast  # noqa: E402
 
 
-def _threads(runtime: object, threads: int | None) -> None:
-    """Make the runtime's sessions use ``threads`` threads (None: the runtime's default)."""
+def _ort_threads(threads: int | None) -> None:
+    """Make onnxruntime sessions created from now on use ``threads`` threads (None: its default)."""
     if threads is None:
-        return
-    if isinstance(runtime, fast._OpenVinoRuntime):
-        runtime._core.set_property("CPU", {"INFERENCE_NUM_THREADS": threads})
         return
     import onnxruntime as ort
 
@@ -47,7 +45,7 @@ def _threads(runtime: object, threads: int | None) -> None:
         o.intra_op_num_threads = threads
         return o
 
-    ort.SessionOptions = options  # the runtime builds its sessions lazily, with these options
+    ort.SessionOptions = options  # the runtimes build their sessions lazily, with these options
 
 
 def timed(fn: object) -> tuple[float, float]:
@@ -56,7 +54,7 @@ def timed(fn: object) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def profile(runtime: str, rgb: np.ndarray, signal: np.ndarray, top: int = 15) -> None:
+def profile(rgb: np.ndarray, signal: np.ndarray, top: int = 15) -> None:
     import onnxruntime as ort
 
     path = store.export_onnx(microast.RENDER_NET, *fast._EXPORTS[microast.RENDER_NET])
@@ -84,24 +82,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--width", type=int, default=1024)
     parser.add_argument("--height", type=int, default=768)
-    parser.add_argument("--runtime", default="onnxruntime", choices=["onnxruntime", "openvino"])
-    parser.add_argument("--threads", type=int, default=None, help="threads per network (default: the runtime's)")
+    parser.add_argument("--runtime", default="auto", choices=["auto", "onnxruntime", "openvino"])
+    parser.add_argument("--threads", type=int, default=None, help="onnxruntime's threads (default: its own)")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
 
     photo = io.resize(io.load_image(samples.SAMPLE_PHOTO).rgb, (args.width, args.height))
     style = io.load_image(samples.SAMPLE_STYLE).rgb
-    fast_stylizer = fast.FastStylizer("cpu", runtime=args.runtime)
-    micro = microast.Engine([style], microast.MicroastOptions(device="cpu", runtime=args.runtime))
-    micro.stylizer = microast.MicroastStylizer("cpu", args.runtime)  # its own runtime (not the shared one)
-    micro.signals = np.stack([micro.stylizer.signal(style)])
-    for runtime in (fast_stylizer.runtime, micro.stylizer.runtime):
-        _threads(runtime, args.threads)
-    target = fast_stylizer.target([style])
-    runs = {"fast": lambda: fast_stylizer.render(photo, target), "microast": lambda: micro.render(photo)}
-    for fn in runs.values():  # warm-up: export, session, first-run allocations
-        fn()
-        fn()
+    _ort_threads(args.threads)
+    renderers = {m: api.renderer([style], method=m, device="cpu", runtime=args.runtime) for m in ("fast", "microast")}
+    runs = {m: (lambda r=r: r.render(photo)) for m, r in renderers.items()}
+    for fn in runs.values():  # warm-up: export, session, compilation (auto: OpenVINO from a size's second run)
+        for _ in range(3):
+            fn()
     walls: dict[str, list[float]] = {k: [] for k in runs}
     cpus: dict[str, list[float]] = {k: [] for k in runs}
     for _ in range(args.repeats):
@@ -122,7 +115,7 @@ def main() -> None:
     ms = 1000 * statistics.median(walls["microast"])
     print(f"  microast / fast: wall {ratio:.2f}, cpu {cpu_ratio:.2f}   (goal: <= 1.5; microast <= 500 ms: {ms:.0f} ms)")
     if args.profile:
-        profile(args.runtime, photo, micro.signals[0])
+        profile(photo, renderers["microast"]._engine("all", renderers["microast"].styles).signals[0])
 
 
 if __name__ == "__main__":
