@@ -177,7 +177,7 @@ class Engine:
         self.signals = np.stack([self.stylizer.signal(np.asarray(s), options.style_size) for s in styles])
 
     def render(self, rgb: np.ndarray, masks: np.ndarray | None = None) -> np.ndarray:
-        """Stylize ``rgb`` (``H×W×3``) → ``H×W×3`` in 0..1; ``masks``: ``K×H×W`` weights (K = number of styles)."""
+        """Stylize ``rgb`` (``H×W×3``) → ``H×W×3`` (not clamped); ``masks``: ``K×H×W`` weights, K = number of styles."""
         h, w = rgb.shape[:2]
         if min(h, w) < MIN_SIDE:
             raise InputError(f"image is too small ({w}×{h}): both sides need {MIN_SIDE} px")
@@ -199,4 +199,4 @@ class Engine:
             total = masks.sum(0, keepdims=True)
             blend = np.where(total > 1e-6, masks / np.maximum(total, 1e-6), self.weights[:, None, None])
             out = self.stylizer.forward(rgb, signals, blend.astype(np.float32))
-        return np.clip(out, 0.0, 1.0).astype(np.float32)
+        return out  # not clamped: the API clamps once, after its own steps
