@@ -9,13 +9,14 @@ cache directory). This is the only module that touches the network or the weight
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -135,6 +136,28 @@ def home() -> Path:
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("brushwork"))
+
+
+@contextlib.contextmanager
+def runtime_import() -> Iterator[None]:
+    """Around the first import of onnxruntime or OpenVINO: both write telemetry IDs into the user's home at import
+    (``~/.cache/Microsoft/DeveloperTools``, ``~/intel``). Pointing ``HOME`` and ``XDG_CACHE_HOME`` at brushwork's
+    own cache for that moment keeps the user's home free of files they did not ask for."""
+    saved = {key: os.environ.get(key) for key in ("HOME", "XDG_CACHE_HOME")}
+    try:
+        target = home() / "runtimes"
+        target.mkdir(parents=True, exist_ok=True)
+        os.environ["HOME"], os.environ["XDG_CACHE_HOME"] = str(target), str(target / ".cache")
+    except OSError:
+        pass  # an unusable cache folder is reported where it is used
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def entry(name: str) -> ModelEntry:
