@@ -135,7 +135,7 @@ def _read_stdin() -> Any:
             img.load()
             return io.load_image(img.copy())
     except (OSError, SyntaxError, ValueError):
-        raise InputError("standard input is not an image brushwork can read (JPEG, PNG, WebP, TIFF, BMP or GIF)") from None
+        raise InputError("standard input is not an image (JPEG, PNG, WebP, TIFF, BMP or GIF)") from None
 
 
 def run(args: argparse.Namespace) -> int:
