@@ -27,7 +27,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from brushwork.errors import DeviceError, InputError
+from brushwork.errors import InputError
+from brushwork.options import OptimizeOptions as _ApiOptions
 
 if TYPE_CHECKING:  # torch is imported inside the functions, so that the CLI can read DEFAULTS without it
     import torch
@@ -51,30 +52,34 @@ MAX_SEED = 2**63  # seeds are 0 <= seed < MAX_SEED (torch.Generator.manual_seed'
 Callback = Callable[[int, dict[str, float], "Tensor"], Any]
 
 
+_API = _ApiOptions()  # the contract's defaults (brushwork.options), shared by the tensor-level function
+
+
 @dataclass(frozen=True)
 class OptimizeOptions:
-    """Every option of :func:`optimize` with its default: the single source of truth for the API and the CLI."""
+    """The defaults of the tensor-level :func:`optimize`; those it shares with ``method="optimize"`` come from
+    :class:`brushwork.options.OptimizeOptions` (sizes and iterations are per scale here, over the run there)."""
 
-    content_weight: float = 1.0  # alpha
-    style_weight: float = 1e4  # beta (on the relative scale, see the module docstring)
-    tv_weight: float = 100.0  # gamma; the TV term is the mean squared difference of neighbouring pixels (0..1)
-    content_layers: tuple[str, ...] | None = None  # None: the backbone's default (VGG: relu4_2)
-    style_layers: tuple[str, ...] | None = None  # None: the backbone's default (VGG: relu1_1 … relu5_1)
-    style_layer_weights: tuple[float, ...] | None = None  # one per style layer; None: the backbone's (all 1)
-    loss: str = "gram"  # gram | mean_std | w2
-    optimizer: str = "lbfgs"  # lbfgs | adam
-    learning_rate: float | None = None  # None: 1.0 for L-BFGS, 0.02 for Adam
+    content_weight: float = _API.content_weight  # alpha
+    style_weight: float = _API.style_weight  # beta (on the relative scale, see the module docstring)
+    tv_weight: float = _API.tv_weight  # gamma; the TV term is the mean squared difference of neighbouring pixels (0..1)
+    content_layers: tuple[str, ...] | None = _API.content_layers  # None: the backbone's default (VGG: relu4_2)
+    style_layers: tuple[str, ...] | None = _API.style_layers  # None: the backbone's default (VGG: relu1_1 … relu5_1)
+    style_layer_weights: tuple[float, ...] | None = _API.style_layer_weights  # one per style layer
+    loss: str = _API.loss  # gram | mean_std | w2
+    optimizer: str = _API.optimizer  # lbfgs | adam
+    learning_rate: float | None = _API.learning_rate  # None: 1.0 for L-BFGS, 0.02 for Adam
     iterations: int = 300  # per scale of the pyramid (or one count per scale)
     init: str = "content"  # content | noise | style | fast
     size: int | None = 512  # longer side of the output; None keeps the content image's size
     min_size: int | None = None  # longer side of the first scale; None: a single scale
     style_scale: float = 1.0  # the style images' longer side, relative to the output's at each scale
     preserve_color: str | None = None  # None | luminance | histogram
-    backbone: str = "auto"  # auto | vgg19 | vgg16 | mobilenet  (auto: VGG-19 if its weights are here, else mobilenet)
-    weights: str = "imagenet"  # imagenet | random | a local file
-    pool: str = "max"  # max | avg (VGG)
-    swag: float | None = None  # SWAG temperature; None: the backbone's default (MobileNet on, VGG off)
-    normalize_gradients: bool = False
+    backbone: str = _API.backbone  # auto | vgg19 | vgg16 | mobilenet
+    weights: str = _API.weights  # imagenet | random | a local file
+    pool: str = _API.pool  # max | avg (VGG)
+    swag: float | None = _API.swag  # SWAG temperature; None: the backbone's default (MobileNet on, VGG off)
+    normalize_gradients: bool = _API.normalize_gradients
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | mps | any torch device string
 
@@ -108,29 +113,12 @@ class OptimizeResult:
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` → CUDA, else MPS, else CPU; a named device that is not available raises DeviceError."""
+    """:func:`brushwork.device.resolve_device` as a ``torch.device``."""
     import torch
 
-    if isinstance(device, torch.device):
-        return device
-    name = str(device).strip().lower()
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise DeviceError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError("device cuda is not available on this machine (no CUDA GPU or no CUDA build of torch)")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise DeviceError(f"device {name} does not exist; this machine has {torch.cuda.device_count()} CUDA GPU(s)")
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise DeviceError("device mps is not available on this machine")
-    return dev
+    from brushwork.device import resolve_device as resolve
+
+    return device if isinstance(device, torch.device) else torch.device(resolve(device))
 
 
 def pyramid_sizes(size: int, min_size: int | None = None) -> list[int]:
@@ -420,7 +408,6 @@ def optimize(
     import torch.nn.functional as F
 
     from brushwork import color
-    from brushwork.nets.backbone import FeatureExtractor, build_backbone
 
     # ---- validate everything before any heavy work
     loss = _choice(loss, LOSSES, "style loss")
@@ -484,26 +471,9 @@ def optimize(
     per_scale = [int(n) for n in per_scale]
 
     # ---- the backbone and its layers
-    if isinstance(backbone, FeatureExtractor):
-        net = backbone.to(dev)
-    else:
-        name = _choice(choose_backbone(_choice(backbone, BACKBONES, "backbone"), weights), BACKBONES, "backbone")
-        net = build_backbone(name, weights, pool=pool, swag=swag, device=dev, seed=seed)
-    c_layers = net.check_layers(content_layers if content_layers is not None else net.content_layers)
-    if isinstance(style_layers, Mapping):
-        s_layers = dict(style_layers)
-    else:
-        names = list(style_layers) if style_layers is not None else list(net.style_layers)
-        if style_layer_weights is None:
-            lw = [net.style_layers.get(n, 1.0) for n in names] if style_layers is None else [1.0] * len(names)
-        else:
-            lw = [_positive(w, "a style layer weight") for w in style_layer_weights]
-            if len(lw) != len(names):
-                raise InputError(f"got {len(lw)} style layer weights for {len(names)} style layers")
-        s_layers = dict(zip(names, lw, strict=True))
-    net.check_layers(s_layers)
-    if not s_layers and style_weight > 0:
-        raise InputError("no style layers given")
+    net, c_layers, s_layers = _network(
+        backbone, weights, pool, swag, dev, seed, content_layers, style_layers, style_layer_weights, style_weight
+    )
 
     # ---- colour handling: what the network sees
     content_t = content_t.to(dev)
@@ -540,47 +510,18 @@ def optimize(
                 net, loss, c_img, s_imgs, mix, c_layers, s_layers, weights_, s_mask, normalize_gradients
             )
 
-            # the starting image
-            if si > 0 and best is not None:
-                start = resize(best, (w_s, h_s))
-            elif init == "content":
-                start = c_img
-            elif init == "noise":
-                start = torch.rand(c_img.shape, generator=gen).to(dev)
-            elif init == "style":
-                start = resize(s_imgs[heaviest], (w_s, h_s))
-            else:
-                start = _fast_init(scale_content, style_ts[heaviest], dev)
-                if preserve_color == "luminance":
-                    start = color.luminance_image(start)
-            x = start.detach().clone().contiguous().requires_grad_(True)
+            fast_styles = style_ts if s_mask is not None else [style_ts[heaviest]]
+            x = _start_image(init, best if si > 0 else None, c_img, s_imgs[heaviest], scale_content, fast_styles,
+                             s_mask, preserve_color, gen, dev).requires_grad_(True)  # fmt: skip
             best, best_loss = x.detach().clone(), math.inf
-
-            scale_lr = lr
-            opt = _make_optimizer(optimizer, x, scale_lr)
-            for _ in range(per_scale[si]):
-                values, image = _step(opt, objective, x)
-                step += 1
-                result.history.append(values)
-                total = values["total"]
-                if math.isfinite(total) and total < best_loss:
-                    best_loss, best = total, image
-                with torch.no_grad():
-                    if not (math.isfinite(total) and total <= BLOWUP * best_loss and torch.isfinite(x).all()):
-                        # a step overshot (L-BFGS has no line search): back to the best image, fresh curvature
-                        # memory and half the step size
-                        x.copy_(best)
-                        scale_lr = max(scale_lr / 2, lr / 1024)
-                        opt = _make_optimizer(optimizer, x, scale_lr)
-                    elif optimizer == "adam":
-                        x.clamp_(0, 1)
-                if callback is not None:
-                    preview = image.clamp(0, 1)
-                    if preserve_color == "luminance":
-                        preview = color.combine_luminance(preview, scale_content)
-                    if callback(step, values, preview) is True:
-                        raise _Stop
-    except (KeyboardInterrupt, _Stop):
+            best, best_loss, step = _run_scale(
+                objective, x, optimizer, lr, per_scale[si], step, result.history, best, best_loss, callback,
+                preserve_color, scale_content,
+            )  # fmt: skip
+    except _Stop as stop:  # Ctrl-C or the callback: the best image so far is the result
+        best, best_loss, step = stop.args
+        result.interrupted = True
+    except KeyboardInterrupt:  # between scales
         result.interrupted = True
     result.seconds = time.perf_counter() - started
     result.iterations = step
@@ -591,6 +532,139 @@ def optimize(
     result.image = resize(out, sizes[-1]).float().cpu()
     result.best_loss = best_loss
     return result
+
+
+def _network(
+    backbone: str | FeatureExtractor,
+    weights: str | os.PathLike[str],
+    pool: str,
+    swag: float | None,
+    dev: torch.device,
+    seed: int,
+    content_layers: Sequence[str] | None,
+    style_layers: Sequence[str] | Mapping[str, float] | None,
+    style_layer_weights: Sequence[float] | None,
+    style_weight: float,
+) -> tuple[FeatureExtractor, list[str], dict[str, float]]:
+    """The backbone on ``dev``, its content layers and its style layers with their weights (checked)."""
+    from brushwork.nets.backbone import FeatureExtractor, build_backbone
+
+    if isinstance(backbone, FeatureExtractor):
+        net = backbone.to(dev)
+    else:
+        name = _choice(choose_backbone(_choice(backbone, BACKBONES, "backbone"), weights), BACKBONES, "backbone")
+        net = build_backbone(name, weights, pool=pool, swag=swag, device=dev, seed=seed)
+    c_layers = net.check_layers(content_layers if content_layers is not None else net.content_layers)
+    if isinstance(style_layers, Mapping):
+        s_layers = dict(style_layers)
+    else:
+        names = list(style_layers) if style_layers is not None else list(net.style_layers)
+        if style_layer_weights is None:
+            lw = [net.style_layers.get(n, 1.0) for n in names] if style_layers is None else [1.0] * len(names)
+        else:
+            lw = [_positive(w, "a style layer weight") for w in style_layer_weights]
+            if len(lw) != len(names):
+                raise InputError(f"got {len(lw)} style layer weights for {len(names)} style layers")
+        s_layers = dict(zip(names, lw, strict=True))
+    net.check_layers(s_layers)
+    if not s_layers and style_weight > 0:
+        raise InputError("no style layers given")
+    return net, c_layers, s_layers
+
+
+def _start_image(
+    init: str,
+    previous: Tensor | None,
+    content: Tensor,
+    style_image: Tensor,
+    scale_content: Tensor,
+    fast_styles: list[Tensor],
+    mask: Tensor | None,
+    preserve_color: str | None,
+    gen: torch.Generator,
+    dev: torch.device,
+) -> Tensor:
+    """The image a scale starts from: the previous scale's result upscaled, else ``init``'s choice; a detached copy.
+
+    ``content`` is what the network sees at this scale (grey in luminance mode), ``scale_content`` the photo at
+    this scale, ``style_image`` the heaviest style as the network sees it; ``init="fast"`` renders the photo with
+    ``fast_styles`` (the heaviest style, or with a mask every style, each region from its own).
+    """
+    import torch
+
+    from brushwork import color
+
+    w, h = content.shape[-1], content.shape[-2]
+    if previous is not None:
+        start = resize(previous, (w, h))
+    elif init == "content":
+        start = content
+    elif init == "noise":
+        start = torch.rand(content.shape, generator=gen).to(dev)
+    elif init == "style":
+        start = resize(style_image, (w, h))
+    else:
+        if mask is None:
+            start = _fast_init(scale_content, fast_styles[0], dev)
+        else:
+            regions = [_fast_init(scale_content, s, dev) for s in fast_styles]
+            start = sum(mask[:, k : k + 1] * r for k, r in enumerate(regions))
+            if len(regions) == 1:
+                start = start + (1 - mask) * scale_content
+        if preserve_color == "luminance":
+            start = color.luminance_image(start)
+    return start.detach().clone().contiguous()
+
+
+def _run_scale(
+    objective: _Objective,
+    x: Tensor,
+    optimizer: str,
+    lr: float,
+    iterations: int,
+    step: int,
+    history: list[dict[str, float]],
+    best: Tensor,
+    best_loss: float,
+    callback: Callback | None,
+    preserve_color: str | None,
+    scale_content: Tensor,
+) -> tuple[Tensor, float, int]:
+    """``iterations`` steps of one scale, keeping the lowest-loss image; returns it, its loss and the step count.
+
+    A step that overshoots (L-BFGS has no line search) goes back to the best image with fresh curvature memory and
+    half the step size. Raises :class:`_Stop` when the callback returns True.
+    """
+    import torch
+
+    from brushwork import color
+
+    scale_lr = lr
+    opt = _make_optimizer(optimizer, x, scale_lr)
+    try:
+        for _ in range(iterations):
+            values, image = _step(opt, objective, x)
+            step += 1
+            history.append(values)
+            total = values["total"]
+            if math.isfinite(total) and total < best_loss:
+                best_loss, best = total, image
+            with torch.no_grad():
+                if not (math.isfinite(total) and total <= BLOWUP * best_loss and torch.isfinite(x).all()):
+                    x.copy_(best)
+                    scale_lr = max(scale_lr / 2, lr / 1024)
+                    opt = _make_optimizer(optimizer, x, scale_lr)
+                elif optimizer == "adam":
+                    x.clamp_(0, 1)
+            if callback is not None:
+                preview = image.clamp(0, 1)
+                if preserve_color == "luminance":
+                    preview = color.combine_luminance(preview, scale_content)
+                if callback(step, values, preview) is True:
+                    raise _Stop(best, best_loss, step)
+    except KeyboardInterrupt:
+        raise _Stop(best, best_loss, step) from None
+    return best, best_loss, step
 
 
 class _Objective:
@@ -711,3 +785,77 @@ def _fast_init(content: Tensor, style: Tensor, device: torch.device) -> Tensor:
 def options_fields() -> list[str]:
     """Names of the options in :class:`OptimizeOptions` (for interfaces that build their forms from it)."""
     return [f.name for f in fields(OptimizeOptions)]
+
+
+def split_iterations(total: int, scales: int) -> list[int]:
+    """``total`` iterations over ``scales`` scales of a pyramid: equal shares, the remainder to the finest."""
+    if isinstance(total, bool) or not isinstance(total, int) or total < scales:
+        raise InputError(f"iterations must be a whole number of at least {scales} (one per scale), got {total!r}")
+    share = total // scales
+    return [share] * (scales - 1) + [total - share * (scales - 1)]
+
+
+class Engine:
+    """The contract's engine of ``method="optimize"`` (see :mod:`brushwork.api`).
+
+    Progress: one ``optimize`` event per iteration with the weighted loss terms, and a preview image every
+    ``preview_every`` iterations. ``stroke_scale`` sizes the style images relative to the output (larger
+    strokes from larger style images); ``preserve_color`` optimizes the luminance alone.
+    """
+
+    native = frozenset({"mask", "preserve_color", "stroke_scale"})
+
+    def __init__(self, styles: list[Any], options: Any, progress: Any = None) -> None:
+        from brushwork import io
+
+        self.styles = [io.to_tensor(s) for s in styles]
+        self.options = options
+        self.progress = progress
+
+    def render(self, rgb: Any, masks: Any = None) -> Any:
+        import torch
+
+        from brushwork import io
+        from brushwork.api import Reporter
+
+        o = self.options
+        scales = pyramid_sizes(max(rgb.shape[:2]), o.min_size)
+        per_scale = split_iterations(o.iterations, len(scales))
+        reporter = Reporter(self.progress, "optimize", o.iterations)
+
+        def callback(step: int, losses: dict[str, float], image: Tensor) -> None:
+            show = o.preview_every and (step % o.preview_every == 0 or step == o.iterations)
+            reporter.step(step, losses=losses, preview=io.to_numpy(image.float().cpu()) if show else None)
+
+        result = optimize(
+            io.to_tensor(rgb),
+            self.styles,
+            style_weights=o.style_weights if masks is None else None,
+            content_weight=o.content_weight,
+            style_weight=o.style_weight,
+            tv_weight=o.tv_weight,
+            content_layers=o.content_layers,
+            style_layers=o.style_layers,
+            style_layer_weights=o.style_layer_weights,
+            loss=o.loss,
+            optimizer=o.optimizer,
+            learning_rate=o.learning_rate,
+            iterations=per_scale,
+            init=o.init,
+            size=None,
+            min_size=o.min_size if o.min_size is not None and len(scales) > 1 else None,
+            style_scale=o.stroke_scale,
+            preserve_color="luminance" if o.preserve_color else None,
+            mask=None if masks is None else torch.from_numpy(masks)[None],
+            seed=o.seed,
+            backbone=o.backbone,
+            weights=o.weights,
+            pool=o.pool,
+            swag=o.swag,
+            normalize_gradients=o.normalize_gradients,
+            device=o.device,
+            callback=callback,
+        )
+        if result.interrupted:  # Ctrl-C: the best image so far is the result, and the last event says so
+            reporter.step(result.iterations, message="interrupted")
+        return io.to_numpy(result.image)
