@@ -36,37 +36,8 @@ from typing import Any
 import numpy as np
 
 from brushwork import io
+from brushwork.api import Progress, Reporter
 from brushwork.errors import InputError, OutputError
-
-
-def _has_contract() -> bool:
-    """brushwork.api (issue 8) is part of this package (not some other checkout's)."""
-    return (Path(__file__).resolve().parent / "api.py").is_file()
-
-
-if _has_contract():
-    from brushwork.api import Progress, Reporter
-else:  # pragma: no cover - until the contract is merged
-
-    @dataclass(frozen=True)
-    class Progress:  # type: ignore[no-redef]
-        stage: str
-        step: int
-        total: int
-        losses: dict = field(default_factory=dict)
-        preview: np.ndarray | None = None
-        elapsed: float = 0.0
-        message: str = ""
-
-    class Reporter:  # type: ignore[no-redef]
-        def __init__(self, progress: Callable | None, stage: str, total: int) -> None:
-            self.progress, self.stage, self.total, self.t0 = progress, stage, total, time.perf_counter()
-
-        def step(self, i: int, losses: dict | None = None, preview: np.ndarray | None = None) -> None:
-            if self.progress is not None:
-                elapsed = time.perf_counter() - self.t0
-                self.progress(Progress(self.stage, i, self.total, losses or {}, preview, elapsed))
-
 
 ProgressFn = Callable[[Progress], object]
 
@@ -207,42 +178,8 @@ def warp(image: np.ndarray, motion: Motion, cubic: bool = False) -> np.ndarray:
 # -------------------------------------------------------------------------------------------- renderer
 
 
-class _FastAdapter:
-    """``renderer(...)`` of the contract for the fast path, until ``brushwork.api`` lands."""
-
-    def __init__(self, styles: Sequence[Any], options: dict[str, Any]) -> None:
-        from brushwork.methods.fast import FastStylizer, _keep_colour, openvino_available, resolve_device
-
-        allowed = {"style_weights", "strength", "preserve_color", "stroke_scale", "device", "runtime"}
-        unknown = sorted(set(options) - allowed)
-        if unknown:
-            raise InputError(f"method fast does not take the option {unknown[0]!r}")
-        device = options.get("device", "auto")
-        runtime = options.get("runtime", "auto")
-        if runtime == "auto" and resolve_device(device) == "cpu" and openvino_available():
-            runtime = "openvino"  # same-size frames: compiled once
-        self.stylizer = FastStylizer(device, runtime=runtime)
-        self.target = self.stylizer.target(list(styles), options.get("style_weights"))
-        self.strength = float(options.get("strength", 1.0))
-        self.preserve_color = bool(options.get("preserve_color", False))
-        self.stroke_scale = float(options.get("stroke_scale", 1.0))
-        self._keep_colour = _keep_colour
-
-    def render(self, rgb: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-        out = self.stylizer.render(rgb, self.target, self.stroke_scale)
-        if self.strength < 1.0:
-            out = self.strength * out + (1.0 - self.strength) * rgb
-        if self.preserve_color:
-            out = self._keep_colour(out, rgb)
-        return np.clip(out, 0.0, 1.0).astype(np.float32)
-
-
 def make_renderer(styles: Sequence[Any], method: str = "fast", **options: Any) -> Any:
-    """One renderer for all frames: ``brushwork.api.renderer`` (the contract), or the fast path before it."""
-    if not _has_contract():
-        if method != "fast":
-            raise InputError(f"--method {method} for video needs brushwork.api (not in this build)")
-        return _FastAdapter(styles, options)
+    """One renderer for all frames (``brushwork.api.renderer``: the style work is done once)."""
     from brushwork.api import renderer
 
     return renderer(list(styles), method=method, **options)

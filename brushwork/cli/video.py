@@ -7,14 +7,24 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from brushwork.cli.common import add_device, emit_json, finite_float, nonnegative_float, positive_int, unit_float
+from brushwork.cli.common import ProgressBar, emit_json, nonnegative_float, positive_int, unit_float
 from brushwork.errors import BrushworkError, InputError, OutputError
 
 FORMATS = ("mp4", "webm", "gif")
 
 
+def _methods() -> dict[str, Any]:
+    """The methods a video can use: every feed-forward one (optimize would take minutes per frame)."""
+    from brushwork.api import METHODS
+
+    return {name: spec for name, spec in METHODS.items() if name != "optimize"}
+
+
 def register(sub: argparse._SubParsersAction) -> None:
+    from brushwork.cli.flags import add_option_flags, option_classes
     from brushwork.video import CONSISTENCY
+
+    methods = _methods()
 
     p = sub.add_parser(
         "video",
@@ -28,9 +38,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output video (.mp4, .webm, .gif) or folder")
     p.add_argument(
         "--method",
-        choices=["fast", "adain", "wct", "microast"],
+        choices=list(methods),
         default="fast",
-        help="stylization method for every frame (default: %(default)s)",
+        help="stylization method for every frame: "
+        + "; ".join(f"{name}: {spec.summary}" for name, spec in methods.items())
+        + " (default: %(default)s)",
     )
     p.add_argument(
         "--consistency",
@@ -42,16 +54,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--crf", type=int, default=20, help="quality of MP4/WebM, 0 (best) to 51 (default: %(default)s)")
     p.add_argument("--start", type=nonnegative_float, help="first second to stylize")
     p.add_argument("--end", type=nonnegative_float, help="second to stop at")
-    p.add_argument("--max-size", type=positive_int, help="bound the longer side of the frames in pixels")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from the frames it finished")
-    p.add_argument("--style-weights", nargs="+", type=finite_float, metavar="W", help="blend weights, one per style")
-    p.add_argument("--strength", type=unit_float, help="0..1: from the photo (0) to fully stylized (1)")
-    p.add_argument("--preserve-color", action="store_true", help="keep the video's colours")
-    p.add_argument("--stroke-scale", type=finite_float, help="brush-stroke size, 0.25..4")
     p.add_argument("--format", choices=FORMATS, default="mp4", help="output format in folder mode (default: mp4)")
     p.add_argument("--json", action="store_true", help="print a machine-readable record of each result")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_device(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_option_flags(p, option_classes(methods))  # --max-size bounds the frames
     p.set_defaults(run=run)
 
     e = sub.add_parser(
@@ -102,50 +109,24 @@ def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
-    options: dict[str, Any] = {"device": args.device}
-    if args.style_weights is not None:
-        options["style_weights"] = args.style_weights
-    if args.strength is not None:
-        options["strength"] = args.strength
-    if args.preserve_color:
-        options["preserve_color"] = True
-    if args.stroke_scale is not None:
-        options["stroke_scale"] = args.stroke_scale
-    return options
+    from brushwork.cli.flags import option_classes, options_from_args
 
-
-class _Bar:
-    """One tqdm bar (frames, fps, ETA) fed by the pipeline's Progress events."""
-
-    def __init__(self, quiet: bool, desc: str) -> None:
-        self.quiet, self.desc, self.bar = quiet, desc, None
-
-    def __call__(self, event: Any) -> None:
-        if self.quiet:
-            return
-        if self.bar is None:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=event.total or None, unit="frame", desc=self.desc, dynamic_ncols=True, leave=False)
-        self.bar.update(max(0, event.step - self.bar.n))
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+    return options_from_args(args, option_classes(_methods()))
 
 
 def run(args: argparse.Namespace) -> int:
+    from brushwork import options as opts
     from brushwork.video import make_renderer, stylize_video
 
     pairs = _jobs(args)
     options = _options(args)
+    max_size = options.pop("max_size", opts.StyleOptions.max_size)  # bounds the frames (the pipeline resizes)
     renderer = make_renderer(args.styles, args.method, **options)  # style work done once for every video
     protect = [Path(s) for s in args.styles if not s.startswith("builtin:")]
     records: list[dict[str, Any]] = []
     failures = 0
     for src, dst in pairs:
-        bar = _Bar(args.quiet, src.name if len(pairs) > 1 else "video")
+        bar = ProgressBar(args.quiet, unit="frame")
         try:
             record = stylize_video(
                 src,
@@ -156,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
                 crf=args.crf,
                 start=args.start,
                 end=args.end,
-                max_size=args.max_size,
+                max_size=max_size,
                 resume=args.resume,
                 progress=bar,
                 renderer=renderer,
