@@ -16,7 +16,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from brushwork import store
 
-    store.load_registered()
     rows = []
     for name, e in sorted(store.REGISTRY.items()):
         rows.append(

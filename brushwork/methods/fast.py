@@ -67,7 +67,8 @@ class _OrtRuntime:
     def run(self, net: str, *arrays: np.ndarray) -> np.ndarray:
         session = self._sessions.get(net)
         if session is None:
-            import onnxruntime as ort
+            with store.runtime_import():
+                import onnxruntime as ort
 
             options = ort.SessionOptions()
             options.log_severity_level = 3
@@ -98,7 +99,8 @@ class _OpenVinoRuntime:
     MAX_COMPILED = 8
 
     def __init__(self) -> None:
-        import openvino
+        with store.runtime_import():
+            import openvino
 
         self._core = openvino.Core()
         self._compiled: dict[tuple, tuple[Any, list[str]]] = {}
@@ -209,7 +211,7 @@ class FastStylizer:
 
     def style_code(self, style: Source) -> np.ndarray:
         """The 100-d style code of a picture: its centred square, resized to 256×256."""
-        rgb = io.load_image(style, max_pixels=self.max_pixels).rgb
+        rgb = io.in_memory(style, "the style", self.max_pixels).rgb
         h, w = rgb.shape[:2]
         side = min(h, w)
         top, left = (h - side) // 2, (w - side) // 2
