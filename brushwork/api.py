@@ -130,6 +130,12 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec(
             "fast", opts.FastOptions, "brushwork.methods.fast:Engine", "Magenta's feed-forward networks, one pass"
         ),
+        MethodSpec(
+            "microast",
+            opts.MicroastOptions,
+            "brushwork.methods.microast:Engine",
+            "MicroAST: micro encoders and a style-modulated decoder, one pass",
+        ),
         MethodSpec("adain", opts.AdainOptions, "brushwork.methods.autoencoder:AdainEngine", "encoder, AdaIN, decoder"),
         MethodSpec("wct", opts.WctOptions, "brushwork.methods.autoencoder:WctEngine", "encoder, WCT, decoder"),
         MethodSpec(
@@ -417,7 +423,7 @@ def stylize(
 
     content: a path, PIL image, ``H×W×3`` array in 0..1 or :class:`brushwork.io.Picture`.
     styles: one style or a list: image paths, PIL images, arrays, or ``builtin:N`` (method ``fast``).
-    method: ``fast`` (default), ``adain``, ``wct``, ``optimize`` (see :data:`METHODS`).
+    method: ``fast`` (default), ``microast``, ``adain``, ``wct``, ``optimize`` (see :data:`METHODS`).
     mask: greyscale image, white selects the first style and black the second (one style: white stylized).
     progress: a callable receiving :class:`Progress` events. options: the method's options, e.g. ``strength``,
     ``style_weights``, ``preserve_color``, ``max_size``, ``stroke_scale``, ``device`` (:mod:`brushwork.options`).

@@ -23,6 +23,7 @@ import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -783,6 +784,10 @@ def list_images(folder: PathLike) -> list[Path]:
     Sub-folders are not read; when there are some, a :class:`~brushwork.errors.BrushworkWarning` says so.
     Raises InputError if the folder does not exist, cannot be read or holds no image.
     """
+    return _list_files(folder, IMAGE_EXTENSIONS, "images")
+
+
+def _list_files(folder: PathLike, extensions: frozenset[str], kind: str) -> list[Path]:
     path = Path(folder)
     name = os.fspath(folder)
     try:
@@ -801,16 +806,16 @@ def list_images(folder: PathLike) -> list[Path]:
             continue
         if p.is_dir():
             folders += 1
-        elif p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file():
+        elif p.suffix.lower() in extensions and p.is_file():
             found.append(p)
     if not found:
-        raise InputError(f"cannot read {name}: no images in the folder ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+        raise InputError(f"cannot read {name}: no {kind} in the folder ({', '.join(sorted(extensions))})")
     if folders:
         warnings.warn(
-            f"{name}: skipping {folders} sub-folder{'s' if folders > 1 else ''} (only the images directly in "
+            f"{name}: skipping {folders} sub-folder{'s' if folders > 1 else ''} (only the {kind} directly in "
             "the folder are read)",
             BrushworkWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     return found
 
@@ -937,3 +942,453 @@ def to_numpy(t: torch.Tensor) -> np.ndarray:
         raise ValueError(f"expected a 1×3×H×W or 3×H×W tensor, got shape {tuple(t.shape)}")
     a = t.detach().float().clamp(0.0, 1.0).cpu().numpy()
     return np.ascontiguousarray(a.transpose(1, 2, 0))
+
+
+# ================================================================ video files (PyAV)
+#
+# Video decoding and encoding through PyAV (FFmpeg), imported lazily: ``pip install brushwork[video]``.
+# Frames come out upright (the stream's rotation applied) as H×W×3 uint8 RGB with their presentation time, so
+# variable frame rate timing survives; :class:`VideoWriter` writes H.264 MP4 (yuv420p, ``crf``), VP9 WebM or GIF
+# to a temporary file beside the destination and renames it at the end, puts the rotation back as metadata, and
+# copies the source's audio packets (re-encoding only where the container cannot hold the codec).
+
+VIDEO_EXTENSIONS: frozenset[str] = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".gif", ".mpg", ".ts"})
+VIDEO_SAVE_EXTENSIONS: frozenset[str] = frozenset({".mp4", ".webm", ".gif"})
+_MUXERS = {".mp4": "mp4", ".webm": "webm", ".gif": "gif"}
+# audio re-encoding where a copy is impossible: the container's usual codec
+_AUDIO_FALLBACK = {".mp4": "aac", ".webm": "libopus"}
+
+
+def _av():  # noqa: ANN202 - the module, imported on first use
+    try:
+        import av
+    except ImportError:
+        raise InputError("video needs PyAV: pip install 'brushwork[video]'") from None
+    av.logging.set_level(av.logging.PANIC)  # FFmpeg's own chatter is not for our users; errors come as exceptions
+    return av
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video file holds. ``width``/``height`` are as displayed (after ``rotation``)."""
+
+    path: Path
+    width: int
+    height: int
+    fps: float  # average frame rate (frames may still carry variable timestamps)
+    frames: int  # frame count from the container header; 0 when the container does not say
+    duration: float  # seconds; 0 when unknown
+    rotation: int  # display rotation, counter-clockwise degrees (0, 90, 180, 270)
+    audio: str | None  # codec of the first audio stream, None without audio
+    codec: str
+
+
+@dataclass
+class VideoFrame:
+    """One decoded frame: ``rgb`` H×W×3 uint8, upright; ``time`` its presentation time in seconds from the
+    start of the stream; ``index`` its position in decoding order (0-based, counted from the first frame read)."""
+
+    rgb: np.ndarray
+    time: float
+    index: int
+
+
+def _video_error(name: str, exc: BaseException) -> InputError:
+    text = _one_line(getattr(exc, "strerror", None) or exc)
+    return InputError(f"cannot read {name}: not a readable video ({text})")
+
+
+def _open_input(path: PathLike):  # noqa: ANN202
+    av = _av()
+    p, name = Path(path), os.fspath(path)
+    if not p.exists():
+        raise InputError(f"cannot read {name}: no such file")
+    if p.is_dir():
+        raise InputError(f"cannot read {name}: it is a folder, not a video file")
+    if p.stat().st_size == 0:
+        raise InputError(f"cannot read {name}: file is empty")
+    try:
+        return av.open(os.fspath(p), "r")
+    except PermissionError:
+        raise InputError(f"cannot read {name}: permission denied") from None
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise _video_error(name, exc) from None
+
+
+def _rotation(value: float | int | None) -> int:
+    return int(round((value or 0) / 90.0)) % 4 * 90
+
+
+def probe_video(path: PathLike) -> VideoInfo:
+    """Read a video's header and its first frame (to prove it decodes). InputError, one line, for a missing,
+    empty, non-video, audio-only, zero-frame or undecodable file."""
+    name = os.fspath(path)
+    with _open_input(path) as container:
+        if not container.streams.video:
+            kind = "an audio-only file" if container.streams.audio else "not a video"
+            raise InputError(f"cannot read {name}: {kind} (no video stream)")
+        stream = container.streams.video[0]
+        _check_complete(container, name)
+        try:
+            first = next(iter(container.decode(stream)), None)
+        except Exception as exc:  # FFmpeg decoding errors of every kind (InvalidData, EOF, ...)
+            raise InputError(f"cannot read {name}: file is truncated or corrupt ({_one_line(exc)})") from None
+        if first is None:
+            raise InputError(f"cannot read {name}: the video stream has no frames")
+        rotation = _rotation(first.rotation)
+        w, h = first.width, first.height
+        if rotation in (90, 270):
+            w, h = h, w
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        duration = 0.0
+        if stream.duration is not None and stream.time_base:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration:
+            duration = container.duration / 1_000_000
+        audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
+        return VideoInfo(
+            path=Path(path),
+            width=w,
+            height=h,
+            fps=float(rate) if rate else 25.0,
+            frames=int(stream.frames or 0),
+            duration=duration,
+            rotation=rotation,
+            audio=audio,
+            codec=stream.codec_context.name,
+        )
+
+
+def _check_complete(container: Any, name: str) -> None:
+    """InputError when the container's index points past the end of the file (a cut-off download or copy)."""
+    size = Path(container.name).stat().st_size if os.path.isfile(container.name) else 0
+    for stream in container.streams:
+        try:
+            entries = stream.index_entries
+            if not len(entries):
+                continue
+            last = entries[len(entries) - 1]
+            end = last.pos + last.size
+        except (AttributeError, IndexError, TypeError):
+            continue
+        if size and end > size:
+            raise InputError(f"cannot read {name}: file is truncated ({size:,} of {end:,} bytes)")
+
+
+def read_video(path: PathLike, *, start: float | None = None, end: float | None = None) -> Iterator[VideoFrame]:
+    """Decode the first video stream as upright RGB frames with presentation times (seconds from the stream's
+    first timestamp). ``start``/``end`` (seconds) keep the frames with ``start <= time < end``.
+
+    A file that stops decoding part-way raises InputError naming the frame (``truncated or corrupt``).
+    """
+    name = os.fspath(path)
+    container = _open_input(path)
+    try:
+        if not container.streams.video:
+            raise InputError(f"cannot read {name}: no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        origin: int | None = None
+        index = 0
+        if start:  # seek to the key frame before ``start``; decoding then drops the frames before it
+            try:
+                container.seek(int(start * 1_000_000), backward=True)
+            except Exception:
+                container.seek(0)
+        frames = container.decode(stream)
+        while True:
+            try:
+                frame = next(frames)
+            except StopIteration:
+                break
+            except Exception as exc:
+                raise InputError(
+                    f"cannot read {name}: file is truncated or corrupt after {index} frames ({_one_line(exc)})"
+                ) from None
+            if frame.pts is None:
+                continue
+            if origin is None:
+                origin = stream.start_time if stream.start_time is not None else frame.pts
+            t = float((frame.pts - origin) * frame.time_base)
+            if start is not None and t < start - 1e-6:
+                continue
+            if end is not None and t >= end - 1e-6:
+                break
+            rgb = frame.to_ndarray(format="rgb24")
+            k = _rotation(frame.rotation) // 90
+            if k:
+                rgb = np.ascontiguousarray(np.rot90(rgb, k))
+            yield VideoFrame(rgb, t, index)
+            index += 1
+        expected = int(stream.frames or 0)
+        if start is None and end is None and expected and index < expected * 0.98 - 1:
+            raise InputError(f"cannot read {name}: file is truncated ({index} of {expected} frames decode)")
+    finally:
+        container.close()
+
+
+def check_video_writable(path: PathLike, protect: Iterable[PathLike] = ()) -> Path:
+    """Like :func:`check_writable`, for a video output (.mp4, .webm, .gif)."""
+    dest = Path(path)
+    ext = dest.suffix.lower()
+    if ext not in VIDEO_SAVE_EXTENSIONS:
+        known = ", ".join(sorted(VIDEO_SAVE_EXTENSIONS))
+        raise OutputError(
+            f"cannot write {os.fspath(path)}: {ext or 'no extension'!r} is not a video format (use {known})"
+        )
+    return check_output_path(dest, protect)
+
+
+class VideoWriter:
+    """Encode upright RGB frames into ``path`` atomically: frames go to a temporary file beside it, renamed
+    over ``path`` by :meth:`close`; :meth:`abort` (or an exception inside ``with``) removes it.
+
+    ``.mp4``: H.264 (libx264, yuv420p, ``crf``, fast start for browsers); ``.webm``: VP9 (``crf``);
+    ``.gif``: adaptive 256-colour palette per frame. ``rotation`` (counter-clockwise degrees) is written back as
+    display metadata with the pixels turned back (MP4/WebM), so the output holds the source's orientation.
+    ``audio_from``: a video file whose first audio stream is copied (packets between ``audio_start`` and
+    ``audio_end`` seconds, shifted to start at 0), or re-encoded where the container cannot hold its codec.
+    Frame times (seconds) are kept, so variable frame rates survive.
+    """
+
+    def __init__(
+        self,
+        path: PathLike,
+        *,
+        fps: float,
+        crf: int = 20,
+        rotation: int = 0,
+        audio_from: PathLike | None = None,
+        audio_start: float = 0.0,
+        audio_end: float | None = None,
+        protect: Iterable[PathLike] = (),
+    ) -> None:
+        av = _av()
+        self.path = check_video_writable(path, protect)
+        self.name = os.fspath(path)
+        self.ext = self.path.suffix.lower()
+        self.fps = float(fps) if fps and fps > 0 else 25.0
+        self.crf = int(crf)
+        self.rotation = _rotation(rotation) if self.ext != ".gif" else 0
+        self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+        self._time_base = Fraction(1, 90_000) if self.ext != ".gif" else Fraction(1, 100)
+        self._stream = None
+        self._last_pts = -1
+        self._frames = 0
+        self._audio_src = None
+        self._audio_in = self._audio_out = None
+        self._audio_packets: Iterator | None = None
+        self._audio_pending = None
+        self._audio_codec = None
+        self._audio_start, self._audio_end = float(audio_start or 0.0), audio_end
+        self._origin = 0.0
+        try:
+            muxer_options = {"movflags": "+faststart"} if self.ext == ".mp4" else {}
+            self._out = av.open(os.fspath(self.tmp), "w", format=_MUXERS[self.ext], container_options=muxer_options)
+        except (av.FFmpegError, OSError) as exc:
+            raise OutputError(f"cannot write {self.name}: {_one_line(getattr(exc, 'strerror', None) or exc)}") from None
+        if audio_from is not None and self.ext != ".gif":
+            self._open_audio(audio_from)
+
+    # -- audio -------------------------------------------------------------------------------------------
+
+    def _open_audio(self, src: PathLike) -> None:
+        av = _av()
+        try:
+            self._audio_src = av.open(os.fspath(src), "r")
+        except (av.FFmpegError, OSError):
+            return
+        if not self._audio_src.streams.audio:
+            self._audio_src.close()
+            self._audio_src = None
+            return
+        self._audio_in = ain = self._audio_src.streams.audio[0]
+        codec = ain.codec_context.name
+        supported = getattr(self._out, "supported_codecs", None) or set()
+        if codec in supported:
+            self._audio_out = self._out.add_stream_from_template(ain)
+            self._audio_codec = None  # copy
+        else:
+            rate = ain.codec_context.sample_rate or 48_000
+            enc = _AUDIO_FALLBACK[self.ext]
+            if enc == "libopus" and rate not in (8000, 12000, 16000, 24000, 48000):
+                rate = 48_000
+            self._audio_out = self._out.add_stream(enc, rate=rate)
+            self._audio_codec = enc
+            self._resampler = av.AudioResampler(format=self._audio_out.format.name, layout="stereo", rate=rate)
+        # frame times count from the video stream's first timestamp: the audio keeps that clock (A/V sync)
+        video = self._audio_src.streams.video[0] if self._audio_src.streams.video else None
+        self._origin = float(video.start_time * video.time_base) if video and video.start_time is not None else 0.0
+        if self._audio_start > 0:
+            try:
+                target = int((self._origin + self._audio_start) / ain.time_base)
+                self._audio_src.seek(target, stream=ain, backward=True)
+            except Exception:
+                pass
+        self._audio_packets = self._audio_src.demux(ain)
+
+    def _mux_audio_until(self, t: float | None) -> None:
+        """Mux the source's audio packets whose time (seconds, output clock) is before ``t`` (None: all)."""
+        if self._audio_packets is None:
+            return
+        ain, aout = self._audio_in, self._audio_out
+        while True:
+            packet = self._audio_pending
+            if packet is None:
+                try:
+                    packet = next(self._audio_packets)
+                except (StopIteration, Exception):  # the end, or a damaged audio tail: stop copying audio
+                    self._audio_packets = None
+                    self._flush_audio()
+                    return
+                if packet.pts is None or packet.size == 0:
+                    continue
+            source_t = float(packet.pts * ain.time_base) - self._origin
+            packet_end = source_t + float((packet.duration or 0) * ain.time_base)
+            if self._audio_start > 0 and packet_end <= self._audio_start + 1e-6:
+                continue  # before the cut (without a cut, priming packets at negative times are kept)
+            if self._audio_end is not None and source_t >= self._audio_end - 1e-6:
+                self._audio_packets = None
+                self._flush_audio()
+                return
+            out_t = source_t - self._audio_start
+            if t is not None and out_t > t:
+                self._audio_pending = packet
+                return
+            self._audio_pending = None
+            if self._audio_codec is None:  # copy: shift the timestamps, keep the bits
+                shift = int(round((self._origin + self._audio_start) / ain.time_base))
+                packet.pts -= shift
+                if packet.dts is not None:
+                    packet.dts -= shift
+                packet.stream = aout
+                self._out.mux(packet)
+            else:
+                for frame in packet.decode():
+                    frame.pts = None
+                    for f in self._resampler.resample(frame):
+                        self._out.mux(aout.encode(f))
+
+    def _flush_audio(self) -> None:
+        if self._audio_codec is not None and self._audio_out is not None:
+            for f in self._resampler.resample(None):
+                self._out.mux(self._audio_out.encode(f))
+            self._out.mux(self._audio_out.encode(None))
+            self._audio_codec = "flushed"
+
+    # -- video -------------------------------------------------------------------------------------------
+
+    def _open_video(self, width: int, height: int) -> None:
+        out = self._out
+        if self.ext == ".gif":
+            stream = out.add_stream("gif", rate=Fraction(self.fps).limit_denominator(1000))
+            stream.pix_fmt = "pal8"
+        else:
+            codec = "libx264" if self.ext == ".mp4" else "libvpx-vp9"
+            stream = out.add_stream(codec, rate=Fraction(self.fps).limit_denominator(1000))
+            stream.pix_fmt = "yuv420p"
+            if self.ext == ".mp4":
+                stream.options = {"crf": str(self.crf), "preset": "medium"}
+            else:
+                stream.options = {"crf": str(self.crf), "b": "0", "deadline": "good", "cpu-used": "4", "row-mt": "1"}
+            if self.rotation:
+                stream.set_display_rotation(self.rotation)
+        stream.width, stream.height = width, height
+        stream.codec_context.time_base = self._time_base
+        stream.time_base = self._time_base
+        self._stream = stream
+
+    def write(self, rgb: np.ndarray, time: float | None = None) -> None:
+        """Append an upright H×W×3 frame (uint8, or float in 0..1) shown at ``time`` seconds (default: the
+        previous time + 1/fps). Sizes must not change between frames; odd sizes lose their last row/column
+        (yuv420p needs even sizes)."""
+        av = _av()
+        if rgb.dtype != np.uint8:
+            rgb = _quantize(rgb, 8)
+        if self.rotation:
+            rgb = np.rot90(rgb, -self.rotation // 90)
+        h, w = rgb.shape[:2]
+        if self.ext != ".gif":
+            h, w = h - h % 2, w - w % 2
+            rgb = rgb[:h, :w]
+        if self._stream is None:
+            self._open_video(w, h)
+        elif (w, h) != (self._stream.width, self._stream.height):
+            raise OutputError(
+                f"cannot write {self.name}: frame size changed from "
+                f"{self._stream.width}×{self._stream.height} to {w}×{h}"
+            )
+        if time is None:
+            time = self._frames / self.fps
+        pts = max(int(round(time / self._time_base)), self._last_pts + 1)
+        self._last_pts = pts
+        self._mux_audio_until(time)
+        if self.ext == ".gif":
+            img = Image.fromarray(np.ascontiguousarray(rgb)).quantize(256, method=Image.Quantize.MEDIANCUT)
+            palette = np.zeros((256, 4), np.uint8)
+            pal = np.asarray(img.getpalette() or [], np.uint8)[: 256 * 3].reshape(-1, 3)
+            palette[: len(pal), 0] = 255
+            palette[: len(pal), 1:] = pal
+            frame = av.VideoFrame.from_ndarray((np.asarray(img), palette), format="pal8")
+        else:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        frame.pts = pts
+        frame.time_base = self._time_base
+        try:
+            self._out.mux(self._stream.encode(frame))
+        except (av.FFmpegError, OSError) as exc:
+            raise OutputError(f"cannot write {self.name}: {_one_line(getattr(exc, 'strerror', None) or exc)}") from None
+        self._frames += 1
+
+    def close(self) -> Path:
+        """Flush the encoder, copy the rest of the audio, and rename the file over ``path``."""
+        av = _av()
+        try:
+            if self._stream is None:
+                raise OutputError(f"cannot write {self.name}: no frames to write")
+            self._out.mux(self._stream.encode(None))
+            self._mux_audio_until(None)
+            self._out.close()
+            self._close_audio()
+            with open(self.tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(self.tmp, self.path)
+        except (av.FFmpegError, OSError) as exc:
+            self.abort()
+            raise OutputError(f"cannot write {self.name}: {_one_line(getattr(exc, 'strerror', None) or exc)}") from None
+        except BaseException:
+            self.abort()
+            raise
+        return self.path
+
+    def _close_audio(self) -> None:
+        if self._audio_src is not None:
+            self._audio_src.close()
+            self._audio_src = None
+
+    def abort(self) -> None:
+        """Drop the unfinished file; ``path`` is left as it was."""
+        try:
+            self._out.close()
+        except Exception:
+            pass
+        self._close_audio()
+        self.tmp.unlink(missing_ok=True)
+
+    @property
+    def frames(self) -> int:
+        return self._frames
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def list_videos(folder: PathLike) -> list[Path]:
+    """Video files directly in ``folder`` (by :data:`VIDEO_EXTENSIONS`, hidden files skipped), sorted by name."""
+    return _list_files(folder, VIDEO_EXTENSIONS, "videos")

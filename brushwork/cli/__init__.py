@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "brushwork.cli.optimize",
     "brushwork.cli.latent",
     "brushwork.cli.train",
+    "brushwork.cli.video",
 ]
 # which module registers each command: a run of one command imports only its own module (start-up time)
 COMMANDS = {
@@ -37,6 +38,8 @@ COMMANDS = {
     "interpolate": "brushwork.cli.latent",
     "style-map": "brushwork.cli.latent",
     "train": "brushwork.cli.train",
+    "video": "brushwork.cli.video",
+    "eval-video": "brushwork.cli.video",
 }
 
 
