@@ -70,7 +70,31 @@ class Picture:
 # ---------------------------------------------------------------- loading
 
 
-def load_image(src: PathLike | Image.Image | np.ndarray, *, max_pixels: int | None = None) -> Picture:
+def load_pixels(src: PathLike | Image.Image | np.ndarray, *, max_pixels: int | None = None) -> Picture:
+    """:func:`load_image` without the float copy: ``rgb`` is H×W×3 uint8 (uint16 for 16-bit sources) and
+    ``alpha`` H×W of the same type — a quarter (half) of the memory, for print-size images rendered in tiles."""
+    return load_image(src, max_pixels=max_pixels, native=True)
+
+
+def image_size(src: PathLike | Image.Image | np.ndarray) -> tuple[int, int] | None:
+    """(width, height) after EXIF orientation, read from the header only; None if it cannot be read."""
+    if isinstance(src, np.ndarray):
+        return (src.shape[1], src.shape[0]) if src.ndim >= 2 else None
+    try:
+        img = src if isinstance(src, Image.Image) else Image.open(src, formats=_FORMATS)
+        try:
+            w, h = img.size
+            return (h, w) if _orientation(img) in (5, 6, 7, 8) else (w, h)
+        finally:
+            if img is not src:
+                img.close()
+    except Exception:  # unreadable here: load_image will say why
+        return None
+
+
+def load_image(
+    src: PathLike | Image.Image | np.ndarray, *, max_pixels: int | None = None, native: bool = False
+) -> Picture:
     """Load an image file, a Pillow image or an array as a :class:`Picture` (H×W×3 float32 sRGB in 0..1).
 
     Files: JPEG, PNG, WebP, TIFF, BMP and the first frame of a GIF. Arrays: H×W×3 or H×W×4 (RGBA), or H×W gray,
@@ -80,11 +104,11 @@ def load_image(src: PathLike | Image.Image | np.ndarray, *, max_pixels: int | No
     Raises InputError (one line, naming the file) for a missing, empty, truncated, too large or non-image file.
     """
     if isinstance(src, np.ndarray):
-        return _from_array(src, "array")
+        return _from_array(src, "array", native)
     limit = _max_pixels(max_pixels)
     if isinstance(src, Image.Image):
         _check_pixels(src.size, limit, "image")
-        picture = _from_pil(src, "image", None)
+        picture = _from_pil(src, "image", None, native)
         return _oriented(picture, _orientation(src))
 
     path = Path(src)
@@ -97,6 +121,8 @@ def load_image(src: PathLike | Image.Image | np.ndarray, *, max_pixels: int | No
         if path.stat().st_size == 0:
             raise InputError(f"cannot read {name}: file is empty")
         with open(path, "rb") as fh:
+            # Pillow's own decompression-bomb limit follows ours, so that --max-pixels can raise it
+            Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, limit)
             try:
                 img = Image.open(fh, formats=_FORMATS)
             except UnidentifiedImageError:
@@ -113,7 +139,7 @@ def load_image(src: PathLike | Image.Image | np.ndarray, *, max_pixels: int | No
                 if not sixteen:
                     _decode(img, name)
                 orientation = _orientation(img)  # after decoding: a PNG may keep its EXIF after the pixels
-                picture = _load_16bit(path, img, name) if sixteen else _from_pil(img, name, path)
+                picture = _load_16bit(path, img, name, native) if sixteen else _from_pil(img, name, path, native)
     except OSError as e:
         reason = "permission denied" if isinstance(e, PermissionError) else _one_line(e.strerror or e)
         raise InputError(f"cannot read {name}: {reason}") from None
@@ -198,7 +224,7 @@ def _is_16bit_colour(img: Image.Image) -> bool:
     return isinstance(rawmode, str) and ";16" in rawmode
 
 
-def _load_16bit(path: Path, img: Image.Image, name: str) -> Picture:
+def _load_16bit(path: Path, img: Image.Image, name: str, native: bool = False) -> Picture:
     """16-bit colour PNG/TIFF through OpenCV (BGR/BGRA uint16), keeping full precision."""
     import cv2  # OpenCV loads lazily (here and below): the fast path's start-up does not pay for it
 
@@ -207,24 +233,29 @@ def _load_16bit(path: Path, img: Image.Image, name: str) -> Picture:
         raise InputError(f"cannot read {name}: file is truncated or corrupt")
     if data.ndim == 3:
         data = cv2.cvtColor(data, cv2.COLOR_BGRA2RGBA if data.shape[2] == 4 else cv2.COLOR_BGR2RGB)
-    picture = _from_array(data, name)
+    picture = _from_array(data, name, native)
     icc = img.info.get("icc_profile")
     if icc and picture.rgb.shape[2] == 3 and not _is_srgb(icc):
         # Pillow's colour management works on 8-bit RGB only: correct colours win over the extra precision here.
         converted = _to_srgb(picture.pil(), icc, name)
-        picture.rgb = np.asarray(converted, dtype=np.float32) / 255.0
+        picture.rgb = np.asarray(converted) if native else np.asarray(converted, dtype=np.float32) / 255.0
     picture.path = path
     return picture
 
 
-def _from_pil(img: Image.Image, name: str, path: Path | None) -> Picture:
-    """Any Pillow mode -> Picture; alpha is split off, ICC converted, 16-bit gray kept at full precision."""
+def _from_pil(img: Image.Image, name: str, path: Path | None, native: bool = False) -> Picture:
+    """Any Pillow mode -> Picture; alpha is split off, ICC converted, 16-bit gray kept at full precision.
+
+    ``native``: keep uint8 (uint16) pixels instead of float32."""
     mode = img.mode
     icc = img.info.get("icc_profile")
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
         a = np.asarray(img)
         gray = a.astype(np.float32) if mode == "F" else np.clip(a.astype(np.float32) / 65535.0, 0.0, 1.0)
-        return Picture(np.repeat(np.clip(gray, 0.0, 1.0)[..., None], 3, axis=2), None, path, 16)
+        gray = np.clip(gray, 0.0, 1.0)
+        if native:
+            gray = (gray * 65535 + 0.5).astype(np.uint16)
+        return Picture(np.repeat(gray[..., None], 3, axis=2), None, path, 16)
 
     if mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info or img.palette.mode == "RGBA" else "RGB")
@@ -237,12 +268,13 @@ def _from_pil(img: Image.Image, name: str, path: Path | None) -> Picture:
 
     alpha = None
     if img.mode in ("RGBA", "LA"):
-        alpha = np.asarray(img.getchannel("A"), dtype=np.float32) / 255.0
+        alpha = np.asarray(img.getchannel("A"))
+        alpha = alpha if native else alpha.astype(np.float32) / 255.0
         img = img.convert(img.mode[:-1])
     if icc and not _is_srgb(icc):
         img = _to_srgb(img, icc, name)
-    rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-    return Picture(rgb, alpha, path, 8)
+    rgb = np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
+    return Picture(rgb if native else rgb.astype(np.float32) / 255.0, alpha, path, 8)
 
 
 @lru_cache(maxsize=1)
@@ -268,13 +300,19 @@ def _to_srgb(img: Image.Image, icc: bytes, name: str) -> Image.Image:
         return img
 
 
-def _from_array(a: np.ndarray, name: str) -> Picture:
-    """H×W, H×W×1, H×W×3 or H×W×4 array (uint8, uint16 or float 0..1) -> Picture."""
+def _from_array(a: np.ndarray, name: str, native: bool = False) -> Picture:
+    """H×W, H×W×1, H×W×3 or H×W×4 array (uint8, uint16 or float 0..1) -> Picture (``native``: uint8/uint16
+    arrays are kept as they are, float ones become uint16)."""
     if a.ndim == 2:
         a = a[..., None]
     if a.ndim != 3 or a.shape[2] not in (1, 2, 3, 4) or a.shape[0] == 0 or a.shape[1] == 0:
         raise InputError(f"cannot use {name}: expected an H×W, H×W×3 or H×W×4 array, got shape {a.shape}")
-    f, depth = _unit_float(a, name)
+    if native and a.dtype in (np.uint8, np.uint16):
+        f, depth = a, (8 if a.dtype == np.uint8 else 16)
+    else:
+        f, depth = _unit_float(a, name)
+        if native:
+            f = (f * 65535 + 0.5).astype(np.uint16)
     if f.shape[2] in (1, 2):  # gray, gray + alpha
         f = np.concatenate([np.repeat(f[..., :1], 3, axis=2), f[..., 1:]], axis=2)
     alpha = np.ascontiguousarray(f[..., 3]) if f.shape[2] == 4 else None
@@ -385,8 +423,8 @@ def save_image(
 def _as_picture(image: np.ndarray | Image.Image | torch.Tensor | Picture) -> Picture:
     if isinstance(image, Picture):
         return image
-    if isinstance(image, np.ndarray):
-        return _from_array(image, "array")
+    if isinstance(image, np.ndarray):  # 8/16-bit arrays are encoded as they are, without a float copy
+        return _from_array(image, "array", native=image.dtype in (np.uint8, np.uint16))
     if isinstance(image, Image.Image):
         return _from_pil(image, "image", None)
     if type(image).__module__.startswith("torch"):
@@ -409,6 +447,12 @@ def _fit_alpha(alpha: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 def _quantize(a: np.ndarray, bits: int) -> np.ndarray:
     """Float in 0..1 -> uint8 (bits=8) or uint16 (bits=16), rounded."""
     top, dtype = (255.0, np.uint8) if bits == 8 else (65535.0, np.uint16)
+    if a.dtype == dtype:
+        return a
+    if a.dtype == np.uint8:  # 8 → 16 bits
+        return a.astype(np.uint16) * np.uint16(257)
+    if a.dtype == np.uint16:  # 16 → 8 bits, rounded
+        return ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
     return (np.clip(a, 0.0, 1.0) * top + 0.5).astype(dtype)
 
 

@@ -74,6 +74,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=positive_int,
         help="refuse inputs with more pixels than this (default: $BRUSHWORK_MAX_PIXELS or 64 million)",
     )
+    p.add_argument(
+        "--tile",
+        type=int,
+        default=None,
+        help="render in tiles of this side (exact: equal to the untiled result); 0 never tiles "
+        "(default: tiles when the untiled work would exceed --memory-budget)",
+    )
+    p.add_argument(
+        "--memory-budget",
+        default=DEFAULTS.memory_budget,
+        help="memory to stay within, e.g. 512MB, 1GB, 2.5GB (default: %(default)s)",
+    )
     add_device(p)
     p.set_defaults(run=run)
 
@@ -118,6 +130,10 @@ def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
         raise InputError(f"stroke scale must be between {MIN_STROKE} and {MAX_STROKE}, got {args.stroke_scale}")
     if args.method != "fast" and args.stroke_scale != 1.0:
         raise InputError("--stroke-scale belongs to --method fast")
+    from brushwork import tiling
+
+    tiling.check_tile(args.tile)
+    tiling.parse_bytes(args.memory_budget)
     if content.is_file():
         pairs = [(content, output)]
     elif content.is_dir():
@@ -210,6 +226,8 @@ def _renderer(args: argparse.Namespace, batch: bool = False) -> Any:
                 max_size=args.max_size,
                 stroke_scale=args.stroke_scale,
                 target=target,
+                tile=args.tile,
+                memory_budget=args.memory_budget,
             )
 
         return fast
@@ -233,6 +251,8 @@ def _renderer(args: argparse.Namespace, batch: bool = False) -> Any:
             max_size=args.max_size,
             device=args.device,
             max_pixels=args.max_pixels,
+            tile=args.tile,
+            memory_budget=args.memory_budget,
         )
 
     return autoencoder
@@ -275,6 +295,8 @@ def run_demo(args: argparse.Namespace) -> int:
         json=False,
         max_pixels=None,
         runtime="auto",
+        tile=None,
+        memory_budget="1GB",
     )
     for key, value in defaults.items():
         setattr(args, key, value)

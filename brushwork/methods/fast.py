@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from brushwork import io, store
+from brushwork import io, store, tiling
 from brushwork.errors import BrushworkError, DeviceError, InputError, ModelUnavailable
 
 if TYPE_CHECKING:
@@ -68,6 +68,8 @@ class FastDefaults:
     max_size: int | None = 2048
     stroke_scale: float = 1.0
     device: str = "auto"
+    tile: int | None = None  # None: tile when the untiled work would exceed memory_budget; 0: never; N: side N
+    memory_budget: str = "1GB"
 
 
 DEFAULTS = FastDefaults()
@@ -219,6 +221,73 @@ class _TorchRuntime:
         return out.float().cpu().numpy()
 
 
+class _Segments:
+    """Runs parts of the fast networks (:class:`brushwork.nets.blocks.Segment`, for :mod:`brushwork.tiling`):
+    in onnxruntime from cached ONNX exports on the CPU (no torch import once exported), else in PyTorch."""
+
+    KEEP = 3
+
+    def __init__(self, runtime: str, device: str) -> None:
+        self.torch = runtime == "torch"
+        self.device = device
+        self._runs: dict[tuple[str, int, int], Any] = {}
+
+    def __call__(
+        self, name: str, start: int, stop: int, inputs: list[np.ndarray], affines: list[np.ndarray]
+    ) -> list[np.ndarray]:
+        key = (name, start, stop)
+        run = self._runs.pop(key, None)
+        if run is None:
+            run = self._torch(*key, len(inputs)) if self.torch else self._ort(*key, inputs, affines)
+            while len(self._runs) >= self.KEEP:  # each session holds memory of its own: keep the recent few
+                self._runs.pop(next(iter(self._runs)))
+        self._runs[key] = run  # most recently used last
+        return run(inputs, affines)
+
+    def _torch(self, name: str, start: int, stop: int, n: int) -> Any:
+        import torch
+
+        from brushwork.nets.blocks import Segment
+
+        module = Segment(store.load_net(name, self.device), start, stop, n)
+
+        def run(inputs: list[np.ndarray], affines: list[np.ndarray]) -> list[np.ndarray]:
+            with torch.inference_mode():
+                args = [torch.from_numpy(a).to(self.device) for a in (*inputs, *affines)]
+                return [o.float().cpu().numpy() for o in module(*args)]
+
+        return run
+
+    def _ort(self, name: str, start: int, stop: int, inputs: list[np.ndarray], affines: list[np.ndarray]) -> Any:
+        import onnxruntime as ort
+
+        from brushwork.tiling import STAGED
+
+        net = STAGED[name]
+        strides = [1] if start == 0 else [s for _, s in net.steps[start - 1].outputs]
+        names = [f"s{i}" for i in range(len(inputs))] + [f"a{i}" for i in range(len(affines))]
+        outs = [f"o{i}" for i in range(len(net.steps[stop - 1].outputs))]
+        shapes = {n: (1, a.shape[1], 64 // st, 64 // st) for n, a, st in zip(names, inputs, strides, strict=False)}
+        shapes |= {n: a.shape for n, a in zip(names[len(inputs) :], affines, strict=True)}
+        dynamic = {n: {2: f"h{n}", 3: f"w{n}"} for n in [*names[: len(inputs)], *outs]}
+
+        def module(full: Any) -> Any:
+            from brushwork.nets.blocks import Segment
+
+            return Segment(full, start, stop, len(inputs))
+
+        path = store.export_onnx(name, shapes, dynamic, module=module, tag=f"-steps{start}-{stop}", outputs=outs)
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.enable_cpu_mem_arena = False  # tiles of many sizes: return memory instead of growing an arena
+        session = ort.InferenceSession(str(path), options, _CPU)
+
+        def run(inputs: list[np.ndarray], affines: list[np.ndarray]) -> list[np.ndarray]:
+            return session.run(None, dict(zip(names, (*inputs, *affines), strict=True)))
+
+        return run
+
+
 def _nchw(rgb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32)
 
@@ -248,6 +317,7 @@ class FastStylizer:
             raise InputError("the openvino runtime is not installed (pip install openvino)")
         if runtime == "auto":
             runtime = "onnxruntime" if self.device == "cpu" else "torch"
+        self.segments = _Segments("torch" if runtime == "torch" else "onnxruntime", self.device)
         self.runtime: _OrtRuntime | _OpenVinoRuntime | _TorchRuntime = (
             _OrtRuntime()
             if runtime == "onnxruntime"
@@ -260,6 +330,12 @@ class FastStylizer:
 
     def style_code(self, style: Source) -> np.ndarray:
         """The 100-d style code of a picture: its centred square, resized to 256×256."""
+        if isinstance(style, tiling.ArraySource | tiling.Resized | tiling.Padded | tiling.Crop):
+            h, w = style.shape
+            side = min(h, w)
+            crop_source = tiling.Crop(style, (h - side) // 2, (w - side) // 2, side, side)
+            crop = tiling.Resized(crop_source, (STYLE_SIZE, STYLE_SIZE)).read(0, STYLE_SIZE, 0, STYLE_SIZE)
+            return self.runtime.run("ghiasi-predictor", _nchw(crop))[0]
         rgb = io.load_image(style, max_pixels=self.max_pixels).rgb
         h, w = rgb.shape[:2]
         side = min(h, w)
@@ -302,16 +378,29 @@ class FastStylizer:
         max_size: int | None = DEFAULTS.max_size,
         stroke_scale: float = DEFAULTS.stroke_scale,
         target: tuple[str, np.ndarray] | None = None,
+        tile: int | None = DEFAULTS.tile,
+        memory_budget: str | int = DEFAULTS.memory_budget,
     ) -> io.Picture:
         """Stylize ``content`` with one style or a weighted blend; returns the picture with the content's alpha.
 
         ``target`` is a precomputed :meth:`target` of the same styles (batches compute style codes once).
+        ``tile``: None renders in tiles when the untiled work would exceed ``memory_budget`` (e.g. ``"1GB"``),
+        0 never does, N forces tiles of side N; tiled results equal untiled ones up to float rounding
+        (:mod:`brushwork.tiling`) and come back as 8-bit (16-bit for 16-bit sources) pixels.
         """
         target = target if target is not None else self.target(styles, style_weights)
         if not 0.0 <= strength <= 1.0:
             raise InputError(f"strength must be between 0 and 1, got {strength}")
         if max_size is not None and max_size < MIN_SIDE:
             raise InputError(f"max size must be at least {MIN_SIDE} pixels, got {max_size}")
+        tile = tiling.check_tile(tile)
+        budget = tiling.parse_bytes(memory_budget)
+        if not MIN_STROKE <= stroke_scale <= MAX_STROKE:
+            raise InputError(f"stroke scale must be between {MIN_STROKE} and {MAX_STROKE}, got {stroke_scale}")
+        if tile != 0 and (tile or self._untiled_bytes(content, max_size, stroke_scale) > budget):
+            return self._stylize_tiled(
+                content, target, strength, preserve_color, max_size, stroke_scale, tile or None, budget
+            )
         photo = io.load_image(content, max_pixels=self.max_pixels)
         rgb = io.resize_to_max(photo.rgb, max_size)
         if min(rgb.shape[:2]) < MIN_SIDE:
@@ -325,6 +414,101 @@ class FastStylizer:
             out = _keep_colour(out, rgb)
         alpha = io.resize(photo.alpha, out.shape[1::-1]) if photo.alpha is not None else None
         return io.Picture(rgb=np.clip(out, 0.0, 1.0).astype(np.float32), alpha=alpha, path=None)
+
+    # -- tiled rendering (brushwork.tiling) -----------------------------------------------------------------
+
+    UNTILED_BYTES_PER_PIXEL = 310  # measured peak of an untiled onnxruntime rendering, per output pixel
+
+    def _untiled_bytes(self, content: Source, max_size: int | None, stroke_scale: float) -> int:
+        size = io.image_size(content) if not isinstance(content, io.Picture) else content.size
+        if size is None:
+            return 0
+        w, h = _bounded(size, max_size)
+        return int(tiling.BASELINE_BYTES + w * h * self.UNTILED_BYTES_PER_PIXEL * max(1.0, 1.0 / stroke_scale**2))
+
+    def _render_into(
+        self,
+        source: tiling.Source,
+        target: tuple[str, np.ndarray],
+        sink: Any,
+        tile: int | None,
+        budget: int,
+        fixed_bytes: int,
+    ) -> dict[str, int]:
+        """Run the network of ``target`` over ``source`` in tiles; ``sink(region, rgb H×W×3)`` gets the output."""
+        net = tiling.DUMOULIN if target[0] == "builtin" else tiling.GHIASI
+        h, w = source.shape
+        padded = tiling.Padded(source, (tiling.round_up(h, 4), tiling.round_up(w, 4)))
+        params = tiling.norm_params(net.name, store.load_arrays(net.name), target[1])
+        plan = tiling.plan(net, budget, tile, fixed_bytes)
+
+        def crop(region: tuple[int, int, int, int], rgb: np.ndarray) -> None:
+            y0, y1, x0, x1 = region
+            if y0 >= h or x0 >= w:
+                return
+            sink((y0, min(y1, h), x0, min(x1, w)), rgb[:, : min(y1, h) - y0, : min(x1, w) - x0].transpose(1, 2, 0))
+
+        return tiling.run_staged(net, self.segments, padded, params, crop, plan)
+
+    def _stylize_tiled(
+        self,
+        content: Source,
+        target: tuple[str, np.ndarray],
+        strength: float,
+        preserve_color: bool,
+        max_size: int | None,
+        stroke_scale: float,
+        tile: int | None,
+        budget: int,
+    ) -> io.Picture:
+        photo = io.load_pixels(content, max_pixels=self.max_pixels)
+        source: tiling.Source = tiling.ArraySource(photo.rgb)
+        w, h = _bounded(photo.size, max_size)
+        if (w, h) != photo.size:
+            source = tiling.Resized(source, (w, h))
+        if min(h, w) < MIN_SIDE:
+            raise InputError(f"image is too small ({w}×{h}): both sides need {MIN_SIDE} px")
+        if target[0] == "code" and strength < 1.0:
+            target = ("code", strength * target[1] + (1.0 - strength) * self.style_code(source))
+        deep = photo.rgb.dtype == np.uint16
+        out = np.empty((h, w, 3), np.uint16 if deep else np.uint8)
+        top = 65535.0 if deep else 255.0
+        fixed = photo.rgb.nbytes + out.nbytes
+
+        def finish(region: tuple[int, int, int, int], rgb: np.ndarray) -> None:
+            y0, y1, x0, x1 = region
+            if (target[0] == "builtin" and strength < 1.0) or preserve_color:
+                photo_tile = source.read(y0, y1, x0, x1)
+                if target[0] == "builtin" and strength < 1.0:
+                    rgb = strength * rgb + (1.0 - strength) * photo_tile
+                if preserve_color:
+                    rgb = _keep_colour(rgb, photo_tile)
+            out[y0:y1, x0:x1] = np.clip(rgb, 0.0, 1.0) * top + 0.5
+
+        if stroke_scale == 1.0:
+            self._render_into(source, target, finish, tile, budget, fixed)
+        else:
+            small_size = (max(MIN_SIDE, round(w / stroke_scale)), max(MIN_SIDE, round(h / stroke_scale)))
+            small_dtype = np.float32 if small_size[0] * small_size[1] * 12 <= budget // 4 else np.uint16
+            small = np.empty((small_size[1], small_size[0], 3), small_dtype)
+
+            def keep(region: tuple[int, int, int, int], rgb: np.ndarray) -> None:
+                y0, y1, x0, x1 = region
+                small[y0:y1, x0:x1] = rgb if small_dtype == np.float32 else np.clip(rgb, 0, 1) * 65535 + 0.5
+
+            self._render_into(tiling.Resized(source, small_size), target, keep, tile, budget, fixed)
+            up = tiling.Resized(tiling.ArraySource(small), (w, h))
+            if stroke_scale > 1.0:  # as untiled: one more pass at full size redraws crisp edges
+                self._render_into(up, target, finish, tile, budget, fixed + small.nbytes)
+            else:
+                for region in tiling.tiles(h, w, 512):
+                    finish(region, up.read(*region))
+        alpha = photo.alpha
+        if alpha is not None and alpha.shape != (h, w):
+            import cv2
+
+            alpha = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_AREA)
+        return io.Picture(rgb=out, alpha=alpha, path=None, bit_depth=16 if deep else 8)
 
     def target(
         self, styles: Sequence[StyleRef], style_weights: Sequence[float] | None = None
@@ -346,6 +530,15 @@ class FastStylizer:
         return ("code", (weights[:, None] * codes).sum(0).astype(np.float32))
 
 
+def _bounded(size: tuple[int, int], max_size: int | None) -> tuple[int, int]:
+    """(width, height) after :func:`brushwork.io.resize_to_max`."""
+    w, h = size
+    if max_size is None or max(w, h) <= max_size:
+        return w, h
+    scale = max_size / max(w, h)
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
 @lru_cache(maxsize=4)
 def get_stylizer(device: str = DEFAULTS.device, runtime: str = "auto") -> FastStylizer:
     """A shared :class:`FastStylizer` per device and runtime (networks load once per process)."""
@@ -363,6 +556,8 @@ def stylize(
     stroke_scale: float = DEFAULTS.stroke_scale,
     device: str = DEFAULTS.device,
     runtime: str = "auto",
+    tile: int | None = DEFAULTS.tile,
+    memory_budget: str | int = DEFAULTS.memory_budget,
 ) -> Image.Image:
     """Stylize a photo (path, PIL image or array) with a style image, ``builtin:N``, or a weighted blend.
 
@@ -379,10 +574,12 @@ def stylize(
         preserve_color=preserve_color,
         max_size=max_size,
         stroke_scale=stroke_scale,
+        tile=tile,
+        memory_budget=memory_budget,
     )
-    image = Image.fromarray((picture.rgb * 255 + 0.5).astype(np.uint8))
+    image = Image.fromarray(io._quantize(picture.rgb, 8))
     if picture.alpha is not None:
-        image.putalpha(Image.fromarray((picture.alpha * 255 + 0.5).astype(np.uint8)))
+        image.putalpha(Image.fromarray(io._quantize(picture.alpha, 8)))
     return image
 
 

@@ -1,0 +1,206 @@
+"""Tiled rendering equals untiled rendering (every method and option), in bounded memory."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from brushwork import io, samples, tiling
+from brushwork.cli import main
+from brushwork.errors import InputError
+from brushwork.methods import fast
+
+STYLE = str(samples.STYLES["swirls"])
+STYLE2 = str(samples.STYLES["ink"])
+
+
+@pytest.fixture(scope="module")
+def st() -> fast.FastStylizer:
+    return fast.FastStylizer("cpu", runtime="torch")  # segments in PyTorch: no ONNX export per test session
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    return (io.resize(io.load_image(samples.SAMPLE_PHOTO).rgb, (101, 67)) * 255 + 0.5).astype(np.uint8)  # odd size
+
+
+def as_float(a: np.ndarray) -> np.ndarray:
+    return a.astype(np.float32) / (65535.0 if a.dtype == np.uint16 else 255.0) if a.dtype != np.float32 else a
+
+
+def assert_same(untiled: np.ndarray, tiled: np.ndarray) -> None:
+    """Equal up to float rounding and the 8-bit output's quantisation (half a level)."""
+    d = np.abs(as_float(untiled) - as_float(tiled))
+    assert untiled.shape == tiled.shape
+    assert d.max() <= 0.6 / 255 and d.mean() < 0.3 / 255, (d.max() * 255, d.mean() * 255)
+
+
+# -- pieces ---------------------------------------------------------------------------------------------------
+
+
+def test_parse_bytes_and_tile() -> None:
+    assert tiling.parse_bytes("1GB") == 2**30
+    assert tiling.parse_bytes("512MB") == 512 * 2**20
+    assert tiling.parse_bytes("2.5g") == int(2.5 * 2**30)
+    assert tiling.parse_bytes(100_000_000) == 100_000_000
+    for bad in ("lots", "1XB", "-1GB", "10MB"):
+        with pytest.raises(InputError):
+            tiling.parse_bytes(bad)
+    assert tiling.check_tile(None) is None and tiling.check_tile(0) == 0 and tiling.check_tile(64) == 64
+    for bad in (5, -1, 2.5):
+        with pytest.raises(InputError):
+            tiling.check_tile(bad)
+
+
+@pytest.mark.parametrize("size", [(40, 31), (260, 170), (97, 64)])
+def test_resized_source_equals_io_resize(size: tuple[int, int]) -> None:
+    rgb = np.random.default_rng(1).random((64, 97, 3), dtype=np.float32)
+    whole = io.resize(rgb, size)
+    src = tiling.Resized(tiling.ArraySource(rgb), size)
+    tiled = np.concatenate([src.read(y, min(size[1], y + 13), 0, size[0]) for y in range(0, size[1], 13)])
+    np.testing.assert_allclose(tiled, whole, atol=2e-6)
+
+
+def test_padded_source_reflects_like_numpy() -> None:
+    a = np.random.default_rng(2).integers(0, 256, (7, 5, 3), dtype=np.uint8)
+    padded = tiling.Padded(tiling.ArraySource(a), (12, 8))
+    np.testing.assert_allclose(
+        padded.read(3, 12, 0, 8), np.pad(a, ((0, 5), (0, 3), (0, 0)), mode="reflect")[3:].astype(np.float32) / 255
+    )
+
+
+def test_moments_combine_over_tiles() -> None:
+    x = np.random.default_rng(3).normal(2.0, 3.0, (4, 50, 70)).astype(np.float32)
+    m = tiling.Moments(4)
+    for y0, y1, x0, x1 in tiling.tiles(50, 70, 16):
+        m.add(x[:, y0:y1, x0:x1])
+    np.testing.assert_allclose(m.mean, x.mean(axis=(1, 2), dtype=np.float64), rtol=1e-6)
+    np.testing.assert_allclose(m.var, x.astype(np.float64).var(axis=(1, 2)), rtol=1e-6)
+
+
+# -- the fast path --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("styles", "options"),
+    [
+        (["builtin:3", "builtin:17"], {"style_weights": [0.3, 0.7]}),
+        (["builtin:5"], {"strength": 0.6, "preserve_color": True}),
+        ([STYLE], {}),
+        ([STYLE, STYLE2], {"strength": 0.5}),
+        ([STYLE], {"stroke_scale": 1.5}),
+        (["builtin:9"], {"stroke_scale": 0.7}),
+    ],
+)
+def test_fast_tiled_equals_untiled(st: fast.FastStylizer, photo: np.ndarray, styles: list[str], options: dict) -> None:
+    untiled = st.stylize(photo, styles, tile=0, **options).rgb
+    tiled = st.stylize(photo, styles, tile=32, **options).rgb
+    assert tiled.dtype == np.uint8
+    assert_same(untiled, tiled)
+
+
+def test_tile_larger_than_the_image_and_max_size(st: fast.FastStylizer, photo: np.ndarray) -> None:
+    untiled = st.stylize(photo, ["builtin:1"], tile=0, max_size=80).rgb
+    tiled = st.stylize(photo, ["builtin:1"], tile=4096, max_size=80).rgb
+    assert tiled.shape == (53, 80, 3)
+    assert_same(untiled, tiled)
+
+
+def test_tiling_is_automatic_above_the_budget(st: fast.FastStylizer, photo: np.ndarray) -> None:
+    big = np.ascontiguousarray(np.tile(photo, (9, 9, 1)))  # 909×603: ~170 MB untiled
+    small_budget = st.stylize(big, ["builtin:2"], memory_budget="180MB").rgb
+    assert small_budget.dtype == np.uint8  # rendered in tiles
+    assert st.stylize(photo, ["builtin:2"]).rgb.dtype == np.float32  # well within the default budget: untiled
+
+
+def test_onnxruntime_segments_equal_untiled(photo: np.ndarray) -> None:
+    st = fast.FastStylizer("cpu")  # segments exported to ONNX (once) and run in onnxruntime
+    assert_same(st.stylize(photo, ["builtin:4"], tile=0).rgb, st.stylize(photo, ["builtin:4"], tile=48).rgb)
+
+
+# -- adain / wct ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["adain", "wct"])
+def test_autoencoder_tiled_equals_untiled(tmp_path: Path, photo: np.ndarray, method: str) -> None:
+    from brushwork.methods.autoencoder import stylize_files
+
+    content, mask = tmp_path / "c.png", tmp_path / "m.png"
+    Image.fromarray(photo).save(content)
+    m = np.zeros(photo.shape[:2], np.uint8)
+    m[:, :45] = 255
+    m[20:40, 60:90] = 128
+    Image.fromarray(m).save(mask)
+    cases = [
+        ([STYLE, STYLE2], {"style_weights": [0.3, 0.7], "alpha": 0.7}),
+        ([STYLE, STYLE2], {"mask": mask, "preserve_color": True}),
+    ]
+    for styles, options in cases:
+        untiled = stylize_files(content, styles, method=method, tile=0, **options).rgb
+        tiled = stylize_files(content, styles, method=method, tile=32, **options).rgb
+        assert_same(untiled, tiled)
+
+
+# -- memory and the command line ------------------------------------------------------------------------------
+
+_CHILD = """
+import json, resource, sys
+from brushwork.methods.fast import FastStylizer
+from brushwork import io
+picture = FastStylizer("cpu").stylize(sys.argv[1], ["builtin:6"], max_size=None, tile=None if sys.argv[2] == "auto"
+    else int(sys.argv[2]), memory_budget=sys.argv[3])
+io.save_image(picture, sys.argv[4])
+print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+@pytest.mark.slow
+def test_peak_memory_stays_under_the_budget(tmp_path: Path) -> None:
+    photo = io.resize(io.load_image(samples.SAMPLE_PHOTO).rgb, (1400, 933))
+    path = tmp_path / "big.jpg"
+    Image.fromarray((photo * 255 + 0.5).astype(np.uint8)).save(path)
+    fast.FastStylizer("cpu").stylize(np.zeros((64, 64, 3), np.uint8), ["builtin:6"], tile=32)  # export first
+
+    def peak(tile: str, budget: str) -> float:
+        cmd = [sys.executable, "-c", _CHILD, str(path), tile, budget, str(tmp_path / "out.png")]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]
+
+    untiled = peak("0", "1GB")
+    tiled = peak("auto", "320MB")
+    assert tiled < 320, tiled
+    assert untiled > tiled + 100, (untiled, tiled)
+    assert Image.open(tmp_path / "out.png").size == (1400, 933)
+
+
+def test_cli_tile_and_budget(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "p.png"
+    Image.fromarray(
+        np.ascontiguousarray(np.tile(np.arange(0, 250, 5, dtype=np.uint8)[None, :, None], (40, 1, 3)))
+    ).save(src)
+    out = tmp_path / "o.png"
+    assert main(["stylize", str(src), "builtin:0", "-o", str(out), "--tile", "32", "--runtime", "torch"]) == 0
+    assert Image.open(out).size == (50, 40)
+    capsys.readouterr()
+    for flags in (["--tile", "5"], ["--memory-budget", "lots"]):
+        assert main(["stylize", str(src), "builtin:0", "-o", str(tmp_path / "x.png"), *flags]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "Traceback" not in err
+        assert not (tmp_path / "x.png").exists()
+
+
+def test_load_pixels_keeps_integers(tmp_path: Path) -> None:
+    a = np.random.default_rng(4).integers(0, 256, (30, 40, 4), dtype=np.uint8)
+    Image.fromarray(a, "RGBA").save(tmp_path / "a.png")
+    picture = io.load_pixels(tmp_path / "a.png")
+    assert picture.rgb.dtype == np.uint8 and picture.alpha.dtype == np.uint8
+    np.testing.assert_array_equal(picture.rgb, a[..., :3])
+    io.save_image(picture, tmp_path / "b.png")
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "b.png")), a)
+    assert io.image_size(tmp_path / "a.png") == (40, 30)
