@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from brushwork.api import ProgressFn
+
 
 @dataclass(frozen=True)
 class ModelEntry:
@@ -189,8 +191,10 @@ def _hint(e: ModelEntry, path: Path) -> str:
     return f"download {e.url} by hand and put it at {path} (or pass a local file with --weights)"
 
 
-def fetch(name: str, progress: bool = True) -> Path:
-    """Return the verified source file of ``name``, downloading it from its canonical URL if needed."""
+def fetch(name: str, progress: ProgressFn | None = None) -> Path:
+    """Return the verified source file of ``name``, downloading it from its canonical URL if needed.
+
+    ``progress`` receives ``download`` :class:`brushwork.api.Progress` events (bytes done of the total)."""
     e = entry(name)
     path = source_path(e)
     if not path.is_file():
@@ -211,13 +215,14 @@ def fetch(name: str, progress: bool = True) -> Path:
     return path
 
 
-def _copy_with_progress(src: Any, dst: Any, total: int, name: str, progress: bool) -> None:
-    from tqdm import tqdm
+def _copy_with_progress(src: Any, dst: Any, total: int, name: str, progress: ProgressFn | None) -> None:
+    from brushwork.api import Reporter
 
-    with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {name}", disable=not progress) as bar:
-        for block in iter(lambda: src.read(1 << 20), b""):
-            dst.write(block)
-            bar.update(len(block))
+    reporter, done = Reporter(progress, "download", total), 0
+    for block in iter(lambda: src.read(1 << 20), b""):
+        dst.write(block)
+        done += len(block)
+        reporter.step(done, message=name)
 
 
 def _resolve(ref: str) -> Callable[..., Any]:

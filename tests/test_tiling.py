@@ -11,18 +11,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from brushwork import io, samples, tiling
+from brushwork import api, io, samples, tiling
 from brushwork.cli import main
 from brushwork.errors import InputError
-from brushwork.methods import fast
 
 STYLE = str(samples.STYLES["swirls"])
 STYLE2 = str(samples.STYLES["ink"])
 
 
-@pytest.fixture(scope="module")
-def st() -> fast.FastStylizer:
-    return fast.FastStylizer("cpu", runtime="torch")  # segments in PyTorch: no ONNX export per test session
+def render(photo: np.ndarray, styles: list, tile: int, **options: object) -> np.ndarray:
+    if options.get("method", "fast") == "fast":
+        options.setdefault("runtime", "torch")  # segments in PyTorch: no ONNX export per test session
+    return api.stylize_picture(photo, styles, tile=tile, **options).rgb
 
 
 @pytest.fixture(scope="module")
@@ -90,71 +90,57 @@ def test_moments_combine_over_tiles() -> None:
 @pytest.mark.parametrize(
     ("styles", "options"),
     [
-        (["builtin:3", "builtin:17"], {"style_weights": [0.3, 0.7]}),
-        (["builtin:5"], {"strength": 0.6, "preserve_color": True}),
-        ([STYLE], {}),
-        ([STYLE, STYLE2], {"strength": 0.5}),
-        ([STYLE], {"stroke_scale": 1.5}),
-        (["builtin:9"], {"stroke_scale": 0.7}),
+        (["builtin:3", "builtin:17"], {"style_weights": [0.3, 0.7], "preserve_color": True}),
+        ([STYLE, STYLE2], {"strength": 0.5, "stroke_scale": 1.5}),
+        (["builtin:9"], {"stroke_scale": 0.7, "mask": "half"}),
+        ([STYLE, STYLE2], {"mask": "half"}),
+        ([STYLE, STYLE2], {"method": "adain", "mask": "half", "color_match": True}),
+        ([STYLE, STYLE2], {"method": "wct", "style_weights": [0.3, 0.7], "strength": 0.7}),
     ],
 )
-def test_fast_tiled_equals_untiled(st: fast.FastStylizer, photo: np.ndarray, styles: list[str], options: dict) -> None:
-    untiled = st.stylize(photo, styles, tile=0, **options).rgb
-    tiled = st.stylize(photo, styles, tile=32, **options).rgb
-    assert tiled.dtype == np.uint8
+def test_tiled_equals_untiled(photo: np.ndarray, styles: list[str], options: dict) -> None:
+    if options.get("mask") == "half":
+        m = np.zeros(photo.shape[:2], np.uint8)
+        m[:, :45] = 255
+        m[20:40, 60:90] = 128
+        options["mask"] = m
+    untiled = render(photo, styles, 0, **options)
+    tiled = render(photo, styles, 32, **options)
+    assert untiled.dtype == np.float32 and tiled.dtype == np.uint8
     assert_same(untiled, tiled)
 
 
-def test_tile_larger_than_the_image_and_max_size(st: fast.FastStylizer, photo: np.ndarray) -> None:
-    untiled = st.stylize(photo, ["builtin:1"], tile=0, max_size=80).rgb
-    tiled = st.stylize(photo, ["builtin:1"], tile=4096, max_size=80).rgb
+def test_tile_larger_than_the_image_and_max_size(photo: np.ndarray) -> None:
+    untiled = render(photo, ["builtin:1"], 0, max_size=80)
+    tiled = render(photo, ["builtin:1"], 4096, max_size=80)
     assert tiled.shape == (53, 80, 3)
     assert_same(untiled, tiled)
 
 
-def test_tiling_is_automatic_above_the_budget(st: fast.FastStylizer, photo: np.ndarray) -> None:
+def test_tiling_is_automatic_above_the_budget(photo: np.ndarray) -> None:
     big = np.ascontiguousarray(np.tile(photo, (9, 9, 1)))  # 909×603: ~170 MB untiled
-    small_budget = st.stylize(big, ["builtin:2"], memory_budget="180MB").rgb
-    assert small_budget.dtype == np.uint8  # rendered in tiles
-    assert st.stylize(photo, ["builtin:2"]).rgb.dtype == np.float32  # well within the default budget: untiled
+    assert render(big, ["builtin:2"], None, memory_budget="180MB", max_size=None).dtype == np.uint8  # tiled
+    assert render(photo, ["builtin:2"], None).dtype == np.float32  # well within the default budget: untiled
+    with pytest.raises(InputError):
+        render(photo, ["builtin:2"], 8)
+    with pytest.raises(InputError):
+        render(photo, ["builtin:2"], None, memory_budget="lots")
 
 
+@pytest.mark.slow
 def test_onnxruntime_segments_equal_untiled(photo: np.ndarray) -> None:
-    st = fast.FastStylizer("cpu")  # segments exported to ONNX (once) and run in onnxruntime
-    assert_same(st.stylize(photo, ["builtin:4"], tile=0).rgb, st.stylize(photo, ["builtin:4"], tile=48).rgb)
-
-
-# -- adain / wct ----------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("method", ["adain", "wct"])
-def test_autoencoder_tiled_equals_untiled(tmp_path: Path, photo: np.ndarray, method: str) -> None:
-    from brushwork.methods.autoencoder import stylize_files
-
-    content, mask = tmp_path / "c.png", tmp_path / "m.png"
-    Image.fromarray(photo).save(content)
-    m = np.zeros(photo.shape[:2], np.uint8)
-    m[:, :45] = 255
-    m[20:40, 60:90] = 128
-    Image.fromarray(m).save(mask)
-    cases = [
-        ([STYLE, STYLE2], {"style_weights": [0.3, 0.7], "alpha": 0.7}),
-        ([STYLE, STYLE2], {"mask": mask, "preserve_color": True}),
-    ]
-    for styles, options in cases:
-        untiled = stylize_files(content, styles, method=method, tile=0, **options).rgb
-        tiled = stylize_files(content, styles, method=method, tile=32, **options).rgb
-        assert_same(untiled, tiled)
+    # segments exported to ONNX (once per session home) and run in onnxruntime
+    untiled = render(photo, ["builtin:4"], 0, runtime="onnxruntime")
+    assert_same(untiled, render(photo, ["builtin:4"], 48, runtime="onnxruntime"))
 
 
 # -- memory and the command line ------------------------------------------------------------------------------
 
 _CHILD = """
 import json, resource, sys
-from brushwork.methods.fast import FastStylizer
-from brushwork import io
-picture = FastStylizer("cpu").stylize(sys.argv[1], ["builtin:6"], max_size=None, tile=None if sys.argv[2] == "auto"
-    else int(sys.argv[2]), memory_budget=sys.argv[3])
+from brushwork import api, io
+picture = api.stylize_picture(sys.argv[1], ["builtin:6"], max_size=None, tile=None if sys.argv[2] == "auto"
+    else int(sys.argv[2]), memory_budget=sys.argv[3], runtime="onnxruntime")
 io.save_image(picture, sys.argv[4])
 print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
@@ -165,7 +151,8 @@ def test_peak_memory_stays_under_the_budget(tmp_path: Path) -> None:
     photo = io.resize(io.load_image(samples.SAMPLE_PHOTO).rgb, (1400, 933))
     path = tmp_path / "big.jpg"
     Image.fromarray((photo * 255 + 0.5).astype(np.uint8)).save(path)
-    fast.FastStylizer("cpu").stylize(np.zeros((64, 64, 3), np.uint8), ["builtin:6"], tile=32)  # export first
+    for tile in (32, None):  # export the segments first (the child must not import torch to export them)
+        api.stylize_picture(path, ["builtin:6"], max_size=None, tile=tile, memory_budget="320MB", runtime="onnxruntime")
 
     def peak(tile: str, budget: str) -> float:
         cmd = [sys.executable, "-c", _CHILD, str(path), tile, budget, str(tmp_path / "out.png")]

@@ -412,13 +412,16 @@ def stylize_tiled(
     tile: int | None = None,
     budget: int = 2**30,
     out_dtype: Any = None,
-) -> np.ndarray:
+    sink: Any = None,
+) -> np.ndarray | None:
     """:func:`stylize_autoencoder` in tiles, equal to it up to float rounding, in bounded memory.
 
-    ``source``: a :class:`brushwork.tiling.Source` (the photo); ``mask``: a Source of the same size (grey, white
-    = first style) or None. Pass 1 streams tiles through the encoder to accumulate the content statistics over
-    the whole image (per mask region); pass 2 renders tiles with a halo of the encoder-decoder's receptive
-    field and those statistics fixed. Returns H×W×3 ``out_dtype`` pixels (uint8 by default).
+    ``source``: a :class:`brushwork.tiling.Source` (the photo); ``mask``: a Source of the same size with one
+    channel of weights per style (as the API's ``K×H×W`` masks) or None. Pass 1 streams tiles through the
+    encoder to accumulate the content statistics over the whole image (per mask region); pass 2 renders tiles
+    with a halo of the encoder-decoder's receptive field and those statistics fixed. Returns H×W×3
+    ``out_dtype`` pixels (uint8 by default), or hands each tile's float32 ``h×w×3`` result to
+    ``sink(region, rgb)`` instead (then returns None).
     """
     import numpy as np
 
@@ -467,12 +470,10 @@ def stylize_tiled(
         def mask_weights(y0: int, y1: int, x0: int, x1: int, feat: Tensor) -> Tensor | None:
             if mask_source is None:
                 return None
-            m = torch.from_numpy(mask_source.read(y0, y1, x0, x1).mean(axis=2)).to(device)[None]
-            if len(styles) == 2:
-                m = torch.cat([m, 1.0 - m])
-            return _region_masks(m, len(styles), feat)
+            m = torch.from_numpy(np.ascontiguousarray(mask_source.read(y0, y1, x0, x1).transpose(2, 0, 1)))
+            return _region_masks(m.to(device), len(styles), feat)
 
-        out = np.empty((h, w, 3), out_dtype)
+        out = np.empty((h, w, 3), out_dtype) if sink is None else None
         for level, (enc, dec) in enumerate(levels):
             last = level == len(levels) - 1
             enc_halo = tiling.round_up(receptive_radius(enc, Decoder([])), scale)
@@ -511,131 +512,69 @@ def stylize_tiled(
                 if nxt is not None:
                     nxt[y0:y1, x0:x1] = rgb
                 elif y0 < h and x0 < w:
-                    out[y0 : min(y1, h), x0 : min(x1, w)] = rgb[: min(y1, h) - y0, : min(x1, w) - x0] * top + 0.5
+                    centre = rgb[: min(y1, h) - y0, : min(x1, w) - x0]
+                    if sink is not None:
+                        sink((y0, min(y1, h), x0, min(x1, w)), centre)
+                    else:
+                        out[y0 : min(y1, h), x0 : min(x1, w)] = centre * top + 0.5
             if nxt is not None:
                 current = tiling.ArraySource(nxt)
     return out
 
 
-def stylize_files(
-    content: str | os.PathLike[str],
-    styles: Sequence[str | os.PathLike[str]],
-    *,
-    method: str = "adain",
-    decoder: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
-    alpha: float = 1.0,
-    style_weights: Sequence[float] | None = None,
-    mask: str | os.PathLike[str] | None = None,
-    preserve_color: bool = False,
-    max_size: int | None = 2048,
-    device: str = "cpu",
-    max_pixels: int | None = None,
-    tile: int | None = None,
-    memory_budget: str | int = "1GB",
-) -> Any:
-    """``brushwork stylize --method adain|wct``: stylize the photo file ``content`` with the style files.
+class AdainEngine:
+    """The contract's engine of ``method="adain"`` (see :mod:`brushwork.api`): decoders loaded once."""
 
-    The photo is bounded to ``max_size`` (at least 16) on its longer side, and so are the styles; both sides of
-    the photo must then be at least 16 px. ``mask`` is an optional grey-level image file (white: the first
-    style, black: the second, or the photo with a single style). ``max_pixels`` bounds every file read (None:
-    :func:`brushwork.io.load_image`'s default). ``device`` may be ``auto``. Returns a
-    :class:`brushwork.io.Picture` (the photo's alpha channel kept). ``tile``/``memory_budget``: as the fast path
-    (None: tiles when the untiled work would exceed the budget; 0: never; N: tiles of side N); tiled results come
-    back as 8-bit (16-bit) pixels.
-    """
-    from brushwork import io, tiling
-    from brushwork.methods.fast import _bounded, resolve_device
+    method = "adain"
+    native = frozenset({"mask"})  # strength is the API's blend with the photo (0 = the photo, as every method)
 
-    if max_size is not None and max_size < MIN_SIDE:
-        raise InputError(f"max size must be at least {MIN_SIDE} pixels, got {max_size}")
-    tile = tiling.check_tile(tile)
-    budget = tiling.parse_bytes(memory_budget)
-    dev = resolve_device(device)
-    size = io.image_size(content)
-    if tile != 0 and size is not None:
-        w, h = _bounded(size, max_size)
-        if tile or tiling.BASELINE_BYTES + w * h * UNTILED_BYTES_PER_PIXEL > budget:
-            return _stylize_files_tiled(
-                content, styles, method, decoder, alpha, style_weights, mask, preserve_color, max_size, dev,
-                max_pixels, tile or None, budget,
-            )  # fmt: skip
-    picture = io.load_image(content, max_pixels=max_pixels)
-    rgb = io.resize_to_max(picture.rgb, max_size)
-    if min(rgb.shape[:2]) < MIN_SIDE:
-        raise InputError(f"image is too small ({rgb.shape[1]}×{rgb.shape[0]}): both sides need {MIN_SIDE} px")
-    style_tensors = [
-        io.to_tensor(io.resize_to_max(io.load_image(s, max_pixels=max_pixels).rgb, max_size), dev) for s in styles
-    ]
-    mask_tensor = None
-    if mask is not None:
-        m = io.resize(io.load_image(mask, max_pixels=max_pixels).rgb, (rgb.shape[1], rgb.shape[0])).mean(axis=2)
-        mask_tensor = torch.from_numpy(m.copy()).to(dev)
-    out = stylize_autoencoder(
-        io.to_tensor(rgb, dev),
-        style_tensors,
-        method=method,
-        decoder=decoder if decoder is not None else DEFAULT_DECODER,
-        alpha=alpha,
-        style_weights=style_weights,
-        mask=mask_tensor,
-        preserve_color=preserve_color,
-        device=dev,
-    )
-    size = (rgb.shape[1], rgb.shape[0])
-    alpha_channel = None if picture.alpha is None else io.resize(picture.alpha, size)
-    return io.Picture(rgb=io.to_numpy(out), alpha=alpha_channel, path=None)
+    def __init__(self, styles: list[Any], options: Any, progress: Any = None) -> None:
+        from brushwork import io
+        from brushwork.device import resolve_device
+
+        self.device = resolve_device(options.device)
+        self.styles = [io.to_tensor(s, self.device) for s in styles]
+        decoder = options.decoder if options.decoder is not None else DEFAULT_DECODER
+        self.decoder = list(decoder) if isinstance(decoder, list | tuple) else decoder
+        self.options = options
+
+    def render(self, rgb: np.ndarray, masks: np.ndarray | None = None) -> np.ndarray:
+        from brushwork import io
+
+        mask = None
+        if masks is not None:
+            mask = torch.from_numpy(masks[0] if len(masks) == 1 else masks).to(self.device)
+        out = stylize_autoencoder(
+            io.to_tensor(rgb, self.device),
+            self.styles,
+            method=self.method,
+            decoder=self.decoder,
+            style_weights=self.options.style_weights if masks is None else None,
+            mask=mask,
+            device=self.device,
+        )
+        return io.to_numpy(out)
+
+    UNTILED_BYTES_PER_PIXEL = UNTILED_BYTES_PER_PIXEL
+    TILE_ALIGN = 8
+
+    def render_tiled(self, source: Any, masks: Any, sink: Any, tile: int | None, budget: int, fixed_bytes: int) -> None:
+        """Render ``source`` in tiles exactly as :meth:`render` (``masks``: a K-channel Source or None)."""
+        stylize_tiled(
+            source,
+            self.styles,
+            method=self.method,
+            decoder=self.decoder,
+            style_weights=self.options.style_weights if masks is None else None,
+            mask=masks,
+            device=self.device,
+            tile=tile,
+            budget=max(budget - fixed_bytes, 2**26),
+            sink=sink,
+        )
 
 
-def _stylize_files_tiled(
-    content: Any,
-    styles: Sequence[Any],
-    method: str,
-    decoder: Any,
-    alpha: float,
-    style_weights: Sequence[float] | None,
-    mask: Any,
-    preserve_color: bool,
-    max_size: int | None,
-    device: str,
-    max_pixels: int | None,
-    tile: int | None,
-    budget: int,
-) -> Any:
-    """:func:`stylize_files` with the photo kept as 8/16-bit pixels and rendered by :func:`stylize_tiled`."""
-    import numpy as np
+class WctEngine(AdainEngine):
+    """The contract's engine of ``method="wct"``; a list of decoders runs the multi-level cascade."""
 
-    from brushwork import io, tiling
-    from brushwork.methods.fast import _bounded
-
-    photo = io.load_pixels(content, max_pixels=max_pixels)
-    w, h = _bounded(photo.size, max_size)
-    source: Any = tiling.ArraySource(photo.rgb)
-    if (w, h) != photo.size:
-        source = tiling.Resized(source, (w, h))
-    style_tensors = [
-        io.to_tensor(io.resize_to_max(io.load_image(s, max_pixels=max_pixels).rgb, max_size), device) for s in styles
-    ]
-    mask_source = None
-    if mask is not None:
-        mask_source = tiling.Resized(tiling.ArraySource(io.load_pixels(mask, max_pixels=max_pixels).rgb), (w, h))
-    deep = photo.rgb.dtype == np.uint16
-    out = stylize_tiled(
-        source,
-        style_tensors,
-        method=method,
-        decoder=decoder if decoder is not None else DEFAULT_DECODER,
-        alpha=alpha,
-        style_weights=style_weights,
-        mask=mask_source,
-        preserve_color=preserve_color,
-        device=device,
-        tile=tile,
-        budget=budget,
-        out_dtype=np.uint16 if deep else np.uint8,
-    )
-    alpha_channel = photo.alpha
-    if alpha_channel is not None and alpha_channel.shape != (h, w):
-        import cv2
-
-        alpha_channel = cv2.resize(alpha_channel, (w, h), interpolation=cv2.INTER_AREA)
-    return io.Picture(rgb=out, alpha=alpha_channel, path=None, bit_depth=16 if deep else 8)
+    method = "wct"

@@ -18,18 +18,18 @@ stylization. On CUDA or MPS they run in PyTorch. Arrays here are ``H×W×3`` flo
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
 from brushwork import io, store, tiling
-from brushwork.errors import BrushworkError, DeviceError, InputError, ModelUnavailable
+from brushwork.api import NUM_BUILTIN, normalize_weights, parse_style
+from brushwork.device import resolve_device
+from brushwork.errors import BrushworkError, InputError, ModelUnavailable
+from brushwork.options import FastOptions
 
 if TYPE_CHECKING:
     import torch
@@ -37,12 +37,9 @@ if TYPE_CHECKING:
 Source = str | os.PathLike | Image.Image | np.ndarray
 StyleRef = Source | int  # an image, or the index of a built-in style
 
-BUILTIN_PREFIX = "builtin:"
-NUM_BUILTIN = 26
 STYLE_SIZE = 256  # the predictor's reference input: shorter side resized to 256, centre crop
 MIN_SIDE = 16
 MIN_STROKE, MAX_STROKE = 0.25, 4.0
-DEVICES = ("auto", "cpu", "cuda", "mps")
 _CPU = ["CPUExecutionProvider"]
 
 # ONNX export specs: example input shapes and dynamic axes (batch 1; images of any size)
@@ -57,74 +54,6 @@ _EXPORTS: dict[str, tuple[dict[str, tuple[int, ...]], dict[str, dict[int, str]]]
         {"image": {2: "h", 3: "w"}, "output": {2: "h", 3: "w"}},
     ),
 }
-
-
-@dataclass(frozen=True)
-class FastDefaults:
-    """Defaults of the fast path; the CLI reads them from here."""
-
-    strength: float = 1.0
-    preserve_color: bool = False
-    max_size: int | None = 2048
-    stroke_scale: float = 1.0
-    device: str = "auto"
-    tile: int | None = None  # None: tile when the untiled work would exceed memory_budget; 0: never; N: side N
-    memory_budget: str = "1GB"
-
-
-DEFAULTS = FastDefaults()
-
-
-def parse_style(spec: StyleRef) -> StyleRef:
-    """``builtin:N`` (or an int) → N, checked; anything else is returned as an image source."""
-    if isinstance(spec, int | np.integer):
-        index = int(spec)
-    elif isinstance(spec, str) and spec.startswith(BUILTIN_PREFIX):
-        text = spec[len(BUILTIN_PREFIX) :]
-        if not text.isdigit():
-            raise InputError(f"bad built-in style {spec!r}: use builtin:0 to builtin:{NUM_BUILTIN - 1}")
-        index = int(text)
-    else:
-        return spec
-    if not 0 <= index < NUM_BUILTIN:
-        raise InputError(f"no built-in style {index}: use builtin:0 to builtin:{NUM_BUILTIN - 1}")
-    return index
-
-
-def normalize_weights(weights: Sequence[float] | None, n: int) -> np.ndarray:
-    """Style blend weights: ``n`` non-negative numbers, not all zero, normalised to sum 1 (default: equal)."""
-    if weights is None:
-        return np.full(n, 1.0 / n, dtype=np.float32)
-    w = np.asarray(list(weights), dtype=np.float64)
-    if w.shape != (n,):
-        raise InputError(f"got {w.size} style weights for {n} styles")
-    if not np.all(np.isfinite(w)) or (w < 0).any() or w.max() <= 0:
-        raise InputError("style weights must be non-negative numbers and not all zero")
-    w = w / w.max()  # no overflow in the sum, even for weights near the largest float
-    return (w / w.sum()).astype(np.float32)
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` → ``cuda`` if an NVIDIA driver and a CUDA build of torch are present, ``mps`` on Apple silicon
-    with MPS, else ``cpu``. An explicit device that is not available raises :class:`DeviceError`."""
-    if device not in DEVICES:
-        raise DeviceError(f"unknown device {device!r}: use one of {', '.join(DEVICES)}")
-    if device == "cpu":
-        return "cpu"
-    if device == "auto":
-        nvidia = Path("/proc/driver/nvidia/version").exists() or sys.platform == "win32"
-        apple = sys.platform == "darwin"
-        if not (nvidia or apple):  # decided without importing torch
-            return "cpu"
-    import torch
-
-    cuda = torch.cuda.is_available()
-    mps = bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
-    if device == "auto":
-        return "cuda" if cuda else "mps" if mps else "cpu"
-    if (device == "cuda" and not cuda) or (device == "mps" and not mps):
-        raise DeviceError(f"device {device} is not available here (torch {torch.__version__}); use --device cpu")
-    return device
 
 
 class _OrtRuntime:
@@ -193,6 +122,31 @@ class _OpenVinoRuntime:
 
 
 RUNTIMES = ("auto", "onnxruntime", "openvino", "torch")
+
+
+class _AutoRuntime:
+    """The CPU's default: onnxruntime for a network and input shape seen once, OpenVINO from its second run.
+
+    Measured here at 1024×768 (bench/bench_fast.py): OpenVINO runs about 20 % faster than onnxruntime but
+    compiles each new shape for about 0.4 s, so a single picture is fastest in onnxruntime and any repeated
+    size (a loop, a folder, video frames) pays the compilation back within a few images.
+    """
+
+    name = "auto"
+
+    def __init__(self) -> None:
+        self._ort = _OrtRuntime()
+        self._ov: _OpenVinoRuntime | None = None
+        self._seen: set[tuple] = set()
+
+    def run(self, net: str, *arrays: np.ndarray) -> np.ndarray:
+        key = (net, *(a.shape for a in arrays))
+        if key not in self._seen:
+            self._seen.add(key)
+            return self._ort.run(net, *arrays)
+        if self._ov is None:
+            self._ov = _OpenVinoRuntime()
+        return self._ov.run(net, *arrays)
 
 
 def openvino_available() -> bool:
@@ -292,19 +246,10 @@ def _nchw(rgb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32)
 
 
-def _keep_colour(stylized: np.ndarray, photo: np.ndarray) -> np.ndarray:
-    """Luminance of ``stylized`` with the chroma of ``photo`` (YCbCr, BT.601), both H×W×3 in 0..1."""
-    import cv2
-
-    ycc = cv2.cvtColor(photo.astype(np.float32), cv2.COLOR_RGB2YCrCb)
-    ycc[..., 0] = cv2.cvtColor(stylized.astype(np.float32), cv2.COLOR_RGB2YCrCb)[..., 0]
-    return np.clip(cv2.cvtColor(ycc, cv2.COLOR_YCrCb2RGB), 0.0, 1.0)
-
-
 class FastStylizer:
     """The fast path with its networks loaded; reuse one instance for many images (batches, video)."""
 
-    def __init__(self, device: str = DEFAULTS.device, max_pixels: int | None = None, runtime: str = "auto") -> None:
+    def __init__(self, device: str = "auto", max_pixels: int | None = None, runtime: str = "auto") -> None:
         """``runtime``: ``auto`` (onnxruntime on the CPU, PyTorch on CUDA/MPS), ``onnxruntime``, ``openvino``
         (CPU; compiles per image size, faster for many same-size images) or ``torch``."""
         self.max_pixels = max_pixels  # refuse larger inputs (None: io's default, BRUSHWORK_MAX_PIXELS)
@@ -316,15 +261,17 @@ class FastStylizer:
         if runtime == "openvino" and not openvino_available():
             raise InputError("the openvino runtime is not installed (pip install openvino)")
         if runtime == "auto":
-            runtime = "onnxruntime" if self.device == "cpu" else "torch"
-        self.segments = _Segments("torch" if runtime == "torch" else "onnxruntime", self.device)
-        self.runtime: _OrtRuntime | _OpenVinoRuntime | _TorchRuntime = (
-            _OrtRuntime()
+            runtime = "torch" if self.device != "cpu" else "auto" if openvino_available() else "onnxruntime"
+        self.runtime: _AutoRuntime | _OrtRuntime | _OpenVinoRuntime | _TorchRuntime = (
+            _AutoRuntime()
+            if runtime == "auto"
+            else _OrtRuntime()
             if runtime == "onnxruntime"
             else _OpenVinoRuntime()
             if runtime == "openvino"
             else _TorchRuntime(self.device)
         )
+        self.segments = _Segments("torch" if runtime == "torch" else "onnxruntime", self.device)
 
     # -- style codes ------------------------------------------------------------------------------------
 
@@ -367,149 +314,6 @@ class FastStylizer:
             out = self._forward(out, target)
         return out
 
-    def stylize(
-        self,
-        content: Source,
-        styles: Sequence[StyleRef],
-        *,
-        style_weights: Sequence[float] | None = None,
-        strength: float = DEFAULTS.strength,
-        preserve_color: bool = DEFAULTS.preserve_color,
-        max_size: int | None = DEFAULTS.max_size,
-        stroke_scale: float = DEFAULTS.stroke_scale,
-        target: tuple[str, np.ndarray] | None = None,
-        tile: int | None = DEFAULTS.tile,
-        memory_budget: str | int = DEFAULTS.memory_budget,
-    ) -> io.Picture:
-        """Stylize ``content`` with one style or a weighted blend; returns the picture with the content's alpha.
-
-        ``target`` is a precomputed :meth:`target` of the same styles (batches compute style codes once).
-        ``tile``: None renders in tiles when the untiled work would exceed ``memory_budget`` (e.g. ``"1GB"``),
-        0 never does, N forces tiles of side N; tiled results equal untiled ones up to float rounding
-        (:mod:`brushwork.tiling`) and come back as 8-bit (16-bit for 16-bit sources) pixels.
-        """
-        target = target if target is not None else self.target(styles, style_weights)
-        if not 0.0 <= strength <= 1.0:
-            raise InputError(f"strength must be between 0 and 1, got {strength}")
-        if max_size is not None and max_size < MIN_SIDE:
-            raise InputError(f"max size must be at least {MIN_SIDE} pixels, got {max_size}")
-        tile = tiling.check_tile(tile)
-        budget = tiling.parse_bytes(memory_budget)
-        if not MIN_STROKE <= stroke_scale <= MAX_STROKE:
-            raise InputError(f"stroke scale must be between {MIN_STROKE} and {MAX_STROKE}, got {stroke_scale}")
-        if tile != 0 and (tile or self._untiled_bytes(content, max_size, stroke_scale) > budget):
-            return self._stylize_tiled(
-                content, target, strength, preserve_color, max_size, stroke_scale, tile or None, budget
-            )
-        photo = io.load_image(content, max_pixels=self.max_pixels)
-        rgb = io.resize_to_max(photo.rgb, max_size)
-        if min(rgb.shape[:2]) < MIN_SIDE:
-            raise InputError(f"image is too small ({rgb.shape[1]}×{rgb.shape[0]}): both sides need {MIN_SIDE} px")
-        if target[0] == "code" and strength < 1.0:  # move from the photo's own style towards the target
-            target = ("code", strength * target[1] + (1.0 - strength) * self.style_code(rgb))
-        out = self.render(rgb, target, stroke_scale)
-        if target[0] == "builtin" and strength < 1.0:  # the 26-style network has no photo code: blend pixels
-            out = strength * out + (1.0 - strength) * rgb
-        if preserve_color:
-            out = _keep_colour(out, rgb)
-        alpha = io.resize(photo.alpha, out.shape[1::-1]) if photo.alpha is not None else None
-        return io.Picture(rgb=np.clip(out, 0.0, 1.0).astype(np.float32), alpha=alpha, path=None)
-
-    # -- tiled rendering (brushwork.tiling) -----------------------------------------------------------------
-
-    UNTILED_BYTES_PER_PIXEL = 310  # measured peak of an untiled onnxruntime rendering, per output pixel
-
-    def _untiled_bytes(self, content: Source, max_size: int | None, stroke_scale: float) -> int:
-        size = io.image_size(content) if not isinstance(content, io.Picture) else content.size
-        if size is None:
-            return 0
-        w, h = _bounded(size, max_size)
-        return int(tiling.BASELINE_BYTES + w * h * self.UNTILED_BYTES_PER_PIXEL * max(1.0, 1.0 / stroke_scale**2))
-
-    def _render_into(
-        self,
-        source: tiling.Source,
-        target: tuple[str, np.ndarray],
-        sink: Any,
-        tile: int | None,
-        budget: int,
-        fixed_bytes: int,
-    ) -> dict[str, int]:
-        """Run the network of ``target`` over ``source`` in tiles; ``sink(region, rgb H×W×3)`` gets the output."""
-        net = tiling.DUMOULIN if target[0] == "builtin" else tiling.GHIASI
-        h, w = source.shape
-        padded = tiling.Padded(source, (tiling.round_up(h, 4), tiling.round_up(w, 4)))
-        params = tiling.norm_params(net.name, store.load_arrays(net.name), target[1])
-        plan = tiling.plan(net, budget, tile, fixed_bytes)
-
-        def crop(region: tuple[int, int, int, int], rgb: np.ndarray) -> None:
-            y0, y1, x0, x1 = region
-            if y0 >= h or x0 >= w:
-                return
-            sink((y0, min(y1, h), x0, min(x1, w)), rgb[:, : min(y1, h) - y0, : min(x1, w) - x0].transpose(1, 2, 0))
-
-        return tiling.run_staged(net, self.segments, padded, params, crop, plan)
-
-    def _stylize_tiled(
-        self,
-        content: Source,
-        target: tuple[str, np.ndarray],
-        strength: float,
-        preserve_color: bool,
-        max_size: int | None,
-        stroke_scale: float,
-        tile: int | None,
-        budget: int,
-    ) -> io.Picture:
-        photo = io.load_pixels(content, max_pixels=self.max_pixels)
-        source: tiling.Source = tiling.ArraySource(photo.rgb)
-        w, h = _bounded(photo.size, max_size)
-        if (w, h) != photo.size:
-            source = tiling.Resized(source, (w, h))
-        if min(h, w) < MIN_SIDE:
-            raise InputError(f"image is too small ({w}×{h}): both sides need {MIN_SIDE} px")
-        if target[0] == "code" and strength < 1.0:
-            target = ("code", strength * target[1] + (1.0 - strength) * self.style_code(source))
-        deep = photo.rgb.dtype == np.uint16
-        out = np.empty((h, w, 3), np.uint16 if deep else np.uint8)
-        top = 65535.0 if deep else 255.0
-        fixed = photo.rgb.nbytes + out.nbytes
-
-        def finish(region: tuple[int, int, int, int], rgb: np.ndarray) -> None:
-            y0, y1, x0, x1 = region
-            if (target[0] == "builtin" and strength < 1.0) or preserve_color:
-                photo_tile = source.read(y0, y1, x0, x1)
-                if target[0] == "builtin" and strength < 1.0:
-                    rgb = strength * rgb + (1.0 - strength) * photo_tile
-                if preserve_color:
-                    rgb = _keep_colour(rgb, photo_tile)
-            out[y0:y1, x0:x1] = np.clip(rgb, 0.0, 1.0) * top + 0.5
-
-        if stroke_scale == 1.0:
-            self._render_into(source, target, finish, tile, budget, fixed)
-        else:
-            small_size = (max(MIN_SIDE, round(w / stroke_scale)), max(MIN_SIDE, round(h / stroke_scale)))
-            small_dtype = np.float32 if small_size[0] * small_size[1] * 12 <= budget // 4 else np.uint16
-            small = np.empty((small_size[1], small_size[0], 3), small_dtype)
-
-            def keep(region: tuple[int, int, int, int], rgb: np.ndarray) -> None:
-                y0, y1, x0, x1 = region
-                small[y0:y1, x0:x1] = rgb if small_dtype == np.float32 else np.clip(rgb, 0, 1) * 65535 + 0.5
-
-            self._render_into(tiling.Resized(source, small_size), target, keep, tile, budget, fixed)
-            up = tiling.Resized(tiling.ArraySource(small), (w, h))
-            if stroke_scale > 1.0:  # as untiled: one more pass at full size redraws crisp edges
-                self._render_into(up, target, finish, tile, budget, fixed + small.nbytes)
-            else:
-                for region in tiling.tiles(h, w, 512):
-                    finish(region, up.read(*region))
-        alpha = photo.alpha
-        if alpha is not None and alpha.shape != (h, w):
-            import cv2
-
-            alpha = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_AREA)
-        return io.Picture(rgb=out, alpha=alpha, path=None, bit_depth=16 if deep else 8)
-
     def target(
         self, styles: Sequence[StyleRef], style_weights: Sequence[float] | None = None
     ) -> tuple[str, np.ndarray]:
@@ -530,57 +334,47 @@ class FastStylizer:
         return ("code", (weights[:, None] * codes).sum(0).astype(np.float32))
 
 
-def _bounded(size: tuple[int, int], max_size: int | None) -> tuple[int, int]:
-    """(width, height) after :func:`brushwork.io.resize_to_max`."""
-    w, h = size
-    if max_size is None or max(w, h) <= max_size:
-        return w, h
-    scale = max_size / max(w, h)
-    return max(1, round(w * scale)), max(1, round(h * scale))
+class Engine:
+    """The contract's engine of ``method="fast"`` (see :mod:`brushwork.api`): style codes computed once."""
+
+    native: frozenset[str] = frozenset()
+
+    def __init__(self, styles: list[np.ndarray | int], options: FastOptions, progress: Any = None) -> None:
+        self.stylizer = get_stylizer(options.device, options.runtime)
+        self.target = self.stylizer.target(styles, options.style_weights)
+
+    def render(self, rgb: np.ndarray, masks: np.ndarray | None = None) -> np.ndarray:
+        return self.stylizer.render(rgb, self.target)
+
+    # -- tiled rendering (brushwork.tiling, called by brushwork.api for print-size photos) ----------------------
+
+    UNTILED_BYTES_PER_PIXEL = 310  # measured peak of an untiled onnxruntime rendering, per output pixel
+    TILE_ALIGN = 4
+
+    def render_tiled(
+        self, source: tiling.Source, masks: Any, sink: Any, tile: int | None, budget: int, fixed_bytes: int
+    ) -> dict[str, int]:
+        """Render ``source`` in tiles, exactly as :meth:`render`; ``sink(region, rgb h×w×3)`` gets the output."""
+        target = self.target
+        net = tiling.DUMOULIN if target[0] == "builtin" else tiling.GHIASI
+        h, w = source.shape
+        padded = tiling.Padded(source, (tiling.round_up(h, 4), tiling.round_up(w, 4)))
+        params = tiling.norm_params(net.name, store.load_arrays(net.name), target[1])
+        plan = tiling.plan(net, budget, tile, fixed_bytes)
+
+        def crop(region: tuple[int, int, int, int], rgb: np.ndarray) -> None:
+            y0, y1, x0, x1 = region
+            if y0 >= h or x0 >= w:
+                return
+            sink((y0, min(y1, h), x0, min(x1, w)), rgb[:, : min(y1, h) - y0, : min(x1, w) - x0].transpose(1, 2, 0))
+
+        return tiling.run_staged(net, self.stylizer.segments, padded, params, crop, plan)
 
 
 @lru_cache(maxsize=4)
-def get_stylizer(device: str = DEFAULTS.device, runtime: str = "auto") -> FastStylizer:
+def get_stylizer(device: str = "auto", runtime: str = "auto") -> FastStylizer:
     """A shared :class:`FastStylizer` per device and runtime (networks load once per process)."""
     return FastStylizer(device, runtime=runtime)
-
-
-def stylize(
-    content: Source,
-    styles: StyleRef | Sequence[StyleRef],
-    *,
-    style_weights: Sequence[float] | None = None,
-    strength: float = DEFAULTS.strength,
-    preserve_color: bool = DEFAULTS.preserve_color,
-    max_size: int | None = DEFAULTS.max_size,
-    stroke_scale: float = DEFAULTS.stroke_scale,
-    device: str = DEFAULTS.device,
-    runtime: str = "auto",
-    tile: int | None = DEFAULTS.tile,
-    memory_budget: str | int = DEFAULTS.memory_budget,
-) -> Image.Image:
-    """Stylize a photo (path, PIL image or array) with a style image, ``builtin:N``, or a weighted blend.
-
-    Returns a PIL image (RGBA when the photo has alpha). Mirrors ``brushwork stylize``. For many images of one
-    size (video frames, a batch), ``runtime="openvino"`` compiles once per size and then runs ~20 % faster.
-    """
-    if isinstance(styles, str | os.PathLike | Image.Image | np.ndarray | int):
-        styles = [styles]
-    picture = get_stylizer(device, runtime).stylize(
-        content,
-        list(styles),
-        style_weights=style_weights,
-        strength=strength,
-        preserve_color=preserve_color,
-        max_size=max_size,
-        stroke_scale=stroke_scale,
-        tile=tile,
-        memory_budget=memory_budget,
-    )
-    image = Image.fromarray(io._quantize(picture.rgb, 8))
-    if picture.alpha is not None:
-        image.putalpha(Image.fromarray(io._quantize(picture.alpha, 8)))
-    return image
 
 
 # -- tensor helpers for the other methods (optimization init, latent space) ---------------------------------
