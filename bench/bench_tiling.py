@@ -89,30 +89,27 @@ def speed(tmp: Path, sizes: list[tuple[int, int]], repeats: int) -> None:
 
 
 def error(tmp: Path, w: int, h: int, tile: int) -> None:
-    from brushwork import io
-    from brushwork.methods.autoencoder import stylize_files
-    from brushwork.methods.fast import FastStylizer
+    from brushwork import api, io
 
     src = photo(tmp, w, h)
-    stylizer = FastStylizer("cpu")
-    print(f"\ntiled (--tile {tile}) against untiled at {w}x{h}, 8-bit outputs, in 1/255:")
+    print(f"\ntiled (--tile {tile}) against untiled at {w}x{h}, 8-bit outputs, in 1/255:", flush=True)
     print(f"{'method':<24} {'mean abs':>9} {'99.9th pct':>11} {'max':>6} {'tiled s':>8} {'untiled s':>10}")
-
-    def compare(name: str, run) -> None:  # noqa: ANN001
-        t = time.perf_counter()
-        a = io._quantize(run(0).rgb, 8).astype(np.int16)
-        t_untiled = time.perf_counter() - t
-        t = time.perf_counter()
-        b = io._quantize(run(tile).rgb, 8).astype(np.int16)
-        t_tiled = time.perf_counter() - t
-        d = np.abs(a - b)
+    cases = {
+        "fast builtin:5": ("fast", ["builtin:5"]),
+        "fast (style image)": ("fast", [str(STYLE)]),
+        "adain": ("adain", [str(STYLE)]),
+        "wct": ("wct", [str(STYLE)]),
+    }
+    for name, (method, styles) in cases.items():
+        times, outs = [], []
+        for t in (0, tile):
+            start = time.perf_counter()
+            picture = api.stylize_picture(src, styles, method=method, max_size=None, tile=t)
+            times.append(time.perf_counter() - start)
+            outs.append(io._quantize(picture.rgb, 8).astype(np.int16))
+        d = np.abs(outs[0] - outs[1])
         p999 = np.percentile(d, 99.9)
-        print(f"{name:<24} {d.mean():>9.3f} {p999:>11.1f} {d.max():>6d} {t_tiled:>8.1f} {t_untiled:>10.1f}", flush=True)
-
-    for label, styles in (("fast builtin:5", ["builtin:5"]), ("fast (style image)", [str(STYLE)])):
-        compare(label, lambda t, s=styles: stylizer.stylize(src, s, max_size=None, tile=t))
-    for method in ("adain", "wct"):
-        compare(method, lambda t, m=method: stylize_files(src, [str(STYLE)], method=m, max_size=None, tile=t))
+        print(f"{name:<24} {d.mean():>9.3f} {p999:>11.1f} {d.max():>6d} {times[1]:>8.1f} {times[0]:>10.1f}", flush=True)
 
 
 def main() -> None:
