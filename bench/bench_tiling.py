@@ -39,13 +39,14 @@ def timed(cmd: list[str]) -> tuple[float, float]:
 
 
 def photo(tmp: Path, w: int, h: int) -> Path:
-    from PIL import Image
-
     path = tmp / f"photo-{w}x{h}.jpg"
-    if not path.exists():
-        Image.open(ROOT / "brushwork" / "assets" / "sample_photo.jpg").convert("RGB").resize(
-            (w, h), Image.LANCZOS
-        ).save(path, quality=92)
+    if not path.exists():  # in a child process: peak RSS figures include the forking parent's size
+        code = (
+            "import sys; from PIL import Image; Image.open(sys.argv[1]).convert('RGB')"
+            ".resize((int(sys.argv[2]), int(sys.argv[3])), Image.LANCZOS).save(sys.argv[4], quality=92)"
+        )
+        sample = ROOT / "brushwork" / "assets" / "sample_photo.jpg"
+        subprocess.run([sys.executable, "-c", code, str(sample), str(w), str(h), str(path)], check=True)
     return path
 
 
