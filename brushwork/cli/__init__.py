@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "brushwork.cli.optimize",
     "brushwork.cli.latent",
     "brushwork.cli.train",
+    "brushwork.cli.serve",
 ]
 # which module registers each command: a run of one command imports only its own module (start-up time)
 COMMANDS = {
@@ -36,6 +37,7 @@ COMMANDS = {
     "interpolate": "brushwork.cli.latent",
     "style-map": "brushwork.cli.latent",
     "train": "brushwork.cli.train",
+    "serve": "brushwork.cli.serve",
 }
 
 
