@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         ttl=float(args.ttl),
         device=args.device,
         hosts=(args.host,),
+        warm=True,
     )
     app = create_app(settings)
     shown = f"[{args.host}]" if ":" in args.host else args.host

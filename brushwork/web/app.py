@@ -66,6 +66,7 @@ class Settings:
     device: str = "auto"
     hosts: tuple[str, ...] = ()  # extra Host header values allowed without a token (loopback names always are)
     folder: Path | None = None  # where files are kept; None: a new temporary folder, removed at shutdown
+    warm: bool = False  # load the fast method's networks at start, so that the first request is quick
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -265,6 +266,18 @@ class Studio:
         self._stop = threading.Event()
         self._janitor = threading.Thread(target=self._sweep, name="studio-janitor", daemon=True)
         self._janitor.start()
+        if settings.warm:
+            threading.Thread(target=self._warm_up, name="studio-warm-up", daemon=True).start()
+
+    def _warm_up(self) -> None:
+        try:
+            photo = io.resize_to_max(io.load_image(samples_table()["photo-sample_photo"].path).rgb, 64)
+            style = io.resize_to_max(io.load_image(samples_table()["swirls"].path).rgb, 64)
+            engine.stylize(photo, [style], "fast", {}, device=self.settings.device)
+            engine.stylize(photo, ["builtin:0"], "fast", {}, device=self.settings.device)
+            log.info("warm", extra={"seconds": round(time.time() - self.started, 2)})
+        except Exception as exc:  # a missing model shows up again, as a one-line error, on the first job
+            log.warning("warm-up failed", extra={"why": " ".join(str(exc).split())[:200]})
 
     def _sweep(self) -> None:
         period = max(0.5, min(60.0, self.settings.ttl / 10))
