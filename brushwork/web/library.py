@@ -96,7 +96,9 @@ class Library:
         try:
             with Image.open(_bytes_io.BytesIO(data), formats=list(_EXT)) as img:
                 fmt, (width, height) = img.format, img.size
-        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError):
+        except Image.DecompressionBombError:
+            raise TooLarge(f"image has too many pixels; the limit is {self.max_pixels} pixels") from None
+        except (UnidentifiedImageError, OSError, ValueError):
             raise InputError("not a supported image (JPEG, PNG, WebP, TIFF, BMP or GIF)") from None
         if width * height > self.max_pixels:
             raise TooLarge(f"image is {width}×{height} pixels; the limit is {self.max_pixels} pixels")
