@@ -15,7 +15,8 @@ import math
 import threading
 import types
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
@@ -217,20 +218,20 @@ def _number(name: str, value: Any, kind: type) -> float | int:
 
 # ---------------------------------------------------------------- running
 
-_first_use = threading.Lock()  # the first run of a method exports/loads networks once, not once per thread
-_warm: set[str] = set()
+_first_use = threading.Lock()  # the first run of a network exports/loads it once, not once per thread
+_warm: set[tuple[str, str]] = set()
 
 
-def _once(method: str) -> threading.Lock | _Nothing:
-    return _Nothing() if method in _warm else _first_use
-
-
-class _Nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
+@contextmanager
+def _once(method: str, styles: Sequence[object] = ()) -> Iterator[None]:
+    """Serialise the first use of each (method, kind of style): networks are exported and cached then."""
+    key = (method, "builtin" if any(isinstance(s, str) for s in styles) else "picture")
+    if key in _warm:
+        yield
+        return
+    with _first_use:
+        yield
+        _warm.add(key)
 
 
 def stylize(
@@ -243,7 +244,7 @@ def stylize(
     device: str = "auto",
 ) -> np.ndarray:
     """Stylize ``content`` (H×W×3) with ``styles`` (H×W×3 arrays or ``builtin:N``) → H×W×3 float32."""
-    with _once(method):
+    with _once(method, styles):
         api = _contract()
         if api is None:
             if method != "fast":
@@ -253,7 +254,6 @@ def stylize(
             image = fast.stylize(content, list(styles), device=device, **options)
         else:
             image = api.stylize(content, list(styles), method=method, progress=progress, device=device, **options)
-        _warm.add(method)
     return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
 
 
@@ -263,12 +263,13 @@ def stylize_code(
     """The fast transformer on ``content`` with a raw 100-d style code (latent-space styles)."""
     from brushwork.methods import fast
 
-    picture = fast.get_stylizer(device).stylize(
-        content,
-        ["latent"],
-        target=("code", np.asarray(code, dtype=np.float32)),
-        **{k: v for k, v in options.items() if k in ("strength", "preserve_color", "max_size", "stroke_scale")},
-    )
+    with _once("fast"):
+        picture = fast.get_stylizer(device).stylize(
+            content,
+            ["latent"],
+            target=("code", np.asarray(code, dtype=np.float32)),
+            **{k: v for k, v in options.items() if k in ("strength", "preserve_color", "max_size", "stroke_scale")},
+        )
     return picture.rgb
 
 
@@ -276,12 +277,14 @@ def renderer(styles: Sequence[np.ndarray | str], method: str, options: Mapping[s
     """A callable rendering many frames with the same styles (the camera): per-style work done once."""
     api = _contract()
     if api is not None and hasattr(api, "renderer"):
-        r = api.renderer(list(styles), method=method, device=device, **options)
+        with _once(method, styles):
+            r = api.renderer(list(styles), method=method, device=device, **options)
         return r.render
     from brushwork.methods import fast
 
     stylizer = fast.get_stylizer(device)
-    target = stylizer.target(list(styles), options.get("style_weights"))
+    with _once(method, styles):
+        target = stylizer.target(list(styles), options.get("style_weights"))
     stroke = float(options.get("stroke_scale", 1.0))
     return lambda rgb: stylizer.render(rgb, target, stroke)
 
@@ -291,4 +294,5 @@ def style_codes(images: Sequence[np.ndarray]) -> np.ndarray:
     from brushwork.methods import fast
 
     stylizer = fast.get_stylizer("cpu")
-    return np.stack([stylizer.style_code(img) for img in images])
+    with _once("fast"):
+        return np.stack([stylizer.style_code(img) for img in images])
