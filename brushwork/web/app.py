@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from http import HTTPStatus
 from importlib import resources
 from pathlib import Path
@@ -117,7 +118,7 @@ class MixRequest(BaseModel):
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message and the record's extra fields."""
 
-    _skip = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+    _skip = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
@@ -276,6 +277,8 @@ class Studio:
             engine.stylize(photo, [style], "fast", {}, device=self.settings.device)
             engine.stylize(photo, ["builtin:0"], "fast", {}, device=self.settings.device)
             log.info("warm", extra={"seconds": round(time.time() - self.started, 2)})
+            style_space()  # the latent space (imports torch): the pad's first mix is quick too
+            log.info("warm latent space", extra={"seconds": round(time.time() - self.started, 2)})
         except Exception as exc:  # a missing model shows up again, as a one-line error, on the first job
             log.warning("warm-up failed", extra={"why": " ".join(str(exc).split())[:200]})
 
@@ -750,7 +753,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         def run() -> list[Latent]:
             from brushwork.methods import latent
 
-            space = latent.load_style_space(device="cpu")
+            space = style_space()
             codes = latent.sample_codes(space, req.n, temperature=req.temperature, seed=req.seed).cpu().numpy()
             return [_keep_latent(code) for code in codes]
 
@@ -772,7 +775,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
             from brushwork.methods import latent
 
-            space = latent.load_style_space(device="cpu")
+            space = style_space()
             images = [io.load_image(e.path).rgb for e in entries if isinstance(e, Picture)]
             image_codes = iter(engine.style_codes(images)) if images else iter(())
             codes = np.stack([e.code if isinstance(e, Latent) else next(image_codes) for e in entries])
@@ -880,6 +883,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return jpeg(render(rgb), settings.camera_size, 80)
 
     return _guarded(app, settings)
+
+
+@lru_cache(maxsize=1)
+def style_space() -> Any:
+    """The shipped style VAE (brushwork.methods.latent), loaded once per process, on the CPU."""
+    from brushwork.methods import latent
+
+    return latent.load_style_space(device="cpu")
 
 
 def engine_video_available() -> bool:

@@ -396,7 +396,11 @@ async function padMove(event) {
         $("mix-preview").src = mix.thumb;
       }
       $("mix-preview").hidden = false;
-    } catch (e) { if (e.status !== 429) say(e.message); }
+    } catch (e) {
+      if (e.status !== 429) { say(e.message); continue; }
+      if (!padPending) padPending = body; // busy: try the newest point again shortly
+      await new Promise((resolve) => setTimeout(resolve, 400));
+    }
   }
   padBusy = false;
 }
