@@ -382,6 +382,15 @@ def save_image(
     return dest
 
 
+def encode_image(
+    image: np.ndarray | Image.Image | torch.Tensor | Picture, ext: str = ".png", quality: int = 95
+) -> bytes:
+    """The bytes of an image file in the format of ``ext`` (as :func:`save_image` writes it), e.g. for stdout."""
+    picture = _as_picture(image)
+    alpha = None if picture.alpha is None else _fit_alpha(picture.alpha, picture.rgb.shape[:2])
+    return _encode(picture.rgb, alpha, ext.lower(), int(quality), "standard output")
+
+
 def _as_picture(image: np.ndarray | Image.Image | torch.Tensor | Picture) -> Picture:
     if isinstance(image, Picture):
         return image

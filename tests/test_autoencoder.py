@@ -118,11 +118,14 @@ def test_multi_level_wct_cascade(photo: torch.Tensor, paintings: list[torch.Tens
     assert out.shape == photo.shape and 0 <= out.min() and out.max() <= 1
 
 
-def test_stylize_files_for_the_cli(tmp_path: Path) -> None:
+def test_api_adain_for_the_cli(tmp_path: Path) -> None:
     import numpy as np
     from PIL import Image
 
-    from brushwork.methods.autoencoder import stylize_files
+    from brushwork.api import stylize_picture
+
+    def stylize_files(content, styles, **options):
+        return stylize_picture(content, styles, method=options.pop("method", "adain"), **options)
 
     rgba = (np.random.default_rng(0).random((30, 50, 4)) * 255).astype(np.uint8)
     Image.fromarray(rgba, "RGBA").save(tmp_path / "photo.png")
@@ -151,24 +154,24 @@ def photo_tensor() -> torch.Tensor:
 
 
 @pytest.mark.parametrize("shape, max_size", [((1, 1), 2048), ((1, 60), 2048), ((12, 60), 2048), ((40, 40), 8)])
-def test_stylize_files_refuses_tiny_photos(tmp_path: Path, shape: tuple[int, int], max_size: int) -> None:
-    from brushwork.methods.autoencoder import stylize_files
+def test_api_adain_refuses_tiny_photos(tmp_path: Path, shape: tuple[int, int], max_size: int) -> None:
+    from brushwork.api import stylize_picture
 
     photo, style = _png(tmp_path / "photo.png", *shape), _png(tmp_path / "style.png", 32, 32)
     with pytest.raises(InputError, match="16"):
-        stylize_files(photo, [style], max_size=max_size)
+        stylize_picture(photo, [style], method="adain", max_size=max_size)
     with pytest.raises(InputError, match="too small"):  # the tensor API too: before any decoder is loaded
         stylize_autoencoder(torch.rand(1, 3, *shape) if max_size > 16 else torch.rand(1, 3, 8, 8), [photo_tensor()])
 
 
-def test_stylize_files_passes_max_pixels_to_every_file(tmp_path: Path) -> None:
-    from brushwork.methods.autoencoder import stylize_files
+def test_api_adain_passes_max_pixels_to_every_file(tmp_path: Path) -> None:
+    from brushwork.api import stylize_picture
 
     small, big = _png(tmp_path / "small.png", 20, 20), _png(tmp_path / "big.png", 40, 40)
     for content, styles, mask in [(big, [small], None), (small, [big], None), (small, [small], big)]:
         with pytest.raises(InputError, match="pixels"):
-            stylize_files(content, styles, mask=mask, max_pixels=1000)
-    assert stylize_files(small, [small], mask=small, max_pixels=1000).rgb.shape == (20, 20, 3)
+            stylize_picture(content, styles, method="adain", mask=mask, max_pixels=1000)
+    assert stylize_picture(small, [small], method="adain", mask=small, max_pixels=1000).rgb.shape == (20, 20, 3)
 
 
 def test_cli_adain_on_a_one_pixel_photo_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -75,3 +75,62 @@ def add_device(parser: argparse.ArgumentParser) -> None:
 
 def emit_json(payload: Any) -> None:
     sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+
+
+class ProgressBar:
+    """The CLI's one way to show :class:`brushwork.api.Progress` events: a tqdm bar per stage, on stderr.
+
+    Use as the ``progress=`` callable, and close it (or use it as a context manager) when the work ends. The bar
+    appears with the first event, so nothing is drawn for work that fails its checks, and only when stderr is a
+    terminal, so that logs and pipes get the one-line messages alone.
+    """
+
+    def __init__(self, quiet: bool = False, unit: str = "it") -> None:
+        self.quiet, self.unit = quiet, unit
+        self._bar: Any = None
+        self._stage = ""
+
+    def __call__(self, event: Any) -> None:
+        if self.quiet:
+            return
+        if self._bar is None or event.stage != self._stage:
+            self.close()
+            from tqdm import tqdm
+
+            self._stage = event.stage
+            self._bar = tqdm(
+                total=event.total or None,
+                unit=self.unit,
+                desc=event.stage,
+                dynamic_ncols=True,
+                leave=False,
+                disable=None,  # off when stderr is not a terminal
+            )
+        bar = self._bar
+        if event.total and bar.total != event.total:
+            bar.total = event.total
+        bar.update(max(0, event.step - bar.n))
+        if event.losses:
+            bar.set_postfix_str(" ".join(f"{k} {v:.3g}" for k, v in event.losses.items()), refresh=False)
+        elif event.message:
+            bar.set_postfix_str(event.message[-40:], refresh=False)
+
+    def write(self, text: str) -> None:
+        """A line on stderr that does not break the bar."""
+        if self._bar is not None:
+            from tqdm import tqdm
+
+            tqdm.write(text, file=sys.stderr)
+        else:
+            sys.stderr.write(text + "\n")
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

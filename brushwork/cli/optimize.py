@@ -1,7 +1,6 @@
-"""``brushwork optimize``: optimization-based style transfer (Gatys et al.), the highest-quality, slowest path.
-
-Every default comes from :data:`brushwork.methods.optimize.DEFAULTS`; this module only parses, validates paths,
-calls :func:`brushwork.methods.optimize.optimize` and reports (progress bar, intermediate images, loss plot).
+"""``brushwork optimize``: ``brushwork stylize --method optimize`` with the feedback an optimization wants
+(intermediate images, a loss plot). Its flags are built from :class:`brushwork.options.OptimizeOptions`, the single
+source of its defaults; the run goes through :func:`brushwork.api.stylize_picture`.
 """
 
 from __future__ import annotations
@@ -12,192 +11,43 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
-from brushwork.cli.common import finite_float, nonnegative_float, positive_float, positive_int, seed_int
-from brushwork.errors import InputError, OutputError
-from brushwork.methods.optimize import MAX_LR, MAX_SIDE, MIN_SIDE  # torch-free at import
+from brushwork.cli.common import ProgressBar, positive_int
+from brushwork.errors import OutputError
 
 PLOT_EXTENSIONS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
 
-def _size(text: str) -> int:
-    value = positive_int(text)
-    if not MIN_SIDE <= value <= MAX_SIDE:
-        qualifier = f"at least {MIN_SIDE}" if value < MIN_SIDE else f"at most {MAX_SIDE}"
-        raise argparse.ArgumentTypeError(f"expected {qualifier} pixels, got {value}")
-    return value
-
-
-def _lr(text: str) -> float:
-    value = finite_float(text)
-    if not 0 < value <= MAX_LR:
-        raise argparse.ArgumentTypeError(f"expected a learning rate above 0 and at most {MAX_LR:g}, got {value:g}")
-    return value
-
-
 def register(sub: argparse._SubParsersAction) -> None:
-    from brushwork.methods.optimize import DEFAULTS  # torch-free at import: the engine imports torch lazily
+    from brushwork.cli.flags import add_option_flags
+    from brushwork.options import OptimizeOptions
 
-    d = DEFAULTS
     p = sub.add_parser(
         "optimize",
         help="stylize by optimizing the image (Gatys et al.): highest quality and control, slowest",
         description="Optimize an image so that its features match CONTENT's and its feature statistics match the "
-        "STYLE images' (Gatys et al. 2016). Runs offline with the MobileNetV2 backbone that ships with brushwork; "
-        "VGG-19/16 need the torchvision weights (cached in the model store, or a local file via --weights).",
-        epilog="Example: brushwork optimize photo.jpg starry.jpg -o out.png --size 512 --min-size 256",
+        "STYLE images' (Gatys et al. 2016); the same as stylize --method optimize, with intermediate images and a "
+        "loss plot. Runs offline with the MobileNetV2 backbone that ships with brushwork; VGG-19/16 need the "
+        "torchvision weights (cached in the model store, or a local file via --weights).",
+        epilog="Example: brushwork optimize photo.jpg starry.jpg -o out.png --max-size 512 --min-size 256",
     )
     p.add_argument("content", help="content photo")
     p.add_argument("styles", nargs="+", metavar="STYLE", help="style image(s); several are mixed")
     p.add_argument("-o", "--output", required=True, help="output image (format from its extension)")
-
-    g = p.add_argument_group("losses")
-    g.add_argument(
-        "--content-weight", type=nonnegative_float, default=d.content_weight, help="alpha (default: %(default)s)"
-    )
-    g.add_argument("--style-weight", type=nonnegative_float, default=d.style_weight, help="beta (default: %(default)s)")
-    g.add_argument(
-        "--tv-weight", type=nonnegative_float, default=d.tv_weight, help="gamma, total variation (default: %(default)s)"
-    )
-    g.add_argument(
-        "--loss",
-        choices=["gram", "mean-std", "w2"],
-        default=d.loss.replace("_", "-"),
-        help="style statistics: Gram matrices, per-channel mean and std, or Wasserstein-2 between Gaussians "
-        "(default: %(default)s)",
-    )
-    g.add_argument(
-        "--content-layers",
-        nargs="+",
-        metavar="LAYER",
-        help=("content layers (default: the backbone's; VGG relu4_2, MobileNet block5)"),
-    )
-    g.add_argument(
-        "--style-layers",
-        nargs="+",
-        metavar="LAYER",
-        help=(
-            "style layers (default: the backbone's; "
-            "VGG relu1_1 relu2_1 relu3_1 relu4_1 relu5_1, MobileNet conv block2 block5 block9 block12)"
-        ),
-    )
-    g.add_argument("--style-layer-weights", nargs="+", type=nonnegative_float, metavar="W", help="one per style layer")
-    g.add_argument("--normalize-gradients", action="store_true", help="divide each layer's gradient by its L1 norm")
-
-    g = p.add_argument_group("optimization")
-    g.add_argument("--optimizer", choices=["lbfgs", "adam"], default=d.optimizer, help="(default: %(default)s)")
-    g.add_argument(
-        "--lr",
-        type=_lr,
-        default=d.learning_rate,
-        help=f"step size, above 0 and at most {MAX_LR:g} (default: 1 for L-BFGS, 0.02 for Adam)",
-    )
-    g.add_argument(
-        "--iterations",
-        type=positive_int,
-        nargs="+",
-        metavar="N",
-        help=f"per scale, or one count per scale from coarse to fine (default: {d.iterations})",
-    )
-    g.add_argument(
-        "--init",
-        choices=["content", "noise", "style", "fast"],
-        default=d.init,
-        help="starting image; fast = the fast feed-forward network's output (default: %(default)s)",
-    )
-    g.add_argument(
-        "--size",
-        type=_size,
-        default=d.size,
-        help=f"longer side of the output, {MIN_SIDE} to {MAX_SIDE} (default: %(default)s)",
-    )
-    g.add_argument(
-        "--min-size",
-        type=_size,
-        default=d.min_size,
-        help=(
-            "coarse-to-fine: longer side of the first "
-            "scale, then steps of √2 up to --size, each scale starting from the previous (default: off)"
-        ),
-    )
-    g.add_argument(
-        "--seed", type=seed_int, default=d.seed, help="seed of noise init and random weights, 0 to 2**63-1 (default: 0)"
-    )
-
-    g = p.add_argument_group("controls")
-    g.add_argument(
-        "--style-weights",
-        nargs="+",
-        type=nonnegative_float,
-        metavar="W",
-        help=("mix of the styles, one per style (with --mask: weight of each style's region)"),
-    )
-    g.add_argument(
-        "--style-scale",
-        type=positive_float,
-        default=d.style_scale,
-        help=("size of the style images relative to the output; larger → bigger brush strokes (default: %(default)s)"),
-    )
-    colour = g.add_mutually_exclusive_group()
-    colour.add_argument(
-        "--preserve-color",
-        action="store_true",
-        help=("keep the photo's colours: luminance-only transfer (Gatys et al. 2016)"),
-    )
-    colour.add_argument(
-        "--color-match",
-        action="store_true",
-        help=("recolour the styles to the photo's colour mean and covariance first (Gatys et al. 2016's other method)"),
-    )
-    g.add_argument(
+    p.add_argument(
         "--mask",
-        metavar="IMAGE",
-        help=(
-            "grey image assigning styles to regions: dark → first style, "
-            "light → last (one style: white = stylized, black = photo)"
-        ),
+        nargs="+",
+        metavar="MASK",
+        help="grey image assigning styles to regions: white selects the first style, black the second (one "
+        "style: black keeps the photo); with K>2 styles, K masks",
     )
-
-    g = p.add_argument_group("backbone")
-    g.add_argument(
-        "--backbone",
-        choices=["auto", "vgg19", "vgg16", "mobilenet"],
-        default=d.backbone,
-        help="feature network (default: auto = vgg19 if its ImageNet weights are in the model store or --weights "
-        "names a file, else mobilenet, which works offline with no download)",
-    )
-    g.add_argument(
-        "--weights",
-        default=d.weights,
-        metavar="imagenet|random|PATH",
-        help=(
-            "backbone weights: from "
-            "the model store, random (tests), or a local file such as torchvision's vgg19-dcbb9e9d.pth "
-            "(default: %(default)s)"
-        ),
-    )
-    g.add_argument("--pool", choices=["max", "avg"], default=d.pool, help="VGG pooling (default: %(default)s)")
-    g.add_argument(
-        "--swag",
-        type=nonnegative_float,
-        default=d.swag,
-        metavar="T",
-        help=("SWAG softmax temperature for the style features, 0 = off (default: on for mobilenet, off for VGG)"),
-    )
-    g.add_argument(
-        "--device",
-        default=d.device,
-        choices=["auto", "cpu", "cuda", "mps"],
-        help="where to compute (default: auto = cuda or mps if present, else cpu)",
-    )
-
+    add_option_flags(p, {"optimize": OptimizeOptions})
     g = p.add_argument_group("feedback")
     g.add_argument(
         "--save-every",
         type=positive_int,
         metavar="N",
-        help=("write the image every N iterations beside the output: out.00050.png for -o out.png"),
+        help="write the image every N iterations beside the output: out.00050.png for -o out.png",
     )
     g.add_argument("--loss-plot", metavar="FILE", help="write the loss curves (png, pdf or svg)")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -220,99 +70,48 @@ def _check_plot_path(path: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    # OpenMP threads that busy-wait make PyTorch many times slower on a CPU shared with other jobs (measured 10-25×
-    # on 2 shared cores); sleeping waits cost little on an idle machine. Must be set before torch is imported;
-    # a value the user set wins.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from tqdm import tqdm
+    from brushwork import api, io
+    from brushwork.cli.flags import options_from_args
+    from brushwork.methods.optimize import pyramid_sizes, split_iterations
+    from brushwork.options import OptimizeOptions
 
-    from brushwork import io
-    from brushwork.methods.optimize import DEFAULTS, check_sizes, optimize, pyramid_sizes
-
-    inputs = [Path(args.content), *map(Path, args.styles)] + ([Path(args.mask)] if args.mask else [])
+    options = options_from_args(args, {"optimize": OptimizeOptions})
+    if args.save_every:
+        options["preview_every"] = args.save_every
+    checked = api.check_options("optimize", options)
+    inputs = [Path(args.content), *map(Path, args.styles), *map(Path, args.mask or [])]
     output = io.check_writable(args.output, inputs)
     plot = _check_plot_path(args.loss_plot) if args.loss_plot else None
-    if plot is not None and any(plot.resolve() == p.resolve() for p in [*inputs, output]):
+    if plot is not None and any(io.same_file(plot, p) for p in [*inputs, output]):
         raise OutputError(f"cannot write {args.loss_plot}: it is an input or the output image")
-    if args.style_weights is not None and len(args.style_weights) != len(args.styles):
-        raise InputError(f"got {len(args.style_weights)} --style-weights for {len(args.styles)} style images")
-    if args.style_layer_weights is not None:
-        n_layers = len(args.style_layers) if args.style_layers else None
-        if n_layers is not None and len(args.style_layer_weights) != n_layers:
-            raise InputError(f"got {len(args.style_layer_weights)} --style-layer-weights for {n_layers} style layers")
-
-    if args.iterations is None:
-        args.iterations = [DEFAULTS.iterations]
-    content = io.load_image(args.content)
-    styles = [io.load_image(s) for s in args.styles]
-    mask = io.load_image(args.mask) if args.mask else None
-    size = args.size
-    # the output's and the scaled styles' sizes, before any network is loaded (optimize checks them again)
-    check_sizes(*content.size, size, [s.size for s in styles], args.style_scale)
-    scales = pyramid_sizes(size, args.min_size)
-    total = sum(args.iterations) if len(args.iterations) > 1 else args.iterations[0] * len(scales)
-
-    bars: list[Any] = []  # the bar appears with the first iteration, after every check has passed
-    saved: list[Path] = []
-
-    def callback(iteration: int, losses: dict[str, float], image: Any) -> None:
-        if not bars:
-            bars.append(tqdm(total=total, unit="it", disable=args.quiet, dynamic_ncols=True, desc="optimizing"))
-        bar = bars[0]
-        bar.update(1)
-        bar.set_postfix_str(
-            f"{image.shape[-1]}×{image.shape[-2]} content {losses['content']:.3g} style {losses['style']:.3g} "
-            f"tv {losses['tv']:.3g} total {losses['total']:.4g}",
-            refresh=False,
-        )
-        if args.save_every and iteration % args.save_every == 0:
-            saved.append(io.save_image(image, _intermediate_path(output, iteration), protect=inputs))
-
+    history: list[dict[str, float]] = []
+    interrupted = []
     started = time.perf_counter()
-    try:
-        result = optimize(
-            io.to_tensor(content.rgb),
-            [io.to_tensor(s.rgb) for s in styles],
-            style_weights=args.style_weights,
-            content_weight=args.content_weight,
-            style_weight=args.style_weight,
-            tv_weight=args.tv_weight,
-            content_layers=args.content_layers,
-            style_layers=args.style_layers,
-            style_layer_weights=args.style_layer_weights,
-            loss=args.loss.replace("-", "_"),
-            optimizer=args.optimizer,
-            learning_rate=args.lr,
-            iterations=args.iterations if len(args.iterations) > 1 else args.iterations[0],
-            init=args.init,
-            size=size,
-            min_size=args.min_size,
-            style_scale=args.style_scale,
-            preserve_color="luminance" if args.preserve_color else "histogram" if args.color_match else None,
-            mask=mask,
-            seed=args.seed,
-            backbone=args.backbone,
-            weights=args.weights,
-            pool=args.pool,
-            swag=(False if args.swag == 0 else args.swag) if args.swag is not None else None,
-            normalize_gradients=args.normalize_gradients,
-            device=args.device,
-            callback=callback,
-        )
-    finally:
-        for bar in bars:
-            bar.close()
-    io.save_image(result.image, output, alpha=content.alpha, protect=inputs)
+    with ProgressBar(quiet=args.quiet) as bar:
+
+        def progress(event: api.Progress) -> None:
+            bar(event)
+            if event.message == "interrupted":
+                interrupted.append(event.step)
+                return
+            history.append(dict(event.losses))
+            if args.save_every and event.preview is not None and event.step % args.save_every == 0:
+                io.save_image(event.preview, _intermediate_path(output, event.step), protect=inputs)
+
+        mask = args.mask[0] if args.mask and len(args.mask) == 1 else args.mask
+        picture = api.stylize_picture(args.content, args.styles, method="optimize", mask=mask, progress=progress,
+                                      **options)  # fmt: skip
+    io.save_image(picture, output, protect=inputs)
     if plot is not None:
-        counts = args.iterations if len(args.iterations) > 1 else args.iterations * len(scales)
-        write_loss_plot(result.history, plot, list(itertools.accumulate(counts))[:-1])
+        scales = pyramid_sizes(max(picture.rgb.shape[:2]), checked.min_size)
+        write_loss_plot(
+            history, plot, list(itertools.accumulate(split_iterations(checked.iterations, len(scales))))[:-1]
+        )
     seconds = time.perf_counter() - started
-    w, h = result.image.shape[-1], result.image.shape[-2]
-    how = "interrupted; saved the best image so far" if result.interrupted else "done"
-    sys.stderr.write(
-        f"{how}: {result.iterations} iterations in {seconds:.1f} s with {result.backbone}, {w}×{h} → {output}\n"
-    )
-    return 130 if result.interrupted else 0
+    h, w = picture.rgb.shape[:2]
+    how = "interrupted; saved the best image so far" if interrupted else "done"
+    sys.stderr.write(f"{how}: {len(history)} iterations in {seconds:.1f} s, {w}×{h} → {output}\n")
+    return 130 if interrupted else 0
 
 
 def write_loss_plot(history: list[dict[str, float]], path: Path, scale_starts: list[int] | None = None) -> Path:

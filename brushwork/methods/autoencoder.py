@@ -371,56 +371,41 @@ def stylize_autoencoder(
     return x[..., :h, :w].contiguous()
 
 
-def stylize_files(
-    content: str | os.PathLike[str],
-    styles: Sequence[str | os.PathLike[str]],
-    *,
-    method: str = "adain",
-    decoder: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
-    alpha: float = 1.0,
-    style_weights: Sequence[float] | None = None,
-    mask: str | os.PathLike[str] | None = None,
-    preserve_color: bool = False,
-    max_size: int | None = 2048,
-    device: str = "cpu",
-    max_pixels: int | None = None,
-) -> Any:
-    """``brushwork stylize --method adain|wct``: stylize the photo file ``content`` with the style files.
+class AdainEngine:
+    """The contract's engine of ``method="adain"`` (see :mod:`brushwork.api`): decoders loaded once."""
 
-    The photo is bounded to ``max_size`` (at least 16) on its longer side, and so are the styles; both sides of
-    the photo must then be at least 16 px. ``mask`` is an optional grey-level image file (white: the first
-    style, black: the second, or the photo with a single style). ``max_pixels`` bounds every file read (None:
-    :func:`brushwork.io.load_image`'s default). ``device`` may be ``auto``. Returns a
-    :class:`brushwork.io.Picture` (the photo's alpha channel kept).
-    """
-    from brushwork import io
-    from brushwork.methods.fast import resolve_device
+    method = "adain"
+    native = frozenset({"mask"})  # strength is the API's blend with the photo (0 = the photo, as every method)
 
-    if max_size is not None and max_size < MIN_SIDE:
-        raise InputError(f"max size must be at least {MIN_SIDE} pixels, got {max_size}")
-    dev = resolve_device(device)
-    picture = io.load_image(content, max_pixels=max_pixels)
-    rgb = io.resize_to_max(picture.rgb, max_size)
-    if min(rgb.shape[:2]) < MIN_SIDE:
-        raise InputError(f"image is too small ({rgb.shape[1]}×{rgb.shape[0]}): both sides need {MIN_SIDE} px")
-    style_tensors = [
-        io.to_tensor(io.resize_to_max(io.load_image(s, max_pixels=max_pixels).rgb, max_size), dev) for s in styles
-    ]
-    mask_tensor = None
-    if mask is not None:
-        m = io.resize(io.load_image(mask, max_pixels=max_pixels).rgb, (rgb.shape[1], rgb.shape[0])).mean(axis=2)
-        mask_tensor = torch.from_numpy(m.copy()).to(dev)
-    out = stylize_autoencoder(
-        io.to_tensor(rgb, dev),
-        style_tensors,
-        method=method,
-        decoder=decoder if decoder is not None else DEFAULT_DECODER,
-        alpha=alpha,
-        style_weights=style_weights,
-        mask=mask_tensor,
-        preserve_color=preserve_color,
-        device=dev,
-    )
-    size = (rgb.shape[1], rgb.shape[0])
-    alpha_channel = None if picture.alpha is None else io.resize(picture.alpha, size)
-    return io.Picture(rgb=io.to_numpy(out), alpha=alpha_channel, path=None)
+    def __init__(self, styles: list[Any], options: Any, progress: Any = None) -> None:
+        from brushwork import io
+        from brushwork.device import resolve_device
+
+        self.device = resolve_device(options.device)
+        self.styles = [io.to_tensor(s, self.device) for s in styles]
+        decoder = options.decoder if options.decoder is not None else DEFAULT_DECODER
+        self.decoder = list(decoder) if isinstance(decoder, list | tuple) else decoder
+        self.options = options
+
+    def render(self, rgb: np.ndarray, masks: np.ndarray | None = None) -> np.ndarray:
+        from brushwork import io
+
+        mask = None
+        if masks is not None:
+            mask = torch.from_numpy(masks[0] if len(masks) == 1 else masks).to(self.device)
+        out = stylize_autoencoder(
+            io.to_tensor(rgb, self.device),
+            self.styles,
+            method=self.method,
+            decoder=self.decoder,
+            style_weights=self.options.style_weights if masks is None else None,
+            mask=mask,
+            device=self.device,
+        )
+        return io.to_numpy(out)
+
+
+class WctEngine(AdainEngine):
+    """The contract's engine of ``method="wct"``; a list of decoders runs the multi-level cascade."""
+
+    method = "wct"

@@ -18,18 +18,18 @@ stylization. On CUDA or MPS they run in PyTorch. Arrays here are ``H×W×3`` flo
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
 from brushwork import io, store
-from brushwork.errors import BrushworkError, DeviceError, InputError, ModelUnavailable
+from brushwork.api import NUM_BUILTIN, normalize_weights, parse_style
+from brushwork.device import resolve_device
+from brushwork.errors import BrushworkError, InputError, ModelUnavailable
+from brushwork.options import FastOptions
 
 if TYPE_CHECKING:
     import torch
@@ -37,12 +37,9 @@ if TYPE_CHECKING:
 Source = str | os.PathLike | Image.Image | np.ndarray
 StyleRef = Source | int  # an image, or the index of a built-in style
 
-BUILTIN_PREFIX = "builtin:"
-NUM_BUILTIN = 26
 STYLE_SIZE = 256  # the predictor's reference input: shorter side resized to 256, centre crop
 MIN_SIDE = 16
 MIN_STROKE, MAX_STROKE = 0.25, 4.0
-DEVICES = ("auto", "cpu", "cuda", "mps")
 _CPU = ["CPUExecutionProvider"]
 
 # ONNX export specs: example input shapes and dynamic axes (batch 1; images of any size)
@@ -57,72 +54,6 @@ _EXPORTS: dict[str, tuple[dict[str, tuple[int, ...]], dict[str, dict[int, str]]]
         {"image": {2: "h", 3: "w"}, "output": {2: "h", 3: "w"}},
     ),
 }
-
-
-@dataclass(frozen=True)
-class FastDefaults:
-    """Defaults of the fast path; the CLI reads them from here."""
-
-    strength: float = 1.0
-    preserve_color: bool = False
-    max_size: int | None = 2048
-    stroke_scale: float = 1.0
-    device: str = "auto"
-
-
-DEFAULTS = FastDefaults()
-
-
-def parse_style(spec: StyleRef) -> StyleRef:
-    """``builtin:N`` (or an int) → N, checked; anything else is returned as an image source."""
-    if isinstance(spec, int | np.integer):
-        index = int(spec)
-    elif isinstance(spec, str) and spec.startswith(BUILTIN_PREFIX):
-        text = spec[len(BUILTIN_PREFIX) :]
-        if not text.isdigit():
-            raise InputError(f"bad built-in style {spec!r}: use builtin:0 to builtin:{NUM_BUILTIN - 1}")
-        index = int(text)
-    else:
-        return spec
-    if not 0 <= index < NUM_BUILTIN:
-        raise InputError(f"no built-in style {index}: use builtin:0 to builtin:{NUM_BUILTIN - 1}")
-    return index
-
-
-def normalize_weights(weights: Sequence[float] | None, n: int) -> np.ndarray:
-    """Style blend weights: ``n`` non-negative numbers, not all zero, normalised to sum 1 (default: equal)."""
-    if weights is None:
-        return np.full(n, 1.0 / n, dtype=np.float32)
-    w = np.asarray(list(weights), dtype=np.float64)
-    if w.shape != (n,):
-        raise InputError(f"got {w.size} style weights for {n} styles")
-    if not np.all(np.isfinite(w)) or (w < 0).any() or w.max() <= 0:
-        raise InputError("style weights must be non-negative numbers and not all zero")
-    w = w / w.max()  # no overflow in the sum, even for weights near the largest float
-    return (w / w.sum()).astype(np.float32)
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` → ``cuda`` if an NVIDIA driver and a CUDA build of torch are present, ``mps`` on Apple silicon
-    with MPS, else ``cpu``. An explicit device that is not available raises :class:`DeviceError`."""
-    if device not in DEVICES:
-        raise DeviceError(f"unknown device {device!r}: use one of {', '.join(DEVICES)}")
-    if device == "cpu":
-        return "cpu"
-    if device == "auto":
-        nvidia = Path("/proc/driver/nvidia/version").exists() or sys.platform == "win32"
-        apple = sys.platform == "darwin"
-        if not (nvidia or apple):  # decided without importing torch
-            return "cpu"
-    import torch
-
-    cuda = torch.cuda.is_available()
-    mps = bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
-    if device == "auto":
-        return "cuda" if cuda else "mps" if mps else "cpu"
-    if (device == "cuda" and not cuda) or (device == "mps" and not mps):
-        raise DeviceError(f"device {device} is not available here (torch {torch.__version__}); use --device cpu")
-    return device
 
 
 class _OrtRuntime:
@@ -193,6 +124,31 @@ class _OpenVinoRuntime:
 RUNTIMES = ("auto", "onnxruntime", "openvino", "torch")
 
 
+class _AutoRuntime:
+    """The CPU's default: onnxruntime for a network and input shape seen once, OpenVINO from its second run.
+
+    Measured here at 1024×768 (bench/bench_fast.py): OpenVINO runs about 20 % faster than onnxruntime but
+    compiles each new shape for about 0.4 s, so a single picture is fastest in onnxruntime and any repeated
+    size (a loop, a folder, video frames) pays the compilation back within a few images.
+    """
+
+    name = "auto"
+
+    def __init__(self) -> None:
+        self._ort = _OrtRuntime()
+        self._ov: _OpenVinoRuntime | None = None
+        self._seen: set[tuple] = set()
+
+    def run(self, net: str, *arrays: np.ndarray) -> np.ndarray:
+        key = (net, *(a.shape for a in arrays))
+        if key not in self._seen:
+            self._seen.add(key)
+            return self._ort.run(net, *arrays)
+        if self._ov is None:
+            self._ov = _OpenVinoRuntime()
+        return self._ov.run(net, *arrays)
+
+
 def openvino_available() -> bool:
     import importlib.util
 
@@ -223,19 +179,10 @@ def _nchw(rgb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32)
 
 
-def _keep_colour(stylized: np.ndarray, photo: np.ndarray) -> np.ndarray:
-    """Luminance of ``stylized`` with the chroma of ``photo`` (YCbCr, BT.601), both H×W×3 in 0..1."""
-    import cv2
-
-    ycc = cv2.cvtColor(photo.astype(np.float32), cv2.COLOR_RGB2YCrCb)
-    ycc[..., 0] = cv2.cvtColor(stylized.astype(np.float32), cv2.COLOR_RGB2YCrCb)[..., 0]
-    return np.clip(cv2.cvtColor(ycc, cv2.COLOR_YCrCb2RGB), 0.0, 1.0)
-
-
 class FastStylizer:
     """The fast path with its networks loaded; reuse one instance for many images (batches, video)."""
 
-    def __init__(self, device: str = DEFAULTS.device, max_pixels: int | None = None, runtime: str = "auto") -> None:
+    def __init__(self, device: str = "auto", max_pixels: int | None = None, runtime: str = "auto") -> None:
         """``runtime``: ``auto`` (onnxruntime on the CPU, PyTorch on CUDA/MPS), ``onnxruntime``, ``openvino``
         (CPU; compiles per image size, faster for many same-size images) or ``torch``."""
         self.max_pixels = max_pixels  # refuse larger inputs (None: io's default, BRUSHWORK_MAX_PIXELS)
@@ -247,9 +194,11 @@ class FastStylizer:
         if runtime == "openvino" and not openvino_available():
             raise InputError("the openvino runtime is not installed (pip install openvino)")
         if runtime == "auto":
-            runtime = "onnxruntime" if self.device == "cpu" else "torch"
-        self.runtime: _OrtRuntime | _OpenVinoRuntime | _TorchRuntime = (
-            _OrtRuntime()
+            runtime = "torch" if self.device != "cpu" else "auto" if openvino_available() else "onnxruntime"
+        self.runtime: _AutoRuntime | _OrtRuntime | _OpenVinoRuntime | _TorchRuntime = (
+            _AutoRuntime()
+            if runtime == "auto"
+            else _OrtRuntime()
             if runtime == "onnxruntime"
             else _OpenVinoRuntime()
             if runtime == "openvino"
@@ -291,41 +240,6 @@ class FastStylizer:
             out = self._forward(out, target)
         return out
 
-    def stylize(
-        self,
-        content: Source,
-        styles: Sequence[StyleRef],
-        *,
-        style_weights: Sequence[float] | None = None,
-        strength: float = DEFAULTS.strength,
-        preserve_color: bool = DEFAULTS.preserve_color,
-        max_size: int | None = DEFAULTS.max_size,
-        stroke_scale: float = DEFAULTS.stroke_scale,
-        target: tuple[str, np.ndarray] | None = None,
-    ) -> io.Picture:
-        """Stylize ``content`` with one style or a weighted blend; returns the picture with the content's alpha.
-
-        ``target`` is a precomputed :meth:`target` of the same styles (batches compute style codes once).
-        """
-        target = target if target is not None else self.target(styles, style_weights)
-        if not 0.0 <= strength <= 1.0:
-            raise InputError(f"strength must be between 0 and 1, got {strength}")
-        if max_size is not None and max_size < MIN_SIDE:
-            raise InputError(f"max size must be at least {MIN_SIDE} pixels, got {max_size}")
-        photo = io.load_image(content, max_pixels=self.max_pixels)
-        rgb = io.resize_to_max(photo.rgb, max_size)
-        if min(rgb.shape[:2]) < MIN_SIDE:
-            raise InputError(f"image is too small ({rgb.shape[1]}×{rgb.shape[0]}): both sides need {MIN_SIDE} px")
-        if target[0] == "code" and strength < 1.0:  # move from the photo's own style towards the target
-            target = ("code", strength * target[1] + (1.0 - strength) * self.style_code(rgb))
-        out = self.render(rgb, target, stroke_scale)
-        if target[0] == "builtin" and strength < 1.0:  # the 26-style network has no photo code: blend pixels
-            out = strength * out + (1.0 - strength) * rgb
-        if preserve_color:
-            out = _keep_colour(out, rgb)
-        alpha = io.resize(photo.alpha, out.shape[1::-1]) if photo.alpha is not None else None
-        return io.Picture(rgb=np.clip(out, 0.0, 1.0).astype(np.float32), alpha=alpha, path=None)
-
     def target(
         self, styles: Sequence[StyleRef], style_weights: Sequence[float] | None = None
     ) -> tuple[str, np.ndarray]:
@@ -346,44 +260,23 @@ class FastStylizer:
         return ("code", (weights[:, None] * codes).sum(0).astype(np.float32))
 
 
+class Engine:
+    """The contract's engine of ``method="fast"`` (see :mod:`brushwork.api`): style codes computed once."""
+
+    native: frozenset[str] = frozenset()
+
+    def __init__(self, styles: list[np.ndarray | int], options: FastOptions, progress: Any = None) -> None:
+        self.stylizer = get_stylizer(options.device, options.runtime)
+        self.target = self.stylizer.target(styles, options.style_weights)
+
+    def render(self, rgb: np.ndarray, masks: np.ndarray | None = None) -> np.ndarray:
+        return self.stylizer.render(rgb, self.target)
+
+
 @lru_cache(maxsize=4)
-def get_stylizer(device: str = DEFAULTS.device, runtime: str = "auto") -> FastStylizer:
+def get_stylizer(device: str = "auto", runtime: str = "auto") -> FastStylizer:
     """A shared :class:`FastStylizer` per device and runtime (networks load once per process)."""
     return FastStylizer(device, runtime=runtime)
-
-
-def stylize(
-    content: Source,
-    styles: StyleRef | Sequence[StyleRef],
-    *,
-    style_weights: Sequence[float] | None = None,
-    strength: float = DEFAULTS.strength,
-    preserve_color: bool = DEFAULTS.preserve_color,
-    max_size: int | None = DEFAULTS.max_size,
-    stroke_scale: float = DEFAULTS.stroke_scale,
-    device: str = DEFAULTS.device,
-    runtime: str = "auto",
-) -> Image.Image:
-    """Stylize a photo (path, PIL image or array) with a style image, ``builtin:N``, or a weighted blend.
-
-    Returns a PIL image (RGBA when the photo has alpha). Mirrors ``brushwork stylize``. For many images of one
-    size (video frames, a batch), ``runtime="openvino"`` compiles once per size and then runs ~20 % faster.
-    """
-    if isinstance(styles, str | os.PathLike | Image.Image | np.ndarray | int):
-        styles = [styles]
-    picture = get_stylizer(device, runtime).stylize(
-        content,
-        list(styles),
-        style_weights=style_weights,
-        strength=strength,
-        preserve_color=preserve_color,
-        max_size=max_size,
-        stroke_scale=stroke_scale,
-    )
-    image = Image.fromarray((picture.rgb * 255 + 0.5).astype(np.uint8))
-    if picture.alpha is not None:
-        image.putalpha(Image.fromarray((picture.alpha * 255 + 0.5).astype(np.uint8)))
-    return image
 
 
 # -- tensor helpers for the other methods (optimization init, latent space) ---------------------------------

@@ -27,7 +27,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from brushwork.errors import DeviceError, InputError
+from brushwork.errors import InputError
+from brushwork.options import OptimizeOptions as _ApiOptions
 
 if TYPE_CHECKING:  # torch is imported inside the functions, so that the CLI can read DEFAULTS without it
     import torch
@@ -51,30 +52,34 @@ MAX_SEED = 2**63  # seeds are 0 <= seed < MAX_SEED (torch.Generator.manual_seed'
 Callback = Callable[[int, dict[str, float], "Tensor"], Any]
 
 
+_API = _ApiOptions()  # the contract's defaults (brushwork.options), shared by the tensor-level function
+
+
 @dataclass(frozen=True)
 class OptimizeOptions:
-    """Every option of :func:`optimize` with its default: the single source of truth for the API and the CLI."""
+    """The defaults of the tensor-level :func:`optimize`; those it shares with ``method="optimize"`` come from
+    :class:`brushwork.options.OptimizeOptions` (sizes and iterations are per scale here, over the run there)."""
 
-    content_weight: float = 1.0  # alpha
-    style_weight: float = 1e4  # beta (on the relative scale, see the module docstring)
-    tv_weight: float = 100.0  # gamma; the TV term is the mean squared difference of neighbouring pixels (0..1)
-    content_layers: tuple[str, ...] | None = None  # None: the backbone's default (VGG: relu4_2)
-    style_layers: tuple[str, ...] | None = None  # None: the backbone's default (VGG: relu1_1 … relu5_1)
-    style_layer_weights: tuple[float, ...] | None = None  # one per style layer; None: the backbone's (all 1)
-    loss: str = "gram"  # gram | mean_std | w2
-    optimizer: str = "lbfgs"  # lbfgs | adam
-    learning_rate: float | None = None  # None: 1.0 for L-BFGS, 0.02 for Adam
+    content_weight: float = _API.content_weight  # alpha
+    style_weight: float = _API.style_weight  # beta (on the relative scale, see the module docstring)
+    tv_weight: float = _API.tv_weight  # gamma; the TV term is the mean squared difference of neighbouring pixels (0..1)
+    content_layers: tuple[str, ...] | None = _API.content_layers  # None: the backbone's default (VGG: relu4_2)
+    style_layers: tuple[str, ...] | None = _API.style_layers  # None: the backbone's default (VGG: relu1_1 … relu5_1)
+    style_layer_weights: tuple[float, ...] | None = _API.style_layer_weights  # one per style layer
+    loss: str = _API.loss  # gram | mean_std | w2
+    optimizer: str = _API.optimizer  # lbfgs | adam
+    learning_rate: float | None = _API.learning_rate  # None: 1.0 for L-BFGS, 0.02 for Adam
     iterations: int = 300  # per scale of the pyramid (or one count per scale)
     init: str = "content"  # content | noise | style | fast
     size: int | None = 512  # longer side of the output; None keeps the content image's size
     min_size: int | None = None  # longer side of the first scale; None: a single scale
     style_scale: float = 1.0  # the style images' longer side, relative to the output's at each scale
     preserve_color: str | None = None  # None | luminance | histogram
-    backbone: str = "auto"  # auto | vgg19 | vgg16 | mobilenet  (auto: VGG-19 if its weights are here, else mobilenet)
-    weights: str = "imagenet"  # imagenet | random | a local file
-    pool: str = "max"  # max | avg (VGG)
-    swag: float | None = None  # SWAG temperature; None: the backbone's default (MobileNet on, VGG off)
-    normalize_gradients: bool = False
+    backbone: str = _API.backbone  # auto | vgg19 | vgg16 | mobilenet
+    weights: str = _API.weights  # imagenet | random | a local file
+    pool: str = _API.pool  # max | avg (VGG)
+    swag: float | None = _API.swag  # SWAG temperature; None: the backbone's default (MobileNet on, VGG off)
+    normalize_gradients: bool = _API.normalize_gradients
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | mps | any torch device string
 
@@ -108,29 +113,12 @@ class OptimizeResult:
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` → CUDA, else MPS, else CPU; a named device that is not available raises DeviceError."""
+    """:func:`brushwork.device.resolve_device` as a ``torch.device``."""
     import torch
 
-    if isinstance(device, torch.device):
-        return device
-    name = str(device).strip().lower()
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise DeviceError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DeviceError("device cuda is not available on this machine (no CUDA GPU or no CUDA build of torch)")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise DeviceError(f"device {name} does not exist; this machine has {torch.cuda.device_count()} CUDA GPU(s)")
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise DeviceError("device mps is not available on this machine")
-    return dev
+    from brushwork.device import resolve_device as resolve
+
+    return device if isinstance(device, torch.device) else torch.device(resolve(device))
 
 
 def pyramid_sizes(size: int, min_size: int | None = None) -> list[int]:
@@ -549,8 +537,13 @@ def optimize(
                 start = torch.rand(c_img.shape, generator=gen).to(dev)
             elif init == "style":
                 start = resize(s_imgs[heaviest], (w_s, h_s))
-            else:
+            elif s_mask is None:
                 start = _fast_init(scale_content, style_ts[heaviest], dev)
+            else:  # each region starts from its own style's fast rendering
+                regions = [_fast_init(scale_content, s, dev) for s in style_ts]
+                start = sum(s_mask[:, k : k + 1] * r for k, r in enumerate(regions))
+                if len(regions) == 1:
+                    start = start + (1 - s_mask) * scale_content
                 if preserve_color == "luminance":
                     start = color.luminance_image(start)
             x = start.detach().clone().contiguous().requires_grad_(True)
@@ -711,3 +704,77 @@ def _fast_init(content: Tensor, style: Tensor, device: torch.device) -> Tensor:
 def options_fields() -> list[str]:
     """Names of the options in :class:`OptimizeOptions` (for interfaces that build their forms from it)."""
     return [f.name for f in fields(OptimizeOptions)]
+
+
+def split_iterations(total: int, scales: int) -> list[int]:
+    """``total`` iterations over ``scales`` scales of a pyramid: equal shares, the remainder to the finest."""
+    if isinstance(total, bool) or not isinstance(total, int) or total < scales:
+        raise InputError(f"iterations must be a whole number of at least {scales} (one per scale), got {total!r}")
+    share = total // scales
+    return [share] * (scales - 1) + [total - share * (scales - 1)]
+
+
+class Engine:
+    """The contract's engine of ``method="optimize"`` (see :mod:`brushwork.api`).
+
+    Progress: one ``optimize`` event per iteration with the weighted loss terms, and a preview image every
+    ``preview_every`` iterations. ``stroke_scale`` sizes the style images relative to the output (larger
+    strokes from larger style images); ``preserve_color`` optimizes the luminance alone.
+    """
+
+    native = frozenset({"mask", "preserve_color", "stroke_scale"})
+
+    def __init__(self, styles: list[Any], options: Any, progress: Any = None) -> None:
+        from brushwork import io
+
+        self.styles = [io.to_tensor(s) for s in styles]
+        self.options = options
+        self.progress = progress
+
+    def render(self, rgb: Any, masks: Any = None) -> Any:
+        import torch
+
+        from brushwork import io
+        from brushwork.api import Reporter
+
+        o = self.options
+        scales = pyramid_sizes(max(rgb.shape[:2]), o.min_size)
+        per_scale = split_iterations(o.iterations, len(scales))
+        reporter = Reporter(self.progress, "optimize", o.iterations)
+
+        def callback(step: int, losses: dict[str, float], image: Tensor) -> None:
+            show = o.preview_every and (step % o.preview_every == 0 or step == o.iterations)
+            reporter.step(step, losses=losses, preview=io.to_numpy(image.float().cpu()) if show else None)
+
+        result = optimize(
+            io.to_tensor(rgb),
+            self.styles,
+            style_weights=o.style_weights if masks is None else None,
+            content_weight=o.content_weight,
+            style_weight=o.style_weight,
+            tv_weight=o.tv_weight,
+            content_layers=o.content_layers,
+            style_layers=o.style_layers,
+            style_layer_weights=o.style_layer_weights,
+            loss=o.loss,
+            optimizer=o.optimizer,
+            learning_rate=o.learning_rate,
+            iterations=per_scale,
+            init=o.init,
+            size=None,
+            min_size=o.min_size if o.min_size is not None and len(scales) > 1 else None,
+            style_scale=o.stroke_scale,
+            preserve_color="luminance" if o.preserve_color else None,
+            mask=None if masks is None else torch.from_numpy(masks)[None],
+            seed=o.seed,
+            backbone=o.backbone,
+            weights=o.weights,
+            pool=o.pool,
+            swag=o.swag,
+            normalize_gradients=o.normalize_gradients,
+            device=o.device,
+            callback=callback,
+        )
+        if result.interrupted:  # Ctrl-C: the best image so far is the result, and the last event says so
+            reporter.step(result.iterations, message="interrupted")
+        return io.to_numpy(result.image)

@@ -1,0 +1,469 @@
+"""The contract: one entry point for every method, one vocabulary, one progress event.
+
+``stylize(content, styles, method=..., **options)`` turns a photo and styles into a picture with any method;
+``renderer(styles, method=..., **options)`` does the per-style work once and then renders many photos or frames
+(batches, video, tiles, the studio). Applications call these two and never a method's internals.
+
+A method is a row of :data:`METHODS` (data: no import side effects) naming its options class (torch-free, in
+:mod:`brushwork.options`) and its engine, imported only when the method runs. An engine is a class::
+
+    class Engine:
+        native: frozenset[str]          # vocabulary options it implements itself
+        def __init__(self, styles: list[np.ndarray | int], options, progress: ProgressFn | None): ...
+        def render(self, rgb: np.ndarray, masks: np.ndarray | None) -> np.ndarray: ...
+
+``styles`` arrive loaded (``H×W×3`` float32 RGB in 0..1, bounded by ``max_size``; ints are built-in style
+indices), ``rgb`` is ``H×W×3`` float32 in 0..1 and ``masks`` ``K×H×W`` float32 weights, one plane per style.
+What an engine leaves out of ``native`` the API does the same way for every method: ``mask`` by rendering each
+style and compositing in pixel space (a one-style mask always blends with the photo itself), ``strength`` as a
+blend with the photo, ``stroke_scale`` by rendering at
+``1/stroke_scale`` of the resolution (and once more at full size for larger strokes), ``preserve_color`` by
+luminance transfer, ``color_match`` by recolouring the styles to the photo's colour mean and covariance.
+
+The mask convention, for every method: a greyscale image where **white selects the first style and black the
+second**; with one style, white is stylized and black keeps the photo; with K > 2 styles, a list of K greyscale
+masks (normalised per pixel).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import math
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from brushwork import io
+from brushwork import options as opts
+from brushwork.errors import InputError
+
+Source = str | os.PathLike | Image.Image | np.ndarray | io.Picture
+StyleRef = Source | int
+BUILTIN_PREFIX = "builtin:"
+NUM_BUILTIN = 26
+STYLE_MIN_BOUND = 512  # style images are bounded by max_size, but never below this (the predictor's crop is 256)
+
+
+# ------------------------------------------------------------------------------------------------ progress
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress event, the only progress convention in brushwork.
+
+    stage: what is running (``optimize``, ``train``, ``batch``, ``export``, ``video``, ...).
+    step: 1-based, increasing within a stage; total: the steps the stage expects (0 if unknown).
+    losses: named numbers of this step (may be empty). preview: an optional ``H×W×3`` float32 image in 0..1.
+    elapsed: seconds since the stage began. message: an optional short text (a file name, a warning).
+    """
+
+    stage: str
+    step: int
+    total: int
+    losses: Mapping[str, float] = field(default_factory=dict)
+    preview: np.ndarray | None = None
+    elapsed: float = 0.0
+    message: str = ""
+
+
+ProgressFn = Callable[[Progress], object]
+
+
+class Reporter:
+    """Emits :class:`Progress` events of one stage to ``progress`` (which may be None: then nothing happens)."""
+
+    def __init__(self, progress: ProgressFn | None, stage: str, total: int = 0) -> None:
+        self.progress, self.stage, self.total = progress, stage, int(total)
+        self.start = time.perf_counter()
+
+    def step(
+        self,
+        step: int,
+        *,
+        losses: Mapping[str, float] | None = None,
+        preview: np.ndarray | None = None,
+        message: str = "",
+        total: int | None = None,
+    ) -> None:
+        if self.progress is None:
+            return
+        if total is not None:
+            self.total = int(total)
+        self.progress(
+            Progress(
+                self.stage,
+                int(step),
+                self.total,
+                dict(losses or {}),
+                preview,
+                time.perf_counter() - self.start,
+                message,
+            )
+        )
+
+
+# ------------------------------------------------------------------------------------------------ methods
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A method: its name, its options class, its engine (``module:Class``, imported on use) and a summary."""
+
+    name: str
+    options: type
+    engine: str
+    summary: str
+
+    def engine_class(self) -> Any:
+        module, _, name = self.engine.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+METHODS: dict[str, MethodSpec] = {
+    spec.name: spec
+    for spec in (
+        MethodSpec(
+            "fast", opts.FastOptions, "brushwork.methods.fast:Engine", "Magenta's feed-forward networks, one pass"
+        ),
+        MethodSpec("adain", opts.AdainOptions, "brushwork.methods.autoencoder:AdainEngine", "encoder, AdaIN, decoder"),
+        MethodSpec("wct", opts.WctOptions, "brushwork.methods.autoencoder:WctEngine", "encoder, WCT, decoder"),
+        MethodSpec(
+            "optimize",
+            opts.OptimizeOptions,
+            "brushwork.methods.optimize:Engine",
+            "Gatys et al.: the image optimized against content, style and smoothness losses",
+        ),
+    )
+}
+
+
+def method_spec(method: str) -> MethodSpec:
+    spec = METHODS.get(method)
+    if spec is None:
+        raise InputError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
+    return spec
+
+
+# ------------------------------------------------------------------------------------------------ checks
+
+
+def _number(name: str, value: Any, lo: float | None = None, hi: float | None = None) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(x):
+        raise InputError(f"{name} must be a finite number, got {value!r}")
+    if (lo is not None and x < lo) or (hi is not None and x > hi):
+        span = f"between {lo:g} and {hi:g}" if lo is not None and hi is not None else f"at least {lo:g}"
+        raise InputError(f"{name} must be {span}, got {value!r}")
+    return x
+
+
+def normalize_weights(weights: Sequence[float] | None, n: int) -> np.ndarray:
+    """Style blend weights: ``n`` non-negative finite numbers, not all zero, normalised to sum 1 (default: equal)."""
+    if weights is None:
+        return np.full(n, 1.0 / n, dtype=np.float32)
+    try:
+        w = np.asarray([float(x) for x in weights], dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        raise InputError("style weights must be numbers") from None
+    if w.shape != (n,):
+        raise InputError(f"got {w.size} style weights for {n} styles")
+    if not np.all(np.isfinite(w)) or (w < 0).any() or w.max() <= 0:
+        raise InputError("style weights must be non-negative finite numbers, not all zero")
+    w = w / w.max()  # no overflow in the sum, even for weights near the largest float
+    return (w / w.sum()).astype(np.float32)
+
+
+def check_options(method: str, values: Mapping[str, Any]) -> Any:
+    """The options object of ``method`` from user ``values``; one-line :class:`InputError` for an option the method
+    does not take or a value out of range. Method-specific values are checked by the engine."""
+    spec = method_spec(method)
+    known = set(opts.option_names(spec.options))
+    for name in values:
+        if name not in known:
+            raise InputError(f"method {method!r} does not take the option {name!r}")
+    values = {k: v for k, v in values.items()}
+    if values.get("style_weights") is not None:
+        weights = list(values["style_weights"])
+        values["style_weights"] = tuple(float(x) for x in normalize_weights(weights, len(weights)))
+    if "strength" in values:
+        values["strength"] = _number("strength", values["strength"], 0.0, 1.0)
+    if values.get("max_size") is not None:
+        values["max_size"] = int(_number("max size", values["max_size"], opts.MIN_SIDE, opts.MAX_SIDE))
+    if "stroke_scale" in values:
+        values["stroke_scale"] = _number("stroke scale", values["stroke_scale"], opts.MIN_STROKE, opts.MAX_STROKE)
+    if "seed" in values:
+        seed = values["seed"]
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= int(seed) < opts.SEED_LIMIT:
+            raise InputError(f"seed must be a whole number from 0 to 2**63 - 1, got {seed!r}")
+    for flag in ("preserve_color", "color_match"):
+        if flag in values and not isinstance(values[flag], bool | np.bool_):
+            raise InputError(f"{flag} is true or false, got {values[flag]!r}")
+    if "device" in values:
+        from brushwork.device import resolve_device
+
+        values["device"] = resolve_device(values["device"])
+    return spec.options(**values)
+
+
+def parse_style(spec: StyleRef) -> StyleRef:
+    """``builtin:N`` (or an int) → N, checked; anything else is returned as an image source."""
+    if isinstance(spec, int | np.integer) and not isinstance(spec, bool):
+        index = int(spec)
+    elif isinstance(spec, str) and spec.startswith(BUILTIN_PREFIX):
+        text = spec[len(BUILTIN_PREFIX) :]
+        if not text.isdigit():
+            raise InputError(f"bad built-in style {spec!r}: use builtin:0 to builtin:{NUM_BUILTIN - 1}")
+        index = int(text)
+    else:
+        return spec
+    if not 0 <= index < NUM_BUILTIN:
+        raise InputError(f"no built-in style {index}: use builtin:0 to builtin:{NUM_BUILTIN - 1}")
+    return index
+
+
+def load_styles(
+    styles: StyleRef | Sequence[StyleRef], method: str, max_size: int | None, max_pixels: int | None = None
+) -> list[np.ndarray | int]:
+    """Style references → loaded ``H×W×3`` arrays (longer side bounded by ``max_size``, or 512 px for smaller
+    outputs) or built-in indices."""
+    if isinstance(styles, str | os.PathLike | Image.Image | np.ndarray | io.Picture | int):
+        styles = [styles]
+    styles = list(styles)
+    if not styles:
+        raise InputError("give at least one style (an image or builtin:N)")
+    out: list[np.ndarray | int] = []
+    for s in styles:
+        p = parse_style(s)
+        if isinstance(p, int):
+            if method != "fast":
+                raise InputError(f"builtin: styles belong to method 'fast'; method {method!r} needs style images")
+            out.append(p)
+        else:
+            rgb = p.rgb if isinstance(p, io.Picture) else io.load_image(p, max_pixels=max_pixels).rgb
+            out.append(io.resize_to_max(rgb, None if max_size is None else max(max_size, STYLE_MIN_BOUND)))
+    if len({isinstance(s, int) for s in out}) > 1:
+        raise InputError("cannot blend builtin: styles with image styles; use one kind at a time")
+    return out
+
+
+def _grey(source: Any, size: tuple[int, int], max_pixels: int | None) -> np.ndarray:
+    if isinstance(source, np.ndarray) and source.ndim == 2:
+        a = source.astype(np.float32)
+        if not np.all(np.isfinite(a)):
+            raise InputError("mask has values that are not finite")
+        a = np.clip(a / 255.0 if a.max() > 1.0 else a, 0.0, 1.0)
+        return io.resize(a[..., None].repeat(3, 2), size).mean(axis=2)
+    rgb = source.rgb if isinstance(source, io.Picture) else io.load_image(source, max_pixels=max_pixels).rgb
+    return io.resize(rgb, size).mean(axis=2)
+
+
+def load_masks(mask: Any, n_styles: int, size: tuple[int, int], max_pixels: int | None = None) -> np.ndarray:
+    """A user's mask → ``K×H×W`` float32 weights (K = ``n_styles``) at ``size`` (width, height).
+
+    One greyscale image: white selects the first style, black the second (one style: white stylized, black the
+    photo). With K > 2 styles, a list of K greyscale images, normalised per pixel (all-black pixels: equal).
+    """
+    if isinstance(mask, list | tuple):
+        planes = [_grey(m, size, max_pixels) for m in mask]
+        if len(planes) != n_styles:
+            raise InputError(f"got {len(planes)} masks for {n_styles} styles: give one mask per style")
+        stack = np.stack(planes).astype(np.float32)
+        total = stack.sum(0, keepdims=True)
+        return np.where(total > 1e-6, stack / np.maximum(total, 1e-6), 1.0 / n_styles).astype(np.float32)
+    m = _grey(mask, size, max_pixels).astype(np.float32)
+    if n_styles == 1:
+        return m[None]
+    if n_styles == 2:
+        return np.stack([m, 1.0 - m])
+    raise InputError(f"one mask image assigns at most two styles; give a list of {n_styles} masks")
+
+
+# ------------------------------------------------------------------------------------------------ rendering
+
+
+def keep_luminance(stylized: np.ndarray, photo: np.ndarray) -> np.ndarray:
+    """``preserve_color``: the luminance of ``stylized`` with the chroma of ``photo`` (YCbCr, BT.601)."""
+    import cv2
+
+    ycc = cv2.cvtColor(np.ascontiguousarray(photo, dtype=np.float32), cv2.COLOR_RGB2YCrCb)
+    ycc[..., 0] = cv2.cvtColor(np.ascontiguousarray(stylized, dtype=np.float32), cv2.COLOR_RGB2YCrCb)[..., 0]
+    return np.clip(cv2.cvtColor(ycc, cv2.COLOR_YCrCb2RGB), 0.0, 1.0)
+
+
+def match_colors(style: np.ndarray, photo: np.ndarray) -> np.ndarray:
+    """``color_match``: ``style`` recoloured to the photo's colour mean and covariance (Gatys et al. 2016)."""
+    from brushwork import color
+
+    out = color.match_color(io.to_tensor(style), io.to_tensor(photo))
+    return io.to_numpy(out)
+
+
+class Renderer:
+    """A method with its styles prepared: ``render(rgb, mask)`` for each photo or frame. See :func:`renderer`."""
+
+    def __init__(
+        self,
+        styles: StyleRef | Sequence[StyleRef],
+        *,
+        method: str = "fast",
+        progress: ProgressFn | None = None,
+        max_pixels: int | None = None,
+        **options: Any,
+    ) -> None:
+        self.spec = method_spec(method)
+        self.method = method
+        self.options = check_options(method, options)
+        self.max_pixels = max_pixels
+        self.progress = progress
+        self.styles = load_styles(styles, method, self.options.max_size, max_pixels)
+        n = len(self.styles)
+        normalize_weights(self.options.style_weights, n)  # the count is checked before any work
+        self._engine_class = self.spec.engine_class()
+        self.native: frozenset[str] = frozenset(getattr(self._engine_class, "native", frozenset()))
+        self._engines: dict[Any, Any] = {}
+
+    def _engine(self, key: Any, styles: list[np.ndarray | int], **changes: Any) -> Any:
+        engine = self._engines.get(key)
+        if engine is None:
+            options = dataclasses.replace(self.options, **changes) if changes else self.options
+            engine = self._engine_class(styles, options, self.progress)
+            if key is not None:
+                self._engines[key] = engine
+        return engine
+
+    def _one_pass(self, rgb: np.ndarray, engine: Any, masks: np.ndarray | None) -> np.ndarray:
+        scale = self.options.stroke_scale
+        if scale == 1.0 or "stroke_scale" in self.native:
+            return engine.render(rgb, masks)
+        h, w = rgb.shape[:2]
+        small = (max(opts.MIN_SIDE, round(w / scale)), max(opts.MIN_SIDE, round(h / scale)))
+        small_masks = None if masks is None else np.stack([io.resize(m[..., None], small)[..., 0] for m in masks])
+        out = io.resize(engine.render(io.resize(rgb, small), small_masks), (w, h))
+        if scale > 1.0:  # the upscale is soft: one more pass at full size redraws crisp edges
+            out = engine.render(out, masks)
+        return out
+
+    def render(self, rgb: np.ndarray, mask: Any = None) -> np.ndarray:
+        """Render ``rgb`` (``H×W×3`` float32 in 0..1, used at its size) → ``H×W×3`` float32 in 0..1.
+
+        ``mask``: None, a mask as in :func:`load_masks`, or ``K×H×W`` weights already at the photo's size.
+        """
+        rgb = np.asarray(rgb)
+        if rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise InputError(f"expected an H×W×3 image, got shape {rgb.shape}")
+        h, w = rgb.shape[:2]
+        if min(h, w) < opts.MIN_SIDE:
+            raise InputError(f"image is too small ({w}×{h}): both sides need {opts.MIN_SIDE} px")
+        rgb = np.ascontiguousarray(rgb, dtype=np.float32)
+        n = len(self.styles)
+        masks = None
+        if mask is not None:
+            if self.options.style_weights is not None:
+                raise InputError("give either style weights or a mask, not both")
+            if isinstance(mask, np.ndarray) and mask.ndim == 3 and mask.shape == (n, h, w):
+                masks = mask.astype(np.float32)
+            else:
+                masks = load_masks(mask, n, (w, h), self.max_pixels)
+        styles = self.styles
+        key: Any = "all"
+        if self.options.color_match and "color_match" not in self.native:
+            styles = [s if isinstance(s, int) else match_colors(s, rgb) for s in styles]
+            key = None  # the styles depend on this photo: no reuse
+        if masks is None or (n > 1 and "mask" in self.native):
+            out = self._one_pass(rgb, self._engine(key, styles), masks)
+        elif n == 1:  # one style: white stylized, black the photo itself, for every method
+            out = self._one_pass(rgb, self._engine(key, styles), None)
+            out = masks[0][..., None] * out + (1.0 - masks[0][..., None]) * rgb
+        else:  # each style on its own, composited by the mask
+            out = np.zeros_like(rgb)
+            for k, style in enumerate(styles):
+                engine = self._engine(None if key is None else ("one", k), [style], style_weights=None)
+                out += masks[k][..., None] * self._one_pass(rgb, engine, None)
+        strength = self.options.strength
+        if strength < 1.0 and "strength" not in self.native:
+            out = strength * out + (1.0 - strength) * rgb
+        if self.options.preserve_color and "preserve_color" not in self.native:
+            out = keep_luminance(out, rgb)
+        return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+    def render_picture(self, content: Source, mask: Any = None) -> io.Picture:
+        """Load ``content`` (bounded by ``max_size``), render it, and keep its alpha and bit depth."""
+        photo = content if isinstance(content, io.Picture) else io.load_image(content, max_pixels=self.max_pixels)
+        rgb = io.resize_to_max(photo.rgb, self.options.max_size)
+        out = self.render(rgb, mask)
+        alpha = None if photo.alpha is None else io.resize(photo.alpha[..., None], out.shape[1::-1])[..., 0]
+        return io.Picture(rgb=out, alpha=alpha, path=None, bit_depth=photo.bit_depth)
+
+
+def renderer(
+    styles: StyleRef | Sequence[StyleRef],
+    *,
+    method: str = "fast",
+    progress: ProgressFn | None = None,
+    max_pixels: int | None = None,
+    **options: Any,
+) -> Renderer:
+    """A :class:`Renderer`: ``method`` with ``styles`` prepared once, to render many photos or frames.
+
+    styles: image paths, PIL images, ``H×W×3`` arrays in 0..1, or ``builtin:N`` (method ``fast``).
+    options: the method's options (:mod:`brushwork.options`), in the shared vocabulary.
+    """
+    return Renderer(styles, method=method, progress=progress, max_pixels=max_pixels, **options)
+
+
+def to_pil(picture: io.Picture) -> Image.Image:
+    """An 8-bit PIL image of a picture: RGB, or RGBA when it has alpha."""
+    image = Image.fromarray((np.clip(picture.rgb, 0, 1) * 255 + 0.5).astype(np.uint8))
+    if picture.alpha is not None:
+        image.putalpha(Image.fromarray((np.clip(picture.alpha, 0, 1) * 255 + 0.5).astype(np.uint8)))
+    return image
+
+
+def stylize(
+    content: Source,
+    styles: StyleRef | Sequence[StyleRef],
+    *,
+    method: str = "fast",
+    mask: Any = None,
+    progress: ProgressFn | None = None,
+    max_pixels: int | None = None,
+    **options: Any,
+) -> Image.Image:
+    """Stylize a photo with one or more styles by any method; returns a PIL image (RGBA when the photo has alpha).
+
+    content: a path, PIL image, ``H×W×3`` array in 0..1 or :class:`brushwork.io.Picture`.
+    styles: one style or a list: image paths, PIL images, arrays, or ``builtin:N`` (method ``fast``).
+    method: ``fast`` (default), ``adain``, ``wct``, ``optimize`` (see :data:`METHODS`).
+    mask: greyscale image, white selects the first style and black the second (one style: white stylized).
+    progress: a callable receiving :class:`Progress` events. options: the method's options, e.g. ``strength``,
+    ``style_weights``, ``preserve_color``, ``max_size``, ``stroke_scale``, ``device`` (:mod:`brushwork.options`).
+    Use :func:`stylize_picture` to keep 16-bit precision.
+    """
+    return to_pil(
+        stylize_picture(content, styles, method=method, mask=mask, progress=progress, max_pixels=max_pixels, **options)
+    )
+
+
+def stylize_picture(
+    content: Source,
+    styles: StyleRef | Sequence[StyleRef],
+    *,
+    method: str = "fast",
+    mask: Any = None,
+    progress: ProgressFn | None = None,
+    max_pixels: int | None = None,
+    **options: Any,
+) -> io.Picture:
+    """:func:`stylize`, returning a :class:`brushwork.io.Picture` (float32, with the photo's alpha and bit depth)."""
+    return renderer(styles, method=method, progress=progress, max_pixels=max_pixels, **options).render_picture(
+        content, mask
+    )

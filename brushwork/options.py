@@ -1,0 +1,101 @@
+"""The options of every method: one frozen dataclass each, and the single source of their defaults.
+
+Torch-free, so that the CLI builds its flags from these classes without loading a network, and the API checks a
+user's options against them before any work. The shared vocabulary lives in :class:`StyleOptions`; a method's
+class adds only what is its own. ``brushwork.api.METHODS`` maps each method's name to its class.
+
+Vocabulary (one meaning everywhere, see docs/vocabulary.md):
+
+- ``style_weights``: one non-negative weight per style, normalised to sum 1 (default: equal).
+- ``strength``: 0 = the photo, 1 = fully stylized.
+- ``preserve_color``: keep the photo's colours by luminance transfer (the result's luma, the photo's chroma).
+- ``color_match``: recolour the style images to the photo's colour mean and covariance before stylizing.
+- ``max_size``: bound on the longer side of the output in pixels (images are never enlarged).
+- ``stroke_scale``: brush-stroke size, 0.25..4, independent of the output's resolution.
+- ``device``: ``auto`` (CUDA or MPS when present, else the CPU), ``cpu``, ``cuda`` or ``mps``.
+- ``seed``: the random seed of methods that draw random numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+MIN_SIDE = 16  # both sides of a photo after max_size, in pixels
+MIN_STROKE, MAX_STROKE = 0.25, 4.0
+MAX_SIDE = 65536  # the largest max_size that can be asked for
+SEED_LIMIT = 2**63  # seeds are 0 <= seed < 2**63
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass(frozen=True)
+class StyleOptions:
+    """The options every method takes (the shared vocabulary)."""
+
+    style_weights: tuple[float, ...] | None = None
+    strength: float = 1.0
+    preserve_color: bool = False
+    color_match: bool = False
+    max_size: int | None = 2048
+    stroke_scale: float = 1.0
+    device: str = "auto"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class FastOptions(StyleOptions):
+    """``method="fast"``: Magenta's feed-forward networks (any picture, or ``builtin:N``)."""
+
+    runtime: str = "auto"  # auto | onnxruntime | openvino | torch
+
+
+@dataclass(frozen=True)
+class AdainOptions(StyleOptions):
+    """``method="adain"``: encoder, adaptive instance normalisation, decoder (Huang & Belongie 2017)."""
+
+    decoder: str | None = None  # a registered decoder or a .safetensors file; None: the shipped decoder-mobilenet
+
+
+@dataclass(frozen=True)
+class WctOptions(StyleOptions):
+    """``method="wct"``: whitening and colouring transform (Li et al. 2017); several decoders = the cascade."""
+
+    decoder: str | tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class OptimizeOptions(StyleOptions):
+    """``method="optimize"``: the image itself optimized against content, style and smoothness losses.
+
+    Defaults chosen by measurement (docs/optimize.md): starting from the fast network's result (``init="fast"``)
+    80 iterations reach a closer style at the same content preservation than 300 from the photo, in about a third
+    of the time. ``iterations`` counts the whole run, over every scale of the pyramid.
+    """
+
+    max_size: int | None = 512
+    content_weight: float = 1.0  # alpha
+    style_weight: float = 1e4  # beta (relative scale, see methods/optimize.py)
+    tv_weight: float = 100.0  # gamma
+    iterations: int = 80  # the whole run, split over the pyramid's scales
+    init: str = "fast"  # content | noise | style | fast
+    min_size: int | None = None  # longer side of the first scale of a coarse-to-fine pyramid; None: one scale
+    loss: str = "gram"  # gram | mean_std | w2
+    optimizer: str = "lbfgs"  # lbfgs | adam
+    learning_rate: float | None = None  # None: 1.0 for L-BFGS, 0.02 for Adam
+    content_layers: tuple[str, ...] | None = None  # None: the backbone's default
+    style_layers: tuple[str, ...] | None = None
+    style_layer_weights: tuple[float, ...] | None = None
+    backbone: str = "auto"  # auto | vgg19 | vgg16 | mobilenet (auto: VGG-19 if its weights are here)
+    weights: str = "imagenet"  # imagenet | random | a local file
+    pool: str = "max"  # max | avg (VGG)
+    swag: float | None = None  # SWAG temperature; None: the backbone's default
+    normalize_gradients: bool = False
+    preview_every: int = 10  # a preview image in the progress events every this many iterations (0: none)
+
+
+def option_names(cls: type) -> list[str]:
+    """The option names of an options class, in declaration order."""
+    return [f.name for f in fields(cls)]
+
+
+def shared_names() -> set[str]:
+    return set(option_names(StyleOptions))
