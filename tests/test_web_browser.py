@@ -100,19 +100,33 @@ def test_upload_run_watch_compare_download(studio: str, browser, tmp_path: Path)
     assert errors == []
 
 
-def test_cancel_and_grid_of_methods(studio: str, browser) -> None:
+def test_every_method_in_a_grid_and_a_live_optimization(studio: str, browser) -> None:
     page, errors = _open(browser, studio)
     _choose(page)
-    page.eval_on_selector("#opt-max_size", "el => { el.value = '128'; el.dispatchEvent(new Event('input')); }")
-    n_methods = page.eval_on_selector("#method", "s => s.options.length")
+    page.select_option("#method", "optimize")
+    # a short optimization that shows a preview at every step
+    page.click("#advanced summary")
+    page.fill("#advanced-fields [data-option=iterations]", "4")
+    page.fill("#advanced-fields [data-option=preview_every]", "1")
+    page.select_option("#advanced-fields [data-option=optimizer]", "adam")
+    page.select_option("#advanced-fields [data-option=init]", "content")
+    page.eval_on_selector("#opt-max_size", "el => { el.value = '64'; el.dispatchEvent(new Event('input')); }")
+    methods = page.eval_on_selector_all("#method option", "o => o.map(x => x.value)")
     page.click("#run-all")
-    page.wait_for_function(
-        f"() => document.querySelectorAll('#results .card').length >= {n_methods} && "
-        "!document.querySelector('#results .card:not(.failed) img:not([src])')",
-        timeout=120_000,
+    done = f"() => document.querySelectorAll('#results .card').length >= {len(methods)} && "
+    done += "[...document.querySelectorAll('#results .card')].every(c => c.dataset.result || c.matches('.failed'))"
+    page.wait_for_function(done, timeout=240_000)
+    cards = page.eval_on_selector_all(
+        "#results .card", "cs => cs.map(c => [c.dataset.method, !!c.dataset.result, c.innerText])"
     )
-    methods = page.eval_on_selector_all("#results .card", "cards => cards.map(c => c.dataset.method)")
-    assert sorted(methods) == sorted(page.eval_on_selector_all("#method option", "o => o.map(x => x.value)"))
+    assert sorted(c[0] for c in cards) == sorted(methods)
+    assert all(ok for _, ok, _ in cards), cards
+    # the optimization's progress came with losses and intermediate pictures
+    assert page.eval_on_selector("#progress-preview", "img => img.src").startswith("data:image/jpeg")
+    assert "optimize" in page.inner_text("#progress-text")
+    # clicking a card of the grid compares that method's result
+    page.click("#results .card[data-method=fast]")
+    assert "fast" in page.inner_text("#download")
     assert errors == []
 
 

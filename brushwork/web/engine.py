@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import threading
-import types
 import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -73,11 +72,6 @@ class Method:
 # ---------------------------------------------------------------- the registry
 
 
-def _contract() -> types.ModuleType | None:
-    """``brushwork.api`` once the contract is present, else None (the fast path only)."""
-    return None  # until the contract (issue 8) is merged: then `from brushwork import api; return api`
-
-
 def _option_kind(name: str, annotation: str, default: Any) -> Option | None:
     text = str(annotation).replace(" ", "")
     optional = "None" in text.split("|") or default is None and name != "style_weights"
@@ -114,26 +108,13 @@ def _options_of(cls: type) -> dict[str, Option]:
     return out
 
 
-_FAST_FALLBACK = {
-    "style_weights": Option("style_weights", "weights", None, optional=True),
-    "strength": Option("strength", "float", 1.0),
-    "preserve_color": Option("preserve_color", "bool", False),
-    "max_size": Option("max_size", "int", 2048, optional=True),
-    "stroke_scale": Option("stroke_scale", "float", 1.0),
-}
-
-
 def methods() -> dict[str, Method]:
-    """Every method the studio can run, from ``brushwork.api.METHODS`` (the fast path alone before it exists)."""
-    api = _contract()
-    if api is None:
-        return {
-            "fast": Method("fast", "Magenta feed-forward networks: one pass, any style picture", _FAST_FALLBACK, True)
-        }
-    out = {}
-    for name, spec in api.METHODS.items():
-        out[name] = Method(name, getattr(spec, "summary", ""), _options_of(spec.options), name in QUICK)
-    return out
+    """Every method the studio can run: the rows of ``brushwork.api.METHODS``."""
+    from brushwork import api
+
+    return {
+        name: Method(name, spec.summary, _options_of(spec.options), name in QUICK) for name, spec in api.METHODS.items()
+    }
 
 
 # ---------------------------------------------------------------- checking a request's options
@@ -244,49 +225,40 @@ def stylize(
     device: str = "auto",
 ) -> np.ndarray:
     """Stylize ``content`` (H×W×3) with ``styles`` (H×W×3 arrays or ``builtin:N``) → H×W×3 float32."""
-    with _once(method, styles):
-        api = _contract()
-        if api is None:
-            if method != "fast":
-                raise InputError(f"unknown method {method!r}: use fast")
-            from brushwork.methods import fast
+    from brushwork import api
 
-            image = fast.stylize(content, list(styles), device=device, **options)
-        else:
-            image = api.stylize(content, list(styles), method=method, progress=progress, device=device, **options)
+    with _once(method, styles):
+        image = api.stylize(content, list(styles), method=method, progress=progress, device=device, **options)
     return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
 
 
 def stylize_code(
     content: np.ndarray, code: np.ndarray, options: Mapping[str, Any], *, device: str = "auto"
 ) -> np.ndarray:
-    """The fast transformer on ``content`` with a raw 100-d style code (latent-space styles)."""
+    """The fast transformer on ``content`` (already sized) with a raw 100-d style code (latent-space styles);
+    strength, stroke scale and colour preservation as the contract does them."""
+    from brushwork import api
     from brushwork.methods import fast
 
     with _once("fast"):
-        picture = fast.get_stylizer(device).stylize(
-            content,
-            ["latent"],
-            target=("code", np.asarray(code, dtype=np.float32)),
-            **{k: v for k, v in options.items() if k in ("strength", "preserve_color", "max_size", "stroke_scale")},
-        )
-    return picture.rgb
+        stylizer = fast.get_stylizer(device)
+        out = stylizer.render(content, ("code", np.asarray(code, dtype=np.float32)), options.get("stroke_scale", 1.0))
+    strength = float(options.get("strength", 1.0))
+    if strength < 1.0:
+        out = strength * out + (1.0 - strength) * content
+    if options.get("preserve_color"):
+        out = api.keep_luminance(out, content)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
-def renderer(styles: Sequence[np.ndarray | str], method: str, options: Mapping[str, Any], *, device: str = "auto"):
+def renderer(
+    styles: Sequence[np.ndarray | str], method: str, options: Mapping[str, Any], *, device: str = "auto"
+) -> Callable[[np.ndarray], np.ndarray]:
     """A callable rendering many frames with the same styles (the camera): per-style work done once."""
-    api = _contract()
-    if api is not None and hasattr(api, "renderer"):
-        with _once(method, styles):
-            r = api.renderer(list(styles), method=method, device=device, **options)
-        return r.render
-    from brushwork.methods import fast
+    from brushwork import api
 
-    stylizer = fast.get_stylizer(device)
     with _once(method, styles):
-        target = stylizer.target(list(styles), options.get("style_weights"))
-    stroke = float(options.get("stroke_scale", 1.0))
-    return lambda rgb: stylizer.render(rgb, target, stroke)
+        return api.renderer(list(styles), method=method, device=device, **options).render
 
 
 def style_codes(images: Sequence[np.ndarray]) -> np.ndarray:

@@ -200,7 +200,7 @@ function options(method) {
     const w = state.styles.map((s) => s.weight);
     if (w.some((x) => x > 0)) out.style_weights = w;
   }
-  if (method === $("method").value) {
+  if (method === $("method").value) { // the advanced fields belong to the selected method
     for (const input of document.querySelectorAll("#advanced-fields [data-option]")) {
       const name = input.dataset.option;
       if (input.dataset.kind === "bool") out[name] = input.checked;
