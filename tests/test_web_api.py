@@ -232,6 +232,21 @@ def test_fast_job_events_result_and_download(client: TestClient) -> None:
     assert [e["seq"] for e in later] == [e["seq"] for e in events[1:]]
 
 
+@pytest.mark.slow
+def test_optimization_streams_losses_and_previews(client: TestClient) -> None:
+    options = {"max_size": 32, "iterations": 3, "optimizer": "adam", "init": "content", "preview_every": 1}
+    body = {"method": "optimize", "content": "sample:photo-astronaut", "styles": ["sample:mosaic"], "options": options}
+    r = client.post("/api/jobs", json=body)
+    assert r.status_code == 202, r.text
+    events = _events(client, r.json()["id"])
+    assert events[-1]["type"] == "done", events[-1]
+    progress = [e for e in events if e["type"] == "progress" and e["stage"] == "optimize"]
+    assert [e["step"] for e in progress] == [1, 2, 3] and all(e["total"] == 3 for e in progress)
+    assert all({"content", "style"} <= set(e["losses"]) for e in progress)
+    previews = [e["preview"] for e in progress if "preview" in e]  # at most two a second; the newest is kept
+    assert len(previews) == 1 and previews[0].startswith("data:image/jpeg;base64,")
+
+
 def test_builtin_and_blend_and_sample_photo(client: TestClient) -> None:
     body = {
         "content": "sample:photo-astronaut",
