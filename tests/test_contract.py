@@ -217,3 +217,36 @@ def test_stdin_and_stdout(tmp_path: Path) -> None:
         [sys.executable, "-m", "brushwork", "stylize", "-", "builtin:1", "-o", "-"], input=b"nope", capture_output=True
     )
     assert bad.returncode == 2 and bad.stdout == b"" and len(bad.stderr.decode().strip().splitlines()) == 1
+
+
+def test_sixteen_bit_png_stays_sixteen_bit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import cv2
+
+    from brushwork.cli import main
+
+    values = (np.random.default_rng(0).random((40, 60, 3)) * 65535).astype(np.uint16)
+    cv2.imwrite(str(tmp_path / "in.png"), values[..., ::-1])
+    assert main(["stylize", str(tmp_path / "in.png"), "builtin:1", "-o", str(tmp_path / "out.png"),
+                 "--strength", "0"]) == 0  # fmt: skip
+    out = cv2.imread(str(tmp_path / "out.png"), cv2.IMREAD_UNCHANGED)
+    assert out.dtype == np.uint16 and out.shape == (40, 60, 3)
+    assert np.abs(out[..., ::-1].astype(np.int64) - values).max() <= 1  # strength 0: the photo, all 16 bits
+
+
+def test_runtimes_leave_the_users_home_alone(tmp_path: Path) -> None:
+    """onnxruntime and OpenVINO write telemetry IDs into the home at import: brushwork points them at its cache."""
+    import os
+    import subprocess
+
+    home = tmp_path / "home"
+    home.mkdir()
+    code = (
+        "import numpy as np; from brushwork import api; r = api.renderer(['builtin:2'], device='cpu'); "
+        "x = np.random.default_rng(0).random((32, 32, 3), dtype=np.float32); [r.render(x) for _ in range(3)]"
+    )
+    env = {**os.environ, "HOME": str(home), "BRUSHWORK_HOME": os.environ["BRUSHWORK_HOME"]}
+    env.pop("XDG_CACHE_HOME", None)
+    env.pop("CI", None)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert list(home.iterdir()) == []

@@ -64,7 +64,7 @@ def test_a_few_steps_lower_the_loss(data: tuple[Path, Path], tmp_path: Path) -> 
 
     out = train_decoder(
         content=str(data[0]), style=str(data[1]), out=str(tmp_path / "run"), steps=8, lr=2e-3,
-        save_every=4, val_every=4, progress=False, device="cpu", **TINY,
+        save_every=4, val_every=4, device="cpu", **TINY,
     )  # fmt: skip
     rows = (tmp_path / "run" / "log.csv").read_text().splitlines()[1:]
     assert [int(r.split(",")[0]) for r in rows] == list(range(1, 9))
@@ -85,7 +85,7 @@ def test_a_few_steps_lower_the_loss(data: tuple[Path, Path], tmp_path: Path) -> 
 
 
 def test_resume_equals_an_uninterrupted_run(data: tuple[Path, Path], tmp_path: Path) -> None:
-    common = dict(content=str(data[0]), style=str(data[1]), save_every=2, val_every=0, progress=False, lr=1e-3, **TINY)
+    common = dict(content=str(data[0]), style=str(data[1]), save_every=2, val_every=0, lr=1e-3, **TINY)
     full = train_decoder(out=str(tmp_path / "full"), steps=4, **common)
     train_decoder(out=str(tmp_path / "part"), steps=2, **common)
     assert checkpoint.load(tmp_path / "part").step == 2
@@ -104,7 +104,7 @@ def test_resume_equals_an_uninterrupted_run(data: tuple[Path, Path], tmp_path: P
 
 
 def test_resume_refuses_a_different_architecture(data: tuple[Path, Path], tmp_path: Path) -> None:
-    common = dict(content=str(data[0]), style=str(data[1]), save_every=1, val_every=0, progress=False, **TINY)
+    common = dict(content=str(data[0]), style=str(data[1]), save_every=1, val_every=0, **TINY)
     train_decoder(out=str(tmp_path / "r"), steps=1, **common)
     with pytest.raises(Exception, match="cannot resume"):
         train_decoder(out=str(tmp_path / "r"), steps=2, resume=True, **{**common, "width": 1.0})
@@ -129,7 +129,7 @@ def test_a_killed_run_leaves_a_loadable_last_checkpoint(data: tuple[Path, Path],
     code = (
         "from brushwork.train.decoder import train_decoder\n"
         f"train_decoder(content={str(data[0])!r}, style={str(data[1])!r}, out={str(out)!r}, steps=100000, "
-        f"save_every=1, val_every=0, keep=2, progress=False, **{TINY!r})\n"
+        f"save_every=1, val_every=0, keep=2, **{TINY!r})\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], env=_env(), stderr=subprocess.PIPE)
     try:
@@ -154,7 +154,7 @@ def test_a_killed_run_leaves_a_loadable_last_checkpoint(data: tuple[Path, Path],
     assert conf["encoder"] == "mobilenet"
     resumed = train_decoder(
         content=str(data[0]), style=str(data[1]), out=str(out), steps=ck.step + 1, save_every=1, val_every=0,
-        progress=False, resume=True, **TINY,
+        resume=True, **TINY,
     )  # fmt: skip
     assert resumed.is_file() and checkpoint.load(out).step == ck.step + 1
 
@@ -278,7 +278,7 @@ def test_checkpoints_refuse_keep_zero_and_name_damaged_files(tmp_path: Path) -> 
 def test_api_checks_the_config(data: tuple[Path, Path], tmp_path: Path) -> None:
     from brushwork.errors import DeviceError, InputError
 
-    common = dict(content=str(data[0]), style=str(data[1]), out=str(tmp_path / "r"), steps=1, progress=False, **TINY)
+    common = dict(content=str(data[0]), style=str(data[1]), out=str(tmp_path / "r"), steps=1, **TINY)
     for bad in (dict(save_every=0), dict(lr=float("inf")), dict(seed=2**63), dict(max_scale=0.5), dict(val_count=0)):
         with pytest.raises(InputError):
             train_decoder(**{**common, **bad})

@@ -110,11 +110,13 @@ def register(train_sub: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Train and report where the decoder was written."""
+    from brushwork.cli.common import ProgressBar
     from brushwork.train.decoder import DecoderTrainConfig, train_decoder
 
     names = {f for _, f, _ in _FLAGS} | {"amp"}
     config = DecoderTrainConfig(**{k: v for k, v in vars(args).items() if k in names})
-    path = train_decoder(config, resume=args.resume, progress=not args.quiet)
+    with ProgressBar(quiet=args.quiet, unit="step") as bar:
+        path = train_decoder(config, resume=args.resume, progress=bar)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"decoder written to {path}")
     return 0

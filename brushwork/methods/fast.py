@@ -67,7 +67,8 @@ class _OrtRuntime:
     def run(self, net: str, *arrays: np.ndarray) -> np.ndarray:
         session = self._sessions.get(net)
         if session is None:
-            import onnxruntime as ort
+            with store.runtime_import():
+                import onnxruntime as ort
 
             options = ort.SessionOptions()
             options.log_severity_level = 3
@@ -98,7 +99,8 @@ class _OpenVinoRuntime:
     MAX_COMPILED = 8
 
     def __init__(self) -> None:
-        import openvino
+        with store.runtime_import():
+            import openvino
 
         self._core = openvino.Core()
         self._compiled: dict[tuple, tuple[Any, list[str]]] = {}

@@ -201,7 +201,7 @@ def load_style_space(
     if name in store.REGISTRY:
         # the shipped file is already a small safetensors: load it in place once its checksum holds, rather than
         # through the store's cache (which is keyed by name and would keep an older release's weights)
-        path = store.fetch(name, progress=False)
+        path = store.fetch(name)
         state = load_file(str(path))
         config_path = path.with_suffix(".json")
     else:

@@ -408,7 +408,6 @@ def optimize(
     import torch.nn.functional as F
 
     from brushwork import color
-    from brushwork.nets.backbone import FeatureExtractor, build_backbone
 
     # ---- validate everything before any heavy work
     loss = _choice(loss, LOSSES, "style loss")
@@ -472,26 +471,9 @@ def optimize(
     per_scale = [int(n) for n in per_scale]
 
     # ---- the backbone and its layers
-    if isinstance(backbone, FeatureExtractor):
-        net = backbone.to(dev)
-    else:
-        name = _choice(choose_backbone(_choice(backbone, BACKBONES, "backbone"), weights), BACKBONES, "backbone")
-        net = build_backbone(name, weights, pool=pool, swag=swag, device=dev, seed=seed)
-    c_layers = net.check_layers(content_layers if content_layers is not None else net.content_layers)
-    if isinstance(style_layers, Mapping):
-        s_layers = dict(style_layers)
-    else:
-        names = list(style_layers) if style_layers is not None else list(net.style_layers)
-        if style_layer_weights is None:
-            lw = [net.style_layers.get(n, 1.0) for n in names] if style_layers is None else [1.0] * len(names)
-        else:
-            lw = [_positive(w, "a style layer weight") for w in style_layer_weights]
-            if len(lw) != len(names):
-                raise InputError(f"got {len(lw)} style layer weights for {len(names)} style layers")
-        s_layers = dict(zip(names, lw, strict=True))
-    net.check_layers(s_layers)
-    if not s_layers and style_weight > 0:
-        raise InputError("no style layers given")
+    net, c_layers, s_layers = _network(
+        backbone, weights, pool, swag, dev, seed, content_layers, style_layers, style_layer_weights, style_weight
+    )
 
     # ---- colour handling: what the network sees
     content_t = content_t.to(dev)
@@ -528,52 +510,18 @@ def optimize(
                 net, loss, c_img, s_imgs, mix, c_layers, s_layers, weights_, s_mask, normalize_gradients
             )
 
-            # the starting image
-            if si > 0 and best is not None:
-                start = resize(best, (w_s, h_s))
-            elif init == "content":
-                start = c_img
-            elif init == "noise":
-                start = torch.rand(c_img.shape, generator=gen).to(dev)
-            elif init == "style":
-                start = resize(s_imgs[heaviest], (w_s, h_s))
-            elif s_mask is None:
-                start = _fast_init(scale_content, style_ts[heaviest], dev)
-            else:  # each region starts from its own style's fast rendering
-                regions = [_fast_init(scale_content, s, dev) for s in style_ts]
-                start = sum(s_mask[:, k : k + 1] * r for k, r in enumerate(regions))
-                if len(regions) == 1:
-                    start = start + (1 - s_mask) * scale_content
-                if preserve_color == "luminance":
-                    start = color.luminance_image(start)
-            x = start.detach().clone().contiguous().requires_grad_(True)
+            fast_styles = style_ts if s_mask is not None else [style_ts[heaviest]]
+            x = _start_image(init, best if si > 0 else None, c_img, s_imgs[heaviest], scale_content, fast_styles,
+                             s_mask, preserve_color, gen, dev).requires_grad_(True)  # fmt: skip
             best, best_loss = x.detach().clone(), math.inf
-
-            scale_lr = lr
-            opt = _make_optimizer(optimizer, x, scale_lr)
-            for _ in range(per_scale[si]):
-                values, image = _step(opt, objective, x)
-                step += 1
-                result.history.append(values)
-                total = values["total"]
-                if math.isfinite(total) and total < best_loss:
-                    best_loss, best = total, image
-                with torch.no_grad():
-                    if not (math.isfinite(total) and total <= BLOWUP * best_loss and torch.isfinite(x).all()):
-                        # a step overshot (L-BFGS has no line search): back to the best image, fresh curvature
-                        # memory and half the step size
-                        x.copy_(best)
-                        scale_lr = max(scale_lr / 2, lr / 1024)
-                        opt = _make_optimizer(optimizer, x, scale_lr)
-                    elif optimizer == "adam":
-                        x.clamp_(0, 1)
-                if callback is not None:
-                    preview = image.clamp(0, 1)
-                    if preserve_color == "luminance":
-                        preview = color.combine_luminance(preview, scale_content)
-                    if callback(step, values, preview) is True:
-                        raise _Stop
-    except (KeyboardInterrupt, _Stop):
+            best, best_loss, step = _run_scale(
+                objective, x, optimizer, lr, per_scale[si], step, result.history, best, best_loss, callback,
+                preserve_color, scale_content,
+            )  # fmt: skip
+    except _Stop as stop:  # Ctrl-C or the callback: the best image so far is the result
+        best, best_loss, step = stop.args
+        result.interrupted = True
+    except KeyboardInterrupt:  # between scales
         result.interrupted = True
     result.seconds = time.perf_counter() - started
     result.iterations = step
@@ -584,6 +532,139 @@ def optimize(
     result.image = resize(out, sizes[-1]).float().cpu()
     result.best_loss = best_loss
     return result
+
+
+def _network(
+    backbone: str | FeatureExtractor,
+    weights: str | os.PathLike[str],
+    pool: str,
+    swag: float | None,
+    dev: torch.device,
+    seed: int,
+    content_layers: Sequence[str] | None,
+    style_layers: Sequence[str] | Mapping[str, float] | None,
+    style_layer_weights: Sequence[float] | None,
+    style_weight: float,
+) -> tuple[FeatureExtractor, list[str], dict[str, float]]:
+    """The backbone on ``dev``, its content layers and its style layers with their weights (checked)."""
+    from brushwork.nets.backbone import FeatureExtractor, build_backbone
+
+    if isinstance(backbone, FeatureExtractor):
+        net = backbone.to(dev)
+    else:
+        name = _choice(choose_backbone(_choice(backbone, BACKBONES, "backbone"), weights), BACKBONES, "backbone")
+        net = build_backbone(name, weights, pool=pool, swag=swag, device=dev, seed=seed)
+    c_layers = net.check_layers(content_layers if content_layers is not None else net.content_layers)
+    if isinstance(style_layers, Mapping):
+        s_layers = dict(style_layers)
+    else:
+        names = list(style_layers) if style_layers is not None else list(net.style_layers)
+        if style_layer_weights is None:
+            lw = [net.style_layers.get(n, 1.0) for n in names] if style_layers is None else [1.0] * len(names)
+        else:
+            lw = [_positive(w, "a style layer weight") for w in style_layer_weights]
+            if len(lw) != len(names):
+                raise InputError(f"got {len(lw)} style layer weights for {len(names)} style layers")
+        s_layers = dict(zip(names, lw, strict=True))
+    net.check_layers(s_layers)
+    if not s_layers and style_weight > 0:
+        raise InputError("no style layers given")
+    return net, c_layers, s_layers
+
+
+def _start_image(
+    init: str,
+    previous: Tensor | None,
+    content: Tensor,
+    style_image: Tensor,
+    scale_content: Tensor,
+    fast_styles: list[Tensor],
+    mask: Tensor | None,
+    preserve_color: str | None,
+    gen: torch.Generator,
+    dev: torch.device,
+) -> Tensor:
+    """The image a scale starts from: the previous scale's result upscaled, else ``init``'s choice; a detached copy.
+
+    ``content`` is what the network sees at this scale (grey in luminance mode), ``scale_content`` the photo at
+    this scale, ``style_image`` the heaviest style as the network sees it; ``init="fast"`` renders the photo with
+    ``fast_styles`` (the heaviest style, or with a mask every style, each region from its own).
+    """
+    import torch
+
+    from brushwork import color
+
+    w, h = content.shape[-1], content.shape[-2]
+    if previous is not None:
+        start = resize(previous, (w, h))
+    elif init == "content":
+        start = content
+    elif init == "noise":
+        start = torch.rand(content.shape, generator=gen).to(dev)
+    elif init == "style":
+        start = resize(style_image, (w, h))
+    else:
+        if mask is None:
+            start = _fast_init(scale_content, fast_styles[0], dev)
+        else:
+            regions = [_fast_init(scale_content, s, dev) for s in fast_styles]
+            start = sum(mask[:, k : k + 1] * r for k, r in enumerate(regions))
+            if len(regions) == 1:
+                start = start + (1 - mask) * scale_content
+        if preserve_color == "luminance":
+            start = color.luminance_image(start)
+    return start.detach().clone().contiguous()
+
+
+def _run_scale(
+    objective: _Objective,
+    x: Tensor,
+    optimizer: str,
+    lr: float,
+    iterations: int,
+    step: int,
+    history: list[dict[str, float]],
+    best: Tensor,
+    best_loss: float,
+    callback: Callback | None,
+    preserve_color: str | None,
+    scale_content: Tensor,
+) -> tuple[Tensor, float, int]:
+    """``iterations`` steps of one scale, keeping the lowest-loss image; returns it, its loss and the step count.
+
+    A step that overshoots (L-BFGS has no line search) goes back to the best image with fresh curvature memory and
+    half the step size. Raises :class:`_Stop` when the callback returns True.
+    """
+    import torch
+
+    from brushwork import color
+
+    scale_lr = lr
+    opt = _make_optimizer(optimizer, x, scale_lr)
+    try:
+        for _ in range(iterations):
+            values, image = _step(opt, objective, x)
+            step += 1
+            history.append(values)
+            total = values["total"]
+            if math.isfinite(total) and total < best_loss:
+                best_loss, best = total, image
+            with torch.no_grad():
+                if not (math.isfinite(total) and total <= BLOWUP * best_loss and torch.isfinite(x).all()):
+                    x.copy_(best)
+                    scale_lr = max(scale_lr / 2, lr / 1024)
+                    opt = _make_optimizer(optimizer, x, scale_lr)
+                elif optimizer == "adam":
+                    x.clamp_(0, 1)
+            if callback is not None:
+                preview = image.clamp(0, 1)
+                if preserve_color == "luminance":
+                    preview = color.combine_luminance(preview, scale_content)
+                if callback(step, values, preview) is True:
+                    raise _Stop(best, best_loss, step)
+    except KeyboardInterrupt:
+        raise _Stop(best, best_loss, step) from None
+    return best, best_loss, step
 
 
 class _Objective:

@@ -26,7 +26,7 @@ import io as _io
 import math
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from brushwork.api import ProgressFn
 from brushwork.errors import DeviceError, InputError, OutputError
 from brushwork.nets.decoder import Decoder, Encoder
 from brushwork.train import checkpoint
@@ -303,16 +304,16 @@ def train_decoder(
     config: DecoderTrainConfig | None = None,
     *,
     resume: bool = False,
-    progress: bool = True,
-    callback: Callable[[int, dict[str, float], Tensor | None], None] | None = None,
+    progress: ProgressFn | None = None,
     **overrides: Any,
 ) -> Path:
     """Train a decoder for ``config.encoder`` on ``config.content`` and ``config.style``; return the path of the
     exported ``decoder.safetensors`` (in ``config.out``).
 
     ``resume`` continues from the latest checkpoint in ``out/checkpoints`` (a fresh start when there is none).
-    ``overrides`` set config fields by name. ``callback(step, losses, preview)`` is called on the main process
-    after every logged step (``preview`` is the validation grid ``3×H×W`` when one was made, else None).
+    ``overrides`` set config fields by name. ``progress`` receives one ``train`` :class:`brushwork.api.Progress`
+    event per step on the main process (the step's losses and learning rate; ``preview`` is the validation grid
+    ``H×W×3`` when one was made).
     Under torchrun each process trains on its own batches and gradients are averaged (DDP).
     """
     from brushwork.io import list_images
@@ -342,7 +343,7 @@ def train_decoder(
         torch.set_num_threads(config.threads)
     d = distrib.setup(config.device)
     try:
-        return _train(config, d, content_files, style_files, resume, progress, callback)
+        return _train(config, d, content_files, style_files, resume, progress)
     finally:
         distrib.cleanup(d)
         torch.set_num_threads(threads)
@@ -354,12 +355,10 @@ def _train(
     content_files: list[Path],
     style_files: list[Path],
     resume: bool,
-    progress: bool,
-    callback: Callable[[int, dict[str, float], Tensor | None], None] | None,
+    progress: ProgressFn | None,
 ) -> Path:
     """The training loop of :func:`train_decoder`, run by every process."""
-    from tqdm import tqdm
-
+    from brushwork.api import Reporter
     from brushwork.io import save_image
     from brushwork.methods.autoencoder import build_encoder, decoder_config, save_decoder
 
@@ -420,57 +419,52 @@ def _train(
         distrib.barrier(d)
 
     t0 = time.time()
-    bar = tqdm(total=config.steps, initial=start, disable=not (progress and d.is_main), unit="step", dynamic_ncols=True)
+    reporter = Reporter(progress if d.is_main else None, "train", config.steps)
     pending: list[dict[str, float]] = []
     last: dict[str, float] = {}
     step = start
-    try:
-        while step < config.steps:
-            lr = config.lr / (1.0 + config.lr_decay * step)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            draw = (config.batch_size, config.crop, config.max_scale, config.seed, step, d.rank)
-            c, s = sample_batch(content_files, *draw, 0), sample_batch(style_files, *draw, 1)
-            c, s = c.to(device, non_blocking=True), s.to(device, non_blocking=True)
-            model.train()
-            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
-                losses = decoder_losses(encoder, model, c, s, config)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(losses["loss"]).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            step += 1
-            values = {k: float(distrib.mean(v.detach().float(), d)) for k, v in losses.items()}
-            if not math.isfinite(values["loss"]):
-                raise InputError(f"the loss became {values['loss']} at step {step}; lower --lr")
-            pending.append(values)
-            bar.update(1)
-            bar.set_postfix(loss=f"{values['loss']:.4g}", lr=f"{lr:.2e}")
-            preview = None
-            if step % max(config.log_every, 1) == 0 or step == config.steps:
-                last = {k: sum(p[k] for p in pending) / len(pending) for k in LOSS_NAMES}
-                pending = []
-                if d.is_main:
-                    row = {"step": step, "time_s": f"{elapsed0 + time.time() - t0:.1f}", "lr": f"{lr:.6g}"}
-                    _write_rows(log_path, [{**row, **{k: f"{v:.6g}" for k, v in last.items()}}], "a")
-            if d.is_main and val_photos is not None and (step % config.val_every == 0 or step == config.steps):
-                model.eval()
-                preview = validation_grid(encoder, decoder, val_photos, val_paintings)
-                save_image(preview[None], out / "val" / f"step-{step:07d}.png")
-                plot_losses(log_path, out / "loss.png")
-            if callback is not None and d.is_main and (preview is not None or not pending):
-                callback(step, last, preview)
-            stop = config.time_limit > 0 and time.time() - t0 > config.time_limit * 60
-            if d.enabled:
-                flag = torch.tensor([1.0 if stop else 0.0], device=device)
-                torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-                stop = bool(flag.item() > 0)
-            if step % config.save_every == 0 or step == config.steps or stop:
-                save(step, last or values)
-            if stop:
-                break
-    finally:
-        bar.close()
+    while step < config.steps:
+        lr = config.lr / (1.0 + config.lr_decay * step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        draw = (config.batch_size, config.crop, config.max_scale, config.seed, step, d.rank)
+        c, s = sample_batch(content_files, *draw, 0), sample_batch(style_files, *draw, 1)
+        c, s = c.to(device, non_blocking=True), s.to(device, non_blocking=True)
+        model.train()
+        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+            losses = decoder_losses(encoder, model, c, s, config)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(losses["loss"]).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        step += 1
+        values = {k: float(distrib.mean(v.detach().float(), d)) for k, v in losses.items()}
+        if not math.isfinite(values["loss"]):
+            raise InputError(f"the loss became {values['loss']} at step {step}; lower --lr")
+        pending.append(values)
+        preview = None
+        if step % max(config.log_every, 1) == 0 or step == config.steps:
+            last = {k: sum(p[k] for p in pending) / len(pending) for k in LOSS_NAMES}
+            pending = []
+            if d.is_main:
+                row = {"step": step, "time_s": f"{elapsed0 + time.time() - t0:.1f}", "lr": f"{lr:.6g}"}
+                _write_rows(log_path, [{**row, **{k: f"{v:.6g}" for k, v in last.items()}}], "a")
+        if d.is_main and val_photos is not None and (step % config.val_every == 0 or step == config.steps):
+            model.eval()
+            preview = validation_grid(encoder, decoder, val_photos, val_paintings)
+            save_image(preview[None], out / "val" / f"step-{step:07d}.png")
+            plot_losses(log_path, out / "loss.png")
+        shown = None if preview is None else preview.permute(1, 2, 0).float().cpu().numpy()
+        reporter.step(step, losses={"loss": values["loss"], "lr": lr}, preview=shown)
+        stop = config.time_limit > 0 and time.time() - t0 > config.time_limit * 60
+        if d.enabled:
+            flag = torch.tensor([1.0 if stop else 0.0], device=device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            stop = bool(flag.item() > 0)
+        if step % config.save_every == 0 or step == config.steps or stop:
+            save(step, last or values)
+        if stop:
+            break
     final = out / "decoder.safetensors"
     if d.is_main:
         dconf["trained"] = {
