@@ -215,6 +215,16 @@ def _once(method: str, styles: Sequence[object] = ()) -> Iterator[None]:
         _warm.add(key)
 
 
+# the fast path's runtime in the server: onnxruntime sessions are safe to share between worker threads, while the
+# automatic choice compiles and exports per image size (OpenVINO), which concurrent jobs must not do at once
+RUNTIME = "onnxruntime"
+
+
+def _server(method: str, device: str) -> dict[str, Any]:
+    """The options the server sets itself: the device, and the fast path's runtime."""
+    return {"device": device, "runtime": RUNTIME} if method == "fast" else {"device": device}
+
+
 def stylize(
     content: np.ndarray,
     styles: Sequence[np.ndarray | str],
@@ -228,7 +238,9 @@ def stylize(
     from brushwork import api
 
     with _once(method, styles):
-        image = api.stylize(content, list(styles), method=method, progress=progress, device=device, **options)
+        image = api.stylize(
+            content, list(styles), method=method, progress=progress, **_server(method, device), **options
+        )
     return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
 
 
@@ -241,7 +253,7 @@ def stylize_code(
     from brushwork.methods import fast
 
     with _once("fast"):
-        stylizer = fast.get_stylizer(device)
+        stylizer = fast.get_stylizer(device, RUNTIME)
         out = stylizer.render(content, ("code", np.asarray(code, dtype=np.float32)), options.get("stroke_scale", 1.0))
     strength = float(options.get("strength", 1.0))
     if strength < 1.0:
@@ -258,13 +270,13 @@ def renderer(
     from brushwork import api
 
     with _once(method, styles):
-        return api.renderer(list(styles), method=method, device=device, **options).render
+        return api.renderer(list(styles), method=method, **_server(method, device), **options).render
 
 
 def style_codes(images: Sequence[np.ndarray]) -> np.ndarray:
     """The fast predictor's 100-d style codes of style pictures → K×100."""
     from brushwork.methods import fast
 
-    stylizer = fast.get_stylizer("cpu")
+    stylizer = fast.get_stylizer("cpu", RUNTIME)
     with _once("fast"):
         return np.stack([stylizer.style_code(img) for img in images])
