@@ -39,17 +39,18 @@ def main() -> int:
         return 2
 
     from brushwork import io
+    from brushwork import latent as api
     from brushwork.methods import fast, latent
     from brushwork.train.style_vae import split_indices
 
     torch.set_grad_enabled(False)
-    vae = latent.load_style_space("style-vae", device="cpu")
-    cvae = latent.load_style_space("style-cvae", device="cpu")
+    vae = api.load_style_space("style-vae", device="cpu")
+    cvae = api.load_style_space("style-cvae", device="cpu")
     opt = vae.config["options"]
     with open(CORPUS / "SOURCES.tsv", newline="") as fh:
         rows = [r for r in csv.DictReader(fh, delimiter="\t") if r["folder"] == "styles"]
     paths = [CORPUS / "styles" / r["filename"] for r in rows if (CORPUS / "styles" / r["filename"]).is_file()]
-    codes = latent.style_codes(paths, augment=opt["augment"], seed=opt["seed"], device="cpu")
+    codes = api.style_codes(paths, augment=opt["augment"], seed=opt["seed"], device="cpu")
     whole = codes[:, 0]
     train_idx, val_idx = split_indices(len(paths), opt["val_fraction"], opt["seed"])
 

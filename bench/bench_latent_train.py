@@ -7,9 +7,9 @@ one, else a medium or movement read from the title and file name (drawings and p
     python bench/bench_latent_train.py                      # writes brushwork/assets/models/style-{vae,cvae}.*
     python bench/bench_latent_train.py --out /tmp/models    # somewhere else
 
-Prints the held-out metrics stored in each model's JSON config, and the sha256 and size to put in
-``brushwork/methods/latent.py``. The loss plots go to docs/img/latent_loss_*.png. Style codes are cached, so a
-second run takes about a minute.
+Prints the held-out metrics stored in each model's JSON config, and the sha256 and size to put in the
+``style-vae``/``style-cvae`` rows of ``brushwork/store.py``. The loss plots go to docs/img/latent_loss_*.png.
+Style codes are cached, so a second run takes about a minute.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def main() -> int:
         print(f"no corpus at {CORPUS}", file=sys.stderr)
         return 2
 
-    from brushwork.methods import latent
+    from brushwork import latent
     from brushwork.train.style_vae import TrainOptions, train_style_vae
 
     options = TrainOptions() if args.latent_dim is None else TrainOptions(latent_dim=args.latent_dim)

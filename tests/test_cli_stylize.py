@@ -257,8 +257,8 @@ def test_folder_with_same_stem_writes_distinct_files(tmp_path: Path, capsys: pyt
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--max-size", "8"], "max size must be between 16 and"),
-        (["--stroke-scale", "9"], "stroke scale must be between"),
+        (["--max-size", "8"], "max size must be from 16 to"),
+        (["--stroke-scale", "9"], "stroke scale must be at least 0.25 and at most 4"),
         (["--quality", "200"], "quality must be 1-100"),
     ],
 )

@@ -17,6 +17,7 @@ from brushwork.errors import BrushworkError, InputError
 # small and quick settings per method; every other option takes its default
 QUICK: dict[str, dict] = {
     "fast": {},
+    "microast": {},
     "adain": {},
     "wct": {},
     "optimize": {"iterations": 6, "backbone": "mobilenet"},
@@ -59,12 +60,12 @@ def test_same_return_type_and_size(method: str, styles: list[np.ndarray]) -> Non
 @pytest.mark.parametrize(
     ("option", "value", "message"),
     [
-        ("strength", 1.5, "strength must be between 0 and 1"),
+        ("strength", 1.5, "strength must be at least 0 and at most 1"),
         ("strength", float("nan"), "strength must be a finite number"),
-        ("stroke_scale", 9, "stroke scale must be between"),
-        ("max_size", 8, "max size must be between"),
+        ("stroke_scale", 9, "stroke scale must be at least 0.25 and at most 4"),
+        ("max_size", 8, "max size must be from"),
         ("style_weights", (1, 2), "got 2 style weights for 1 styles"),
-        ("style_weights", (-1,), "non-negative"),
+        ("style_weights", (-1,), "not negative"),
         ("seed", -1, "seed must be"),
         ("device", "tpu", "unknown device"),
         ("preserve_color", "yes", "preserve_color is true or false"),

@@ -1,4 +1,5 @@
-"""The latent space of styles (brushwork.methods.latent) and its commands: mix, sample, interpolate, style-map.
+"""The latent space of styles (brushwork.latent, brushwork.methods.latent) and its commands: mix, sample,
+interpolate, style-map.
 
 Operations on codes use a random-weights VAE (exactness does not depend on training); the rendering tests and the
 CLI use the shipped models on 64-pixel pictures.
@@ -13,12 +14,14 @@ import pytest
 import torch
 from PIL import Image
 
-from brushwork import io
+from brushwork import io, store
+from brushwork import latent as api
 from brushwork.cli import main
 from brushwork.errors import InputError, OutputError
 from brushwork.methods import latent
 from brushwork.nets.vae import StyleVAE
 from brushwork.samples import SAMPLE_PHOTO, STYLES
+from brushwork.validate import normalise_weights
 
 D = 100
 
@@ -107,13 +110,13 @@ def test_labels_of_a_conditional_space() -> None:
 
 
 def test_bad_weights_and_counts() -> None:
-    with pytest.raises(InputError, match="2 weights for 3 styles"):
-        latent.check_weights([1, 2], 3)
+    with pytest.raises(InputError, match="2 style weights for 3 styles"):
+        normalise_weights([1, 2], 3)
     with pytest.raises(InputError, match="negative"):
-        latent.check_weights([1, -1], 2)
+        normalise_weights([1, -1], 2)
     with pytest.raises(InputError, match="zero"):
-        latent.check_weights([0, 0], 2)
-    assert np.allclose(latent.check_weights(None, 4), 0.25)
+        normalise_weights([0, 0], 2)
+    assert np.allclose(normalise_weights(None, 4), 0.25)
     with pytest.raises(InputError, match="temperature"):
         latent.sample_codes(random_space(), 1, temperature=0)
 
@@ -128,33 +131,33 @@ def test_pca_and_tsne_layouts() -> None:
     assert ts.shape == (40, 2) and np.array_equal(ts, latent.tsne_2d(blobs, seed=0))
     within = np.linalg.norm(ts[:20] - ts[:20].mean(0), axis=1).mean()
     assert np.linalg.norm(ts[:20].mean(0) - ts[20:].mean(0)) > 3 * within  # the two clusters stay apart
-    with pytest.raises(InputError, match="unknown map method"):
-        latent.map_coordinates(blobs, "umap")
+    with pytest.raises(InputError, match="unknown projection"):
+        latent.project(blobs, "umap")
 
 
 # -- shipped models -------------------------------------------------------------------------------------------
 
 
 def test_shipped_models_load_offline() -> None:
-    vae = latent.load_style_space(device="cpu")
-    cvae = latent.load_style_space(conditional=True, device="cpu")
+    vae = api.load_style_space(device="cpu")
+    cvae = api.load_style_space(conditional=True, device="cpu")
     assert vae.name == "style-vae" and not vae.conditional and vae.net.code_dim == D
     assert cvae.name == "style-cvae" and cvae.conditional and len(cvae.labels) >= 4
     assert "metrics" in vae.config and vae.config["metrics"]["val_paintings"] > 0
     for name in ("style-vae", "style-cvae"):
-        path = latent.store.source_path(latent.store.entry(name))
+        path = store.source_path(store.entry(name))
         assert path.stat().st_size < 1_000_000  # tiny models
     with pytest.raises(InputError, match="unknown style model"):
-        latent.load_style_space("nope")
+        api.load_style_space("nope")
 
 
 def test_code_files_round_trip(tmp_path: Path) -> None:
     c = codes(1)[0].numpy()
-    path = latent.save_code(c, tmp_path / "c.npy")
-    assert np.array_equal(latent.style_code(path).numpy(), c)
+    path = api.save_code(c, tmp_path / "c.npy")
+    assert np.array_equal(api.style_code(path), c)
     np.save(tmp_path / "bad.npy", np.zeros((2, 3)))
     with pytest.raises(InputError, match="one style code"):
-        latent.load_code_file(tmp_path / "bad.npy")
+        api.load_code(tmp_path / "bad.npy")
 
 
 # -- rendering through the API ------------------------------------------------------------------------------------
@@ -162,20 +165,21 @@ def test_code_files_round_trip(tmp_path: Path) -> None:
 
 def test_api_mix_sample_interpolate(pics: dict[str, Path]) -> None:
     a, b = pics["swirls"], pics["ink"]
-    first = latent.mix(pics["photo"], [a, b], [1, 0], device="cpu")
-    same = latent.render_codes(pics["photo"], latent.style_code(a)[None], device="cpu")[0]
+    first = api.mix(pics["photo"], [a, b], style_weights=[1, 0], device="cpu")
+    same = api.render_codes(pics["photo"], api.style_code(a)[None], device="cpu")[0]
     assert first.size == io.load_image(pics["photo"]).size
-    assert np.array_equal(np.asarray(first), np.asarray(same))
-    result = latent.sample(pics["photo"], 2, seed=3, device="cpu")
-    again = latent.sample(pics["photo"], 2, seed=3, device="cpu")
-    assert len(result.images) == 2 and result.codes.shape == (2, D)
-    assert np.array_equal(result.codes, again.codes)
-    walk = latent.interpolate(pics["photo"], a, b, 3, device="cpu")
+    diff = np.abs(np.asarray(first, dtype=np.int16) - np.asarray(same, dtype=np.int16))
+    assert diff.mean() < 0.5 and diff.max() <= 3  # the runtime may change between calls (onnxruntime, OpenVINO)
+    result = api.sample(pics["photo"], 2, seed=3, device="cpu")
+    again = api.sample(pics["photo"], 2, seed=3, device="cpu")
+    assert len(result.images) == 2 and result.style_codes.shape == (2, D)
+    assert np.array_equal(result.style_codes, again.style_codes)
+    walk = api.interpolate(pics["photo"], a, b, 3, device="cpu")
     assert len(walk.images) == 3
-    assert np.array_equal(walk.codes[0], latent.style_code(a).numpy())
-    assert np.array_equal(walk.codes[-1], latent.style_code(b).numpy())
-    family = latent.sample(pics["photo"], 1, label=latent.load_style_space(conditional=True).labels[0], device="cpu")
-    assert family.codes.shape == (1, D)
+    assert np.array_equal(walk.style_codes[0], api.style_code(a))
+    assert np.array_equal(walk.style_codes[-1], api.style_code(b))
+    family = api.sample(pics["photo"], 1, label=api.load_style_space(conditional=True).labels[0], device="cpu")
+    assert family.style_codes.shape == (1, D)
 
 
 def test_api_style_map(pics: dict[str, Path], tmp_path: Path) -> None:
@@ -184,24 +188,24 @@ def test_api_style_map(pics: dict[str, Path], tmp_path: Path) -> None:
         sub = folder / ("warm" if i % 2 else "cool")
         sub.mkdir(parents=True, exist_ok=True)
         Image.open(pics[name]).save(sub / f"{name}.png")
-    result = latent.style_map(folder, thumb=32, size=400, device="cpu")
+    result = api.style_map(folder, thumb=32, width=400, device="cpu")
     assert result.coords.shape == (len(STYLES), 2) and result.image.size[0] == 400
     assert sorted(set(result.labels or [])) == ["cool", "warm"]
-    rendered = latent.style_map([pics[n] for n in STYLES], method="tsne", photo=pics["photo"], thumb=32, size=300)
+    rendered = api.style_map([pics[n] for n in STYLES], projection="tsne", content=pics["photo"], thumb=32, width=300)
     assert rendered.latents.shape[0] == len(STYLES)
 
 
 def test_save_animation_gif_and_mp4(tmp_path: Path) -> None:
     frames = [Image.new("RGB", (33, 20), (i * 40, 0, 0)) for i in range(4)]
-    gif = latent.save_animation(frames, tmp_path / "a.gif", fps=10)
+    gif = io.save_animation(frames, tmp_path / "a.gif", fps=10)
     with Image.open(gif) as im:
         assert im.n_frames == 4
-    mp4 = latent.save_animation(frames, tmp_path / "a.mp4", fps=10)
+    mp4 = io.save_animation(frames, tmp_path / "a.mp4", fps=10)
     assert mp4.stat().st_size > 0
     with pytest.raises(OutputError, match=".gif or .mp4"):
-        latent.save_animation(frames, tmp_path / "a.avi")
+        io.save_animation(frames, tmp_path / "a.avi")
     with pytest.raises(OutputError, match="does not exist"):
-        latent.save_animation(frames, tmp_path / "no" / "a.gif")
+        io.save_animation(frames, tmp_path / "no" / "a.gif")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.gif", "a.mp4"]  # no temporary files left
 
 
@@ -265,11 +269,18 @@ def test_cli_bad_input_exits_2_and_writes_nothing(
     assert list(tmp_path.iterdir()) == []  # no partial files, no output folder for a bad label
 
 
-def test_cli_defaults_match_the_api() -> None:
-    """The CLI keeps literal copies of the API's defaults (importing the API would import torch at start-up)."""
-    from brushwork.cli import latent as cli
+def test_cli_defaults_are_the_apis() -> None:
+    """The CLI reads its defaults from brushwork.latent, which imports no torch."""
+    import inspect
 
-    assert (cli.MAX_SIZE, cli.MIX_MAX_SIZE) == (latent.MAX_SIZE, latent.MIX_MAX_SIZE)
+    from brushwork.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices
+    assert sub["mix"].get_default("max_size") == inspect.signature(api.mix).parameters["max_size"].default
+    for command, function in (("sample", api.sample), ("interpolate", api.interpolate)):
+        assert sub[command].get_default("max_size") == inspect.signature(function).parameters["max_size"].default
+    assert sub["style-map"].get_default("width") == inspect.signature(api.style_map).parameters["width"].default
 
 
 # -- regressions: bad input is refused before any work, and nothing is written or overwritten ------------------------
@@ -286,7 +297,7 @@ def test_cli_sample_never_overwrites_a_like_code(
 ) -> None:
     out = tmp_path / "s"
     out.mkdir()
-    code = latent.save_code(codes(1)[0].numpy(), out / "sample_00.npy")
+    code = api.save_code(codes(1)[0].numpy(), out / "sample_00.npy")
     before = code.read_bytes()
     argv = ["sample", str(pics["photo"]), "-n", "1", "-o", str(out), "--like", str(code), "--device", "cpu"]
     assert main(argv) == 2
@@ -355,7 +366,7 @@ def test_seeds_are_checked_by_the_api() -> None:
         with pytest.raises(InputError, match="seed"):
             latent.sample_codes(space, 1, seed=seed)
         with pytest.raises(InputError, match="seed"):
-            latent.map_coordinates(np.zeros((5, 2)), "tsne", seed=seed)
+            latent.project(np.zeros((5, 2)), "tsne", seed=seed)
     assert latent.sample_codes(space, 1, seed=2**63 - 1).shape == (1, D)
 
 
@@ -378,25 +389,25 @@ def test_fps_is_bounded_by_the_format(
         assert "fps" in _one_line_error(capsys)
     assert list(tmp_path.iterdir()) == []
     frames = [Image.new("RGB", (8, 8), (i * 80, 0, 0)) for i in range(3)]
-    slow = latent.save_animation(frames, tmp_path / "slow.gif", fps=0.002)  # one frame every 500 s
+    slow = io.save_animation(frames, tmp_path / "slow.gif", fps=0.002)  # one frame every 500 s
     with Image.open(slow) as im:
         assert im.info["duration"] == 500_000
-    fast = latent.save_animation(frames, tmp_path / "fast.gif", fps=50)
+    fast = io.save_animation(frames, tmp_path / "fast.gif", fps=50)
     with Image.open(fast) as im:
         assert im.info["duration"] == 20
     with pytest.raises(InputError, match="fps"):
-        latent.save_animation(frames, tmp_path / "x.gif", fps=0.001)
+        io.save_animation(frames, tmp_path / "x.gif", fps=0.001)
 
 
 def test_huge_weights_are_normalised_without_overflow() -> None:
     with np.errstate(all="raise"):
-        assert np.allclose(latent.check_weights([1e308, 1e308], 2), [0.5, 0.5])
-        assert np.allclose(latent.check_weights([1e308, 0, 1e307], 3), [1 / 1.1, 0, 0.1 / 1.1])
+        assert np.allclose(normalise_weights([1e308, 1e308], 2), [0.5, 0.5])
+        assert np.allclose(normalise_weights([1e308, 0, 1e307], 3), [1 / 1.1, 0, 0.1 / 1.1])
     for bad in ([float("inf"), 1], [float("nan"), 1], [-1e308, 1e308]):
         with pytest.raises(InputError, match="finite and not negative"):
-            latent.check_weights(bad, 2)
+            normalise_weights(bad, 2)
     with pytest.raises(InputError, match="not all be zero"):
-        latent.check_weights([0.0, 0.0], 2)
+        normalise_weights([0.0, 0.0], 2)
 
 
 def test_style_code_with_nan_is_reported_as_not_finite(tmp_path: Path) -> None:
@@ -404,4 +415,4 @@ def test_style_code_with_nan_is_reported_as_not_finite(tmp_path: Path) -> None:
     c[3] = np.nan
     np.save(tmp_path / "nan.npy", c)
     with pytest.raises(InputError, match="contains values that are not finite"):
-        latent.load_code_file(tmp_path / "nan.npy")
+        api.load_code(tmp_path / "nan.npy")

@@ -269,7 +269,7 @@ def test_cli_vgg_from_local_weights_file(
         (["--tv-weight", "-1"], "non-negative"),
         (["--loss", "l2"], "invalid choice"),
         (["--iterations", "0"], "positive"),
-        (["--max-size", "8"], "max size must be between 16"),
+        (["--max-size", "8"], "max size must be from 16"),
         (["--style-weights", "1", "2"], "got 2 style weights for 1 styles"),
         (["--backbone", "mobilenet", "--pool", "avg"], "VGG"),
         (["--style-layers", "relu1_1", "--style-layer-weights", "1", "2"], "2 style layer weights for 1"),
@@ -357,7 +357,7 @@ def test_corpus_photo_with_pretrained_mobilenet(corpus: Path) -> None:
     style = corpus / "styles" / "vincent-van-gogh_the-starry-night.jpg"
     if not style.is_file():
         style = next(iter(sorted((corpus / "styles").glob("*.jpg"))))
-    r = optimize(content, style, backbone="mobilenet", size=64, iterations=10)
+    r = optimize(io.load_image(content), io.load_image(style), backbone="mobilenet", size=64, iterations=10)
     assert r.backbone == "mobilenet" and max(r.image.shape[-2:]) == 64
     assert r.best_loss < 0.5 * r.history[0]["total"]
 
@@ -370,7 +370,7 @@ def test_corpus_photo_with_pretrained_mobilenet(corpus: Path) -> None:
     [
         (["--seed", "99999999999999999999999"], "2**63"),
         (["--seed", "-1"], "2**63"),
-        (["--max-size", "100000"], "max size must be between 16 and 65536"),
+        (["--max-size", "100000"], "max size must be from 16 to 65536"),
         (["--learning-rate", "1e300", "--optimizer", "adam"], "at most 10"),
         (["--learning-rate", "0"], "learning rate"),
     ],
@@ -403,8 +403,8 @@ def _no_backbone(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(
     "content_shape, extra, message",
     [
-        ((30, 40), ["--stroke-scale", "1e9"], "stroke scale must be between"),
-        ((30, 40), ["--stroke-scale", "1e300"], "stroke scale must be between"),
+        ((30, 40), ["--stroke-scale", "1e9"], "stroke scale must be at least 0.25 and at most 4"),
+        ((30, 40), ["--stroke-scale", "1e300"], "stroke scale must be at least 0.25 and at most 4"),
         ((1, 64), ["--max-size", "32"], "too small"),  # a 64×1 photo at 32 px would be 32×1
         ((3, 64), ["--max-size", "64"], "too small"),
     ],

@@ -155,7 +155,7 @@ def test_collect_styles_from_folders_and_csv(tmp_path: Path) -> None:
 
 
 def test_train_style_vae_writes_weights_config_and_plot(tmp_path: Path) -> None:
-    from brushwork.methods.latent import load_style_space
+    from brushwork.latent import load_style_space
 
     root = _style_folder(tmp_path / "styles", {"ink": 3, "oil": 3})
     out = tmp_path / "my.safetensors"
@@ -191,7 +191,7 @@ def test_training_on_corpus_codes(corpus: Path) -> None:
     """On real paintings (30 of them, 3 crops each): the loss falls, training codes come back close, and
     held-out paintings beat a Gaussian."""
     from brushwork import io
-    from brushwork.methods.latent import style_codes
+    from brushwork.latent import style_codes
 
     paths = io.list_images(corpus / "styles")[::6][:30]
     codes = style_codes(paths, augment=3, device="cpu")

@@ -8,6 +8,8 @@ import math
 import sys
 from typing import Any
 
+from brushwork.validate import SEED_LIMIT
+
 
 def positive_int(text: str) -> int:
     try:
@@ -48,9 +50,6 @@ def positive_float(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
     return value
-
-
-SEED_LIMIT = 2**63
 
 
 def seed_int(text: str) -> int:

@@ -1,8 +1,8 @@
 """``brushwork mix``, ``sample``, ``interpolate`` and ``style-map``: the latent space of styles.
 
 Each command checks its inputs and outputs first (one-line errors, exit code 2), then calls the API in
-:mod:`brushwork.methods.latent`. Defaults come from that module (``MAX_SIZE``, ``MIX_MAX_SIZE``, ...) and are
-repeated here only as literals where importing it (and torch) at start-up would slow every command.
+:mod:`brushwork.latent` (whose defaults it reads: that module imports no torch) and writes the results through
+:mod:`brushwork.io`.
 """
 
 from __future__ import annotations
@@ -13,15 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from brushwork import io
-from brushwork.cli.common import add_device, emit_json, finite_float, positive_int, seed_int
+from brushwork import latent as api
+from brushwork.cli.common import ProgressBar, add_device, emit_json, finite_float, positive_int, seed_int
 from brushwork.errors import InputError, OutputError
-
-# keep in step with brushwork.methods.latent (not imported here: it imports torch)
-MAX_SIZE = 512
-MIX_MAX_SIZE = 2048
-MAX_FRAMES = 2000
-MAX_SAMPLES = 256
-MAX_TEMPERATURE = 10.0
 
 
 def _common(p: argparse.ArgumentParser, max_size: int) -> None:
@@ -47,34 +41,44 @@ def register(sub: argparse._SubParsersAction) -> None:
     m = sub.add_parser(
         "mix",
         help="render a photo in a mix of styles, blended in the latent space of styles",
-        description="Mix STYLES in the style VAE's latent space and render PHOTO. Weights (1, 0, ...) give the "
-        "first style exactly. Styles are images or .npy codes written by 'brushwork sample'.",
+        description="Mix STYLES in the style VAE's latent space and render CONTENT. Style weights (1, 0, ...) give "
+        "the first style exactly. Styles are images or .npy codes written by 'brushwork sample'.",
     )
-    m.add_argument("photo", help="photo to render")
+    m.add_argument("content", metavar="CONTENT", help="photo to render")
     m.add_argument("--styles", nargs="+", required=True, metavar="STYLE", help="style images or .npy style codes")
-    m.add_argument("--weights", nargs="+", type=finite_float, metavar="W", help="one weight per style (default: equal)")
+    m.add_argument(
+        "--style-weights",
+        "--weights",
+        dest="style_weights",
+        nargs="+",
+        type=finite_float,
+        metavar="W",
+        help="one weight per style, normalised to sum 1 (default: equal; --weights is the old name)",
+    )
     m.add_argument("-o", "--output", required=True, help="output image")
     m.add_argument("--compare", metavar="FILE", help="also write a side-by-side: latent mix | average of the codes")
     m.add_argument("--label", help="with a conditional model: mix within this label")
-    _common(m, MIX_MAX_SIZE)
+    _common(m, api.MIX_MAX_SIZE)
     m.set_defaults(run=run_mix)
 
     s = sub.add_parser(
         "sample",
         help="draw new styles from the latent space and render them on a photo, with a contact sheet",
         description="Draw N new styles from the style VAE's prior (within --label, or near --like styles) and render "
-        "PHOTO in each. Writes OUT/sample_NN.jpg, the style codes OUT/sample_NN.npy (usable as styles in mix and "
+        "CONTENT in each. Writes OUT/sample_NN.jpg, the style codes OUT/sample_NN.npy (usable as styles in mix and "
         "interpolate) and OUT/contact_sheet.jpg.",
     )
-    s.add_argument("photo", help="photo to render")
-    s.add_argument("-n", "--count", type=positive_int, default=8, help="number of styles to draw (default: 8)")
+    s.add_argument("content", metavar="CONTENT", help="photo to render")
+    s.add_argument(
+        "-n", "--count", type=positive_int, default=8, help=f"styles to draw, 1..{api.MAX_SAMPLES} (default: 8)"
+    )
     s.add_argument("--label", help="draw from this label's family of styles (conditional model, style-cvae)")
     s.add_argument("--like", nargs="+", metavar="STYLE", help="draw near these styles (images or .npy codes)")
     s.add_argument(
         "--temperature",
         type=finite_float,
         default=1.0,
-        help=f"spread of the draws, more than 0 and at most {MAX_TEMPERATURE:g}; <1 safer, >1 wilder (default: 1)",
+        help="spread of the draws, more than 0 and at most 10; <1 safer, >1 wilder (default: 1)",
     )
     s.add_argument(
         "--seed",
@@ -85,19 +89,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder (created if missing)")
     s.add_argument("--format", choices=["jpg", "png", "webp"], default="jpg", help="image format (default: jpg)")
     s.add_argument("--json", action="store_true", help="print a machine-readable record")
-    _common(s, MAX_SIZE)
+    _common(s, api.MAX_SIZE)
     s.set_defaults(run=run_sample)
 
     i = sub.add_parser(
         "interpolate",
         help="animate a smooth walk between two styles through the latent space (MP4 or GIF)",
-        description="Render PHOTO in FRAMES styles along a straight line in the latent space from STYLE_A to "
-        "STYLE_B; the first and last frames use the two styles exactly. Writes an .mp4 or .gif.",
+        description="Render CONTENT in FRAMES styles along a straight line in the latent space from STYLE_A to "
+        "STYLE_B; the first and last frames use the two styles exactly. Writes an .mp4 (H.264) or .gif.",
     )
-    i.add_argument("photo", help="photo to render")
+    i.add_argument("content", metavar="CONTENT", help="photo to render")
     i.add_argument("style_a", metavar="STYLE_A", help="first style: image or .npy code")
     i.add_argument("style_b", metavar="STYLE_B", help="last style: image or .npy code")
-    i.add_argument("--frames", type=int, default=48, help=f"frames, 2..{MAX_FRAMES} (default: %(default)s)")
+    i.add_argument("--frames", type=int, default=48, help=f"frames, 2..{api.MAX_FRAMES} (default: %(default)s)")
     i.add_argument(
         "--fps",
         type=finite_float,
@@ -108,7 +112,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("-o", "--output", required=True, help="animation to write: .mp4 or .gif")
     i.add_argument("--strip", metavar="FILE", help="also write a strip of 8 evenly spaced frames as one image")
     i.add_argument("--label", help="with a conditional model: walk within this label")
-    _common(i, MAX_SIZE)
+    _common(i, api.MAX_SIZE)
     i.set_defaults(run=run_interpolate)
 
     g = sub.add_parser(
@@ -119,12 +123,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     g.add_argument("folder", metavar="DIR", help="folder of style images")
     g.add_argument("-o", "--output", required=True, help="map image to write (.png or .jpg)")
-    g.add_argument("--method", choices=["pca", "tsne"], default="pca", help="2-D layout (default: %(default)s)")
-    g.add_argument("--photo", help="thumbnails show this photo rendered in each style (default: the style images)")
-    g.add_argument("--thumb", type=positive_int, default=96, help="thumbnail size in pixels (default: %(default)s)")
-    g.add_argument("--size", type=positive_int, default=1200, help="map width in pixels (default: %(default)s)")
     g.add_argument(
-        "--max-size", type=positive_int, help="with --photo: render the photo at this size (default: 2 × --thumb)"
+        "--projection",
+        "--method",
+        dest="projection",
+        choices=api.PROJECTIONS,
+        default="pca",
+        help="2-D layout (default: %(default)s; --method is the old name)",
+    )
+    g.add_argument(
+        "--content",
+        "--photo",
+        dest="content",
+        help="thumbnails show this photo rendered in each style (default: the style images; --photo: old name)",
+    )
+    g.add_argument("--thumb", type=positive_int, default=96, help="thumbnail size in pixels (default: %(default)s)")
+    g.add_argument(
+        "--width",
+        "--size",
+        dest="width",
+        type=positive_int,
+        default=1200,
+        help="map width in pixels, 256..8192 (default: %(default)s; --size is the old name)",
+    )
+    g.add_argument(
+        "--max-size", type=positive_int, help="with --content: render the photo at this size (default: 2 × --thumb)"
     )
     g.add_argument("--coords", metavar="CSV", help="also write file,label,x,y and the latent means as CSV")
     g.add_argument("--seed", type=seed_int, default=0, help="random seed of t-SNE, 0..2**63-1 (default: %(default)s)")
@@ -136,24 +159,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 # -- helpers -------------------------------------------------------------------------------------------------------
 
 
-class _Bar:
-    """A (done, total) progress callback shown as a tqdm bar, created on first use."""
-
-    def __init__(self, desc: str, unit: str = "img") -> None:
-        self.desc, self.unit, self.bar = desc, unit, None
-
-    def __call__(self, done: int, total: int) -> None:
-        if self.bar is None:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc=self.desc, unit=self.unit)
-        self.bar.update(done - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def _input_file(path: str, what: str) -> Path:
     p = Path(path)
     if not p.exists():
@@ -163,59 +168,44 @@ def _input_file(path: str, what: str) -> Path:
     return p
 
 
-def _check_model(model: str | None) -> None:
-    if model and model.endswith(".safetensors"):
-        _input_file(model, "model file")
-
-
-def _check_max_size(max_size: int) -> None:
-    if max_size < 16:
-        raise InputError(f"max size must be at least 16 pixels, got {max_size}")
-
-
-def _check_stroke(stroke: float) -> None:
-    if not 0.25 <= stroke <= 4.0:
-        raise InputError(f"stroke scale must be between 0.25 and 4, got {stroke}")
+def _check_common(args: argparse.Namespace) -> None:
+    """The options shared by mix, sample and interpolate, checked before any work."""
+    if args.model and args.model.endswith(".safetensors"):
+        _input_file(args.model, "model file")
+    if args.max_size < 16:
+        raise InputError(f"max size must be at least 16 pixels, got {args.max_size}")
+    if not 0.25 <= args.stroke_scale <= 4.0:
+        raise InputError(f"stroke scale must be between 0.25 and 4, got {args.stroke_scale}")
 
 
 # -- commands ------------------------------------------------------------------------------------------------------
 
 
 def run_mix(args: argparse.Namespace) -> int:
-    from brushwork import io
-
-    photo = _input_file(args.photo, "photo")
+    content = _input_file(args.content, "photo")
     styles = [_input_file(s, "style") for s in args.styles]
-    if args.weights is not None and len(args.weights) != len(styles):
-        raise InputError(f"got {len(args.weights)} weights for {len(styles)} styles: give one weight per style")
-    _check_model(args.model)
-    _check_max_size(args.max_size)
-    _check_stroke(args.stroke_scale)
-    protect = [photo, *styles]
+    if args.style_weights is not None and len(args.style_weights) != len(styles):
+        raise InputError(f"got {len(args.style_weights)} style weights for {len(styles)} styles: give one per style")
+    _check_common(args)
+    protect = [content, *styles]
     io.check_writable(args.output, protect)
-    io.check_folder_writable(Path(args.output).parent, args.output)
     if args.compare:
         io.check_writable(args.compare, protect)
-        io.check_folder_writable(Path(args.compare).parent, args.compare)
         if Path(args.compare).resolve() == Path(args.output).resolve():
             raise OutputError(f"cannot write {args.compare}: --compare must differ from -o")
 
-    from brushwork.methods import latent
+    from brushwork import draw
 
-    weights = latent.check_weights(args.weights, len(styles))
-    codes = latent.mixed_codes(styles, weights, label=args.label, model=args.model, device=args.device)
+    rgb = api.load_content(content, args.max_size)
+    codes = api.mixed_codes(styles, args.style_weights, label=args.label, model=args.model, device=args.device)
     modes = ["latent", "average"] if args.compare else ["latent"]
-    images = latent.render_codes(
-        photo,
-        [codes[m] for m in modes],
-        max_size=args.max_size,
-        stroke_scale=args.stroke_scale,
-        device=args.device,
+    images = api.render_codes(
+        rgb, [codes[m] for m in modes], max_size=None, stroke_scale=args.stroke_scale, device=args.device
     )
     io.save_image(images[0], args.output, protect=protect)
     print(f"wrote {args.output} ({images[0].width}×{images[0].height})")
     if args.compare:
-        sheet = latent.contact_sheet(images, ["latent mix", "average of the codes"], cell=images[0].width, columns=2)
+        sheet = draw.contact_sheet(images, ["latent mix", "average of the codes"], cell=images[0].width, columns=2)
         io.save_image(sheet, args.compare, protect=protect)
         print(f"wrote {args.compare}")
     return 0
@@ -242,30 +232,16 @@ def _make_dir(out: Path) -> None:
         raise OutputError(f"cannot create {os.fspath(out)}: {exc.strerror or exc}") from None
 
 
-def _check_code_path(path: Path, protect: list[Path]) -> None:
-    """A ``.npy`` style code to write: not a folder, not one of the input files."""
-    if path.is_dir():
-        raise OutputError(f"cannot write {path}: it is a folder")
-    if any(io.same_file(path, p) for p in protect):
-        raise OutputError(f"cannot write {path}: it is an input file and would be overwritten")
-
-
 def run_sample(args: argparse.Namespace) -> int:
-    from brushwork import io
-
-    photo = _input_file(args.photo, "photo")
+    content = _input_file(args.content, "photo")
     like = [_input_file(s, "style") for s in args.like or []]
-    if args.count > MAX_SAMPLES:
-        raise InputError(f"at most {MAX_SAMPLES} samples at a time, got {args.count}")
-    if not 0 < args.temperature <= MAX_TEMPERATURE:
-        raise InputError(f"temperature must be more than 0 and at most {MAX_TEMPERATURE:g}, got {args.temperature}")
+    if args.count > api.MAX_SAMPLES:
+        raise InputError(f"at most {api.MAX_SAMPLES} samples at a time, got {args.count}")
     if like and args.label:
         raise InputError("give --label or --like, not both")
-    _check_model(args.model)
-    _check_max_size(args.max_size)
-    _check_stroke(args.stroke_scale)
+    _check_common(args)
     out = _check_dir(args.output)
-    protect = [photo, *like]
+    protect = [content, *like]
     names = [out / f"sample_{k:02d}.{args.format}" for k in range(args.count)]
     code_names = [n.with_suffix(".npy") for n in names]
     sheet_path = out / f"contact_sheet.{args.format}"
@@ -273,43 +249,40 @@ def run_sample(args: argparse.Namespace) -> int:
         for name in [*names, sheet_path]:
             io.check_writable(name, protect)
         for name in code_names:
-            _check_code_path(name, protect)
+            io.check_output_path(name, protect)
 
-    import torch
+    from brushwork import draw
 
-    from brushwork.methods import latent
-
-    # the model, the photo and the --like styles are checked before the output folder is created, so that a bad
-    # --label, --model, photo or style leaves nothing behind
-    dev = latent.resolve_device(args.device)
-    space = latent.load_style_space(args.model, conditional=args.label is not None, device=dev)
-    space.label_tensor(args.label, 1)
-    content = latent.load_photo(photo, args.max_size)
-    near = torch.stack([latent.style_code(s, device=dev) for s in like]) if like else None
-    codes = latent.sample_codes(
-        space, args.count, label=args.label, like=near, temperature=args.temperature, seed=args.seed
-    ).cpu()
-    bar = _Bar("rendering")
-    try:
-        images = latent.render_codes(
-            content, codes, max_size=args.max_size, stroke_scale=args.stroke_scale, device=dev, progress=bar
+    # the model, the label, the photo and the --like styles are all read before the output folder is created, so
+    # that a bad one leaves nothing behind
+    with ProgressBar(unit="img") as bars:
+        result = api.sample(
+            content,
+            args.count,
+            label=args.label,
+            like=like or None,
+            temperature=args.temperature,
+            seed=args.seed,
+            model=args.model,
+            max_size=args.max_size,
+            stroke_scale=args.stroke_scale,
+            device=args.device,
+            progress=bars,
         )
-    finally:
-        bar.close()
     _make_dir(out)
-    for k, (image, name) in enumerate(zip(images, names, strict=True)):
+    for image, name, code, code_name in zip(result.images, names, result.style_codes, code_names, strict=True):
         io.save_image(image, name, protect=protect)
-        latent.save_code(codes[k].numpy(), code_names[k])
+        api.save_code(code, code_name, protect=protect)
     captions = [f"#{k:02d}" + (f" {args.label}" if args.label else "") for k in range(args.count)]
-    io.save_image(latent.contact_sheet(images, captions), sheet_path, protect=protect)
+    io.save_image(draw.contact_sheet(result.images, captions), sheet_path, protect=protect)
     if args.json:
         emit_json(
             {
-                "photo": str(photo),
+                "content": str(content),
                 "samples": [str(n) for n in names],
-                "codes": [str(n) for n in code_names],
+                "style_codes": [str(n) for n in code_names],
                 "contact_sheet": str(sheet_path),
-                "model": space.name,
+                "model": args.model or (api.CONDITIONAL_MODEL if args.label else api.DEFAULT_MODEL),
                 "label": args.label,
                 "temperature": args.temperature,
                 "seed": args.seed,
@@ -321,29 +294,22 @@ def run_sample(args: argparse.Namespace) -> int:
 
 
 def run_interpolate(args: argparse.Namespace) -> int:
-    from brushwork import io
-
-    photo = _input_file(args.photo, "photo")
+    content = _input_file(args.content, "photo")
     a, b = _input_file(args.style_a, "style"), _input_file(args.style_b, "style")
-    if not 2 <= args.frames <= MAX_FRAMES:
-        raise InputError(f"--frames must be between 2 and {MAX_FRAMES}, got {args.frames}")
-    _check_model(args.model)
-    _check_max_size(args.max_size)
-    _check_stroke(args.stroke_scale)
-    protect = [photo, a, b]
-
-    from brushwork.methods import latent
-
-    latent.check_animation_path(args.output, protect)
-    io.check_folder_writable(Path(args.output).parent, args.output)
-    latent.check_fps(args.output, args.fps)
+    if not 2 <= args.frames <= api.MAX_FRAMES:
+        raise InputError(f"--frames must be between 2 and {api.MAX_FRAMES}, got {args.frames}")
+    _check_common(args)
+    protect = [content, a, b]
+    io.check_animation_path(args.output, protect)
+    io.check_fps(args.output, args.fps)
     if args.strip:
         io.check_writable(args.strip, protect)
-        io.check_folder_writable(Path(args.strip).parent, args.strip)
-    bar = _Bar("rendering", "frame")
-    try:
-        result = latent.interpolate(
-            photo,
+
+    from brushwork import draw
+
+    with ProgressBar(unit="img") as bars:
+        result = api.interpolate(
+            content,
             a,
             b,
             args.frames,
@@ -352,71 +318,51 @@ def run_interpolate(args: argparse.Namespace) -> int:
             max_size=args.max_size,
             stroke_scale=args.stroke_scale,
             device=args.device,
-            progress=bar,
+            progress=bars,
         )
-    finally:
-        bar.close()
     frames = result.images + (result.images[-2:0:-1] if args.boomerang else [])
-    latent.save_animation(frames, args.output, fps=args.fps, protect=protect)
+    io.save_animation(frames, args.output, fps=args.fps, protect=protect)
     print(f"wrote {args.output} ({len(frames)} frames, {frames[0].width}×{frames[0].height})")
     if args.strip:
-        io.save_image(latent.strip(result.images), args.strip, protect=protect)
+        io.save_image(draw.strip(result.images), args.strip, protect=protect)
         print(f"wrote {args.strip}")
     return 0
 
 
 def run_style_map(args: argparse.Namespace) -> int:
-    from brushwork import io
-
     folder = Path(args.folder)
     if not folder.is_dir():
         raise InputError(f"folder not found: {args.folder}")
-    photo = _input_file(args.photo, "photo") if args.photo else None
+    content = _input_file(args.content, "photo") if args.content else None
     if not 16 <= args.thumb <= 512:
         raise InputError(f"--thumb must be between 16 and 512 pixels, got {args.thumb}")
-    if not 256 <= args.size <= 8192:
-        raise InputError(f"--size must be between 256 and 8192 pixels, got {args.size}")
-    _check_model(args.model)
-    if args.max_size is not None:
-        _check_max_size(args.max_size)
-    protect: list[Any] = [photo] if photo else []
+    if not 256 <= args.width <= 8192:
+        raise InputError(f"--width must be between 256 and 8192 pixels, got {args.width}")
+    if args.model and args.model.endswith(".safetensors"):
+        _input_file(args.model, "model file")
+    if args.max_size is not None and args.max_size < 16:
+        raise InputError(f"max size must be at least 16 pixels, got {args.max_size}")
+    protect: list[Any] = [content] if content else []
     io.check_writable(args.output, protect)
-    io.check_folder_writable(Path(args.output).parent, args.output)
     if args.coords:
-        _check_csv(args.coords)
+        io.check_table_path(args.coords, protect)
 
-    from brushwork.methods import latent
-
-    bar = _Bar("encoding")
-    try:
-        result = latent.style_map(
+    with ProgressBar(unit="img") as bars:
+        result = api.style_map(
             folder,
-            method=args.method,
-            photo=photo,
+            projection=args.projection,
+            content=content,
             model=args.model,
             thumb=args.thumb,
-            size=args.size,
+            width=args.width,
             max_size=args.max_size,
             seed=args.seed,
             device=args.device,
-            progress=bar,
+            progress=bars,
         )
-    finally:
-        bar.close()
     io.save_image(result.image, args.output, protect=[*protect, *result.paths])
     print(f"wrote {args.output} ({len(result.paths)} styles)")
     if args.coords:
-        latent.save_map_csv(result, args.coords)
+        io.write_csv(args.coords, result.rows(), protect=[*protect, *result.paths])
         print(f"wrote {args.coords}")
     return 0
-
-
-def _check_csv(path: str) -> None:
-    p = Path(path)
-    if p.suffix.lower() != ".csv":
-        raise OutputError(f"cannot write {path}: --coords must end in .csv")
-    if not p.parent.is_dir():
-        raise OutputError(f"cannot write {path}: folder {os.fspath(p.parent)!r} does not exist")
-    if p.is_dir():
-        raise OutputError(f"cannot write {path}: it is a folder")
-    io.check_folder_writable(p.parent, path)

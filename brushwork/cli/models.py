@@ -16,7 +16,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from brushwork import store
 
-    store.load_registered()
     rows = []
     for name, e in sorted(store.REGISTRY.items()):
         rows.append(
@@ -28,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
                 "source": e.url or e.package_file,
                 "sha256": e.sha256 or e.sha256_prefix,
                 "description": e.description,
+                "origin": [{"url": u, "sha256": h, "size": n} for u, h, n in e.origin],
             }
         )
     if args.json:
@@ -39,4 +39,6 @@ def run(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"{r['name']:<{width}}  {meaning[r['status']]:<31} {r['size_mb']:>7} MB  {r['licence']}")
         print(f"{'':<{width}}  {r['description']}; source: {r['source']}")
+        for o in r["origin"]:
+            print(f"{'':<{width}}  converted from {o['url']} (sha256 {o['sha256'][:16]}…, {o['size']} bytes)")
     return 0

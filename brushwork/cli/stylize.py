@@ -134,9 +134,8 @@ def _read_stdin() -> Any:
         with Image.open(BytesIO(data)) as img:
             img.load()
             return io.load_image(img.copy())
-    except (OSError, SyntaxError, ValueError) as exc:
-        why = " ".join(str(exc).split())[:120]
-        raise InputError(f"standard input is not an image Pillow can read ({why})") from None
+    except (OSError, SyntaxError, ValueError):
+        raise InputError("standard input is not an image (JPEG, PNG, WebP, TIFF, BMP or GIF)") from None
 
 
 def run(args: argparse.Namespace) -> int:

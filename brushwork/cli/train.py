@@ -84,27 +84,11 @@ def _register_style_vae(train_sub: Any) -> None:
 
 
 def run_style_vae(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
+    from brushwork.cli.common import ProgressBar
     from brushwork.train.style_vae import TrainOptions, train_style_vae
 
     options = TrainOptions(**{field: getattr(args, field) for _, field, _, _ in _FLAGS})
-    bars: dict[str, Any] = {}
-
-    def codes(done: int, total: int) -> None:
-        bar = bars.get("codes") or bars.setdefault(
-            "codes", tqdm(total=total, desc="style codes", unit="img", disable=args.quiet)
-        )
-        bar.update(done - bar.n)
-
-    def epoch(done: int, total: int, record: dict[str, float]) -> None:
-        bar = bars.get("train") or bars.setdefault(
-            "train", tqdm(total=total, desc="training", unit="epoch", disable=args.quiet)
-        )
-        bar.set_postfix(train=f"{record['train_loss']:.1f}", val=f"{record['val_loss']:.1f}", refresh=False)
-        bar.update(done - bar.n)
-
-    try:
+    with ProgressBar(quiet=args.quiet) as bars:
         result = train_style_vae(
             args.styles,
             args.output,
@@ -112,12 +96,8 @@ def run_style_vae(args: argparse.Namespace) -> int:
             options=options,
             plot=args.plot,
             device=args.device,
-            progress=codes,
-            callback=epoch,
+            progress=bars,
         )
-    finally:
-        for bar in bars.values():
-            bar.close()
     m = result.metrics
     how = "stopped early" if result.stopped_early else "ran all epochs"
     print(

@@ -196,18 +196,13 @@ def shipped_decoder() -> Decoder:
     return Decoder(shipped_config()["spec"])
 
 
-def _convert_decoder(path: Path) -> dict[str, np.ndarray]:
-    """Store converter: the shipped safetensors file → ``{name: float32 array}``."""
-    from safetensors.numpy import load_file
-
-    return load_file(str(path))
-
-
 def write_shipped(src: str | os.PathLike[str], note: dict[str, Any] | None = None) -> Path:
     """Maintainer tool: make decoder file ``src`` the shipped ``decoder-mobilenet`` (weights, config, checksum).
 
     Copies it to ``brushwork/assets/models/decoder-mobilenet.safetensors`` and writes the ``.json`` beside it with
-    the config, the file's sha256 and size, and ``note`` (how it was trained). Returns the shipped path.
+    the config, the file's sha256 and size, and ``note`` (how it was trained). Returns the shipped path. Then copy
+    the new sha256 and size into the ``decoder-mobilenet`` row of :data:`brushwork.store.REGISTRY` (a test checks
+    that every shipped row matches its file).
     """
     import hashlib
     import shutil
@@ -226,29 +221,6 @@ def write_shipped(src: str | os.PathLike[str], note: dict[str, Any] | None = Non
         config["note"] = note
     dest.with_suffix(".json").write_text(json.dumps(config, indent=2) + "\n")
     return dest
-
-
-def _register_shipped() -> None:
-    side = (_ASSETS / _SHIPPED_FILE).with_suffix(".json")
-    if not side.is_file():
-        return
-    config = json.loads(side.read_text())
-    store.register(
-        store.ModelEntry(
-            name=DEFAULT_DECODER,
-            description="AdaIN/WCT decoder for the offline MobileNetV2 encoder (cut at block5), trained by brushwork",
-            licence="Apache-2.0",
-            size=int(config["file_size"]),
-            sha256=config["file_sha256"],
-            package_file=f"brushwork/assets/models/{_SHIPPED_FILE}",
-            arch="brushwork.methods.autoencoder:shipped_decoder",
-            convert="brushwork.methods.autoencoder:_convert_decoder",
-            credit="trained by the brushwork project on ../shared/corpus; see docs/autoencoder.md",
-        )
-    )
-
-
-_register_shipped()
 
 
 def load_decoder(name_or_path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[Decoder, dict]:

@@ -56,6 +56,12 @@ _EXPORTS: dict[str, tuple[dict[str, tuple[int, ...]], dict[str, dict[int, str]]]
 }
 
 
+def register_export(name: str, inputs: dict[str, tuple[int, ...]], dynamic: dict[str, dict[int, str]]) -> None:
+    """Let the runtimes below run store network ``name`` (or ``name/part``): its ONNX export's example input
+    shapes and dynamic axes (other methods' networks, e.g. MicroAST's, run through the same runtimes)."""
+    _EXPORTS[name] = (inputs, dynamic)
+
+
 class _OrtRuntime:
     """Runs the store's networks in onnxruntime (CPU) from their cached ONNX exports."""
 
@@ -177,6 +183,24 @@ class _TorchRuntime:
         return out.float().cpu().numpy()
 
 
+def make_runtime(runtime: str, device: str) -> _AutoRuntime | _OrtRuntime | _OpenVinoRuntime | _TorchRuntime:
+    """The runtime named ``runtime`` for a resolved ``device`` (``auto``: PyTorch on CUDA/MPS; on the CPU
+    onnxruntime, then OpenVINO once a shape repeats); one that cannot run there raises :class:`InputError`."""
+    if runtime not in RUNTIMES:
+        raise InputError(f"unknown runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
+    if runtime in ("onnxruntime", "openvino") and device != "cpu":
+        raise InputError(f"the {runtime} runtime runs on the CPU: use --device cpu or --runtime torch")
+    if runtime == "openvino" and not openvino_available():
+        raise InputError("the openvino runtime is not installed (pip install openvino)")
+    if runtime == "auto":
+        runtime = "torch" if device != "cpu" else "auto" if openvino_available() else "onnxruntime"
+    if runtime == "auto":
+        return _AutoRuntime()
+    if runtime == "onnxruntime":
+        return _OrtRuntime()
+    return _OpenVinoRuntime() if runtime == "openvino" else _TorchRuntime(device)
+
+
 def _nchw(rgb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32)
 
@@ -189,29 +213,13 @@ class FastStylizer:
         (CPU; compiles per image size, faster for many same-size images) or ``torch``."""
         self.max_pixels = max_pixels  # refuse larger inputs (None: io's default, BRUSHWORK_MAX_PIXELS)
         self.device = resolve_device(device)
-        if runtime not in RUNTIMES:
-            raise InputError(f"unknown runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
-        if runtime in ("onnxruntime", "openvino") and self.device != "cpu":
-            raise InputError(f"the {runtime} runtime runs on the CPU: use --device cpu or --runtime torch")
-        if runtime == "openvino" and not openvino_available():
-            raise InputError("the openvino runtime is not installed (pip install openvino)")
-        if runtime == "auto":
-            runtime = "torch" if self.device != "cpu" else "auto" if openvino_available() else "onnxruntime"
-        self.runtime: _AutoRuntime | _OrtRuntime | _OpenVinoRuntime | _TorchRuntime = (
-            _AutoRuntime()
-            if runtime == "auto"
-            else _OrtRuntime()
-            if runtime == "onnxruntime"
-            else _OpenVinoRuntime()
-            if runtime == "openvino"
-            else _TorchRuntime(self.device)
-        )
+        self.runtime = make_runtime(runtime, self.device)
 
     # -- style codes ------------------------------------------------------------------------------------
 
     def style_code(self, style: Source) -> np.ndarray:
         """The 100-d style code of a picture: its centred square, resized to 256×256."""
-        rgb = io.load_image(style, max_pixels=self.max_pixels).rgb
+        rgb = io.in_memory(style, "the style", self.max_pixels).rgb
         h, w = rgb.shape[:2]
         side = min(h, w)
         top, left = (h - side) // 2, (w - side) // 2

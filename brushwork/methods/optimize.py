@@ -207,8 +207,7 @@ def _as_image(value: Any, what: str) -> Tensor:
         return t.float()
     from brushwork import io
 
-    picture = value if isinstance(value, io.Picture) else io.load_image(value)
-    return io.to_tensor(picture.rgb)
+    return io.to_tensor(io.in_memory(value, what).rgb)
 
 
 def _as_mask(value: Any, n_styles: int) -> Tensor:
@@ -235,8 +234,7 @@ def _as_mask(value: Any, n_styles: int) -> Tensor:
     else:
         from brushwork import io
 
-        picture = value if isinstance(value, io.Picture) else io.load_image(value)
-        grey = color.luminance(io.to_tensor(picture.rgb))
+        grey = color.luminance(io.to_tensor(io.in_memory(value, "the mask").rgb))
     grey = grey.clamp(0, 1)
     if n_styles == 1:
         return _finite_mask(grey)

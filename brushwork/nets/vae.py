@@ -153,3 +153,9 @@ def elbo(
     nll = gaussian_nll(x, recon, net.log_sigma)
     kl = kl_normal(mu, logvar, *net.prior(mu, label))
     return -(nll + beta * kl), nll, kl
+
+
+def from_config(config: dict) -> StyleVAE:
+    """The architecture described by a style VAE's JSON config (``code_dim``, ``latent_dim``, ``hidden``,
+    ``labels``), random weights: the store's ``arch`` for the shipped style VAEs."""
+    return StyleVAE(int(config["code_dim"]), int(config["latent_dim"]), int(config["hidden"]), len(config["labels"]))

@@ -1,6 +1,6 @@
 """Training a style VAE, or a conditional one, on the style codes of a folder of paintings.
 
-The walk: images → augmented style codes (cached per file, :func:`brushwork.methods.latent.style_codes`) → a split
+The walk: images → augmented style codes (cached per file, :func:`brushwork.latent.style_codes`) → a split
 *by painting* into training and validation sets (all crops of one painting fall on the same side, so validation
 measures new paintings, not new crops) → standardisation on the training codes → the beta-weighted ELBO with a
 linear KL warm-up, AdamW, early stopping on the validation loss → the best weights as safetensors with a JSON
@@ -15,22 +15,21 @@ import copy
 import csv
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from brushwork import __version__, io, store
+from brushwork.api import ProgressFn, Reporter
 from brushwork.errors import InputError, OutputError
+from brushwork.validate import check_count, check_number, check_seed
 
 if TYPE_CHECKING:  # numpy, torch and the networks are imported where used, so that the CLI starts fast
     import numpy as np
     import torch
 
-    from brushwork.methods.latent import Progress
     from brushwork.nets.vae import StyleVAE
-
-EpochCallback = Callable[[int, int, dict[str, float]], None]  # (epoch, epochs, record)
 
 
 @dataclass
@@ -51,28 +50,24 @@ class TrainOptions:
     seed: int = 0
 
     def check(self) -> None:
-        """InputError (one line) for a value out of range."""
-        rules = [
-            (self.latent_dim >= 1, "latent-dim must be at least 1"),
-            (self.hidden >= 4, "hidden must be at least 4"),
-            (self.beta >= 0 and math.isfinite(self.beta), "beta must be 0 or more"),
-            (self.epochs >= 1, "epochs must be at least 1"),
-            (self.batch_size >= 1, "batch-size must be at least 1"),
-            (math.isfinite(self.lr) and 0 < self.lr <= 10, "lr must be more than 0 and at most 10"),
-            (math.isfinite(self.weight_decay) and self.weight_decay >= 0, "weight-decay must be 0 or more"),
-            (0 < self.val_fraction < 0.5, "val-fraction must be between 0 and 0.5"),
-            (self.patience >= 1, "patience must be at least 1"),
-            (self.warmup >= 0, "warmup must be 0 or more"),
-            (0 <= self.augment <= 64, "augment must be between 0 and 64"),
-            (_is_seed(self.seed), "seed must be a whole number from 0 to 2**63 - 1"),
-        ]
-        for ok, message in rules:
-            if not ok:
-                raise InputError(message)
+        """InputError (one line, naming the CLI flag) for a value out of range."""
+        check_count(self.latent_dim, "latent-dim", low=1, high=MAX_LATENT_DIM)
+        check_count(self.hidden, "hidden", low=4, high=MAX_HIDDEN)
+        check_number(self.beta, "beta", low=0.0)
+        check_count(self.epochs, "epochs", low=1, high=MAX_EPOCHS)
+        check_count(self.batch_size, "batch-size", low=1)
+        check_number(self.lr, "lr", low=0.0, high=10.0, low_open=True)
+        check_number(self.weight_decay, "weight-decay", low=0.0)
+        check_number(self.val_fraction, "val-fraction", low=0.0, high=0.5, low_open=True, high_open=True)
+        check_count(self.patience, "patience", low=1)
+        check_count(self.warmup, "warmup", low=0)
+        check_count(self.augment, "augment", low=0, high=64)
+        check_seed(self.seed)
 
 
-def _is_seed(seed: Any) -> bool:
-    return isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**63
+MAX_LATENT_DIM = 512  # style codes have 100 numbers: a larger latent only costs memory
+MAX_HIDDEN = 8192
+MAX_EPOCHS = 1_000_000
 
 
 @dataclass
@@ -104,7 +99,7 @@ def collect_styles(
     sub-folder is a label) or a CSV/TSV file of ``filename,label`` rows (file names relative to ``folder``, or
     bare names; an optional header row ``filename,label``). Images not named in the CSV are left out.
     """
-    from brushwork.methods import latent
+    from brushwork import latent
 
     paths, folder_labels = latent.find_styles(folder)
     if labels is None:
@@ -213,12 +208,14 @@ def fit(
     options: TrainOptions | None = None,
     *,
     device: str = "auto",
-    callback: EpochCallback | None = None,
+    progress: ProgressFn | None = None,
 ) -> FitResult:
     """Train a style VAE on codes ``P×A×D`` (P paintings, A codes each; row 0 the whole painting).
 
     labels: ``P`` integer labels in ``0..num_labels-1`` for a conditional VAE, or None. Returns the weights of the
-    epoch with the lowest validation loss (negative ELBO at the full beta on the held-out paintings).
+    epoch with the lowest validation loss (negative ELBO at the full beta on the held-out paintings). Reports one
+    ``train`` :class:`~brushwork.api.Progress` event per epoch (losses ``train_loss`` and ``val_loss``; the
+    whole record is in the history); ``total`` is the most epochs (early stopping ends the stage sooner).
     """
     import torch
 
@@ -226,7 +223,7 @@ def fit(
     torch.set_num_threads(1)  # a tiny MLP: one thread is fastest (many threads thrash on a shared CPU)
     try:
         with torch.random.fork_rng(devices=[]):  # seed the weights without touching the caller's generator
-            return _fit(codes, labels, num_labels, options, device, callback)
+            return _fit(codes, labels, num_labels, options, device, progress)
     finally:
         torch.set_num_threads(threads)
 
@@ -237,12 +234,12 @@ def _fit(
     num_labels: int,
     options: TrainOptions | None,
     device: str,
-    callback: EpochCallback | None,
+    progress: ProgressFn | None,
 ) -> FitResult:
     import numpy as np
     import torch
 
-    from brushwork.methods import latent
+    from brushwork.device import resolve_device
     from brushwork.nets.vae import StyleVAE, elbo
 
     opt = options or TrainOptions()
@@ -250,7 +247,8 @@ def _fit(
     codes = np.asarray(codes, dtype=np.float32)
     if codes.ndim != 3 or codes.shape[0] < 4:
         raise InputError(f"need the codes of at least 4 paintings to train (P×A×D), got shape {codes.shape}")
-    dev = latent.resolve_device(device)
+    dev = resolve_device(device)
+    rep = Reporter(progress, "train", opt.epochs)
     torch.manual_seed(opt.seed)
     train_idx, val_idx = split_indices(len(codes), opt.val_fraction, opt.seed, None if labels is None else labels)
     net = StyleVAE(codes.shape[-1], opt.latent_dim, opt.hidden, num_labels)
@@ -287,8 +285,7 @@ def _fit(
         record = dict(epoch=epoch, beta=beta, train_loss=train_loss, train_nll=train_nll, train_kl=train_kl,
                       val_loss=val_loss, val_nll=val_nll, val_kl=val_kl)  # fmt: skip
         history.append(record)
-        if callback is not None:
-            callback(epoch, opt.epochs, record)
+        rep.step(epoch, losses={"train_loss": train_loss, "val_loss": val_loss})
         if epoch >= opt.warmup and val_loss < best:
             best, best_epoch, best_state = val_loss, epoch, copy.deepcopy(net.state_dict())
         elif epoch >= opt.warmup and epoch - max(best_epoch, opt.warmup) >= opt.patience:
@@ -356,24 +353,25 @@ def evaluate(
 # -- saving ----------------------------------------------------------------------------------------------------------
 
 
-def check_output(out: str | os.PathLike[str]) -> Path:
-    """Validate the weights path (``.safetensors``, in a writable folder) before any work."""
-    dest = Path(out)
-    name = os.fspath(out)
-    if dest.suffix != ".safetensors":
-        raise OutputError(f"cannot write {name}: weights must be saved as a .safetensors file")
-    if not dest.parent.is_dir():
-        raise OutputError(f"cannot write {name}: folder {os.fspath(dest.parent)!r} does not exist")
-    if dest.is_dir():
-        raise OutputError(f"cannot write {name}: it is a folder")
-    io.check_folder_writable(dest.parent, name)
-    return dest
+def check_output(out: str | os.PathLike[str], protect: Sequence[str | os.PathLike[str]] = ()) -> Path:
+    """Validate the weights path (``.safetensors``, in a writable folder) and its config's (the same stem,
+    ``.json``) before any work: neither may be one of the ``protect``-ed input files (a labels table)."""
+    if Path(out).suffix != ".safetensors":
+        raise OutputError(f"cannot write {os.fspath(out)}: weights must be saved as a .safetensors file")
+    io.check_output_path(Path(out).with_suffix(".json"), protect)
+    return io.check_output_path(out, protect)
 
 
-def save_model(net: StyleVAE, out: str | os.PathLike[str], config: dict[str, Any]) -> Path:
+def save_model(
+    net: StyleVAE,
+    out: str | os.PathLike[str],
+    config: dict[str, Any],
+    *,
+    protect: Sequence[str | os.PathLike[str]] = (),
+) -> Path:
     """Write the weights as safetensors and ``config`` as JSON beside them (same stem, ``.json``), atomically."""
 
-    dest = check_output(out)
+    dest = check_output(out, protect)
     arrays = {k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}
     try:
         store._save_safetensors(arrays, dest, config)
@@ -389,43 +387,12 @@ def plot_history(
     *,
     protect: Sequence[str | os.PathLike[str]] = (),
 ) -> Path:
-    """A loss plot (negative ELBO of training and validation; reconstruction and KL terms) as an image file;
-    OutputError if ``path`` is one of the ``protect``-ed input files."""
+    """Save the loss plot (:func:`brushwork.draw.style_vae_losses`) as an image file, atomically; OutputError if
+    ``path`` is one of the ``protect``-ed input files."""
+    from brushwork import draw
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from brushwork import io
-
-    dest = io.check_writable(path, protect)
-    epochs = [r["epoch"] for r in history]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
-    a.plot(epochs, [r["train_loss"] for r in history], label="train (−ELBO, warm-up beta)")
-    a.plot(epochs, [r["val_loss"] for r in history], label="validation (−ELBO)")
-    b.plot(epochs, [r["val_nll"] for r in history], label="validation reconstruction NLL")
-    b.plot(epochs, [r["val_kl"] for r in history], label="validation KL")
-    for ax in (a, b):
-        if best_epoch:
-            ax.axvline(best_epoch, color="grey", linestyle=":", label=f"best epoch {best_epoch}")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("nats per code")
-        ax.legend()
-        ax.grid(alpha=0.3)
-    a.set_title("loss")
-    b.set_title("terms")
-    fig.tight_layout()
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp{dest.suffix}")
-    try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, dest)
-    except OSError as exc:
-        raise OutputError(f"cannot write {os.fspath(path)}: {exc.strerror or exc}") from None
-    finally:
-        plt.close(fig)
-        tmp.unlink(missing_ok=True)
-    return dest
+    io.check_writable(path, protect)
+    return io.save_image(draw.style_vae_losses(history, best_epoch), path, protect=protect)
 
 
 def train_style_vae(
@@ -436,36 +403,35 @@ def train_style_vae(
     options: TrainOptions | None = None,
     plot: str | os.PathLike[str] | None = None,
     device: str = "auto",
-    progress: Progress | None = None,
-    callback: EpochCallback | None = None,
+    progress: ProgressFn | None = None,
 ) -> FitResult:
     """Train a style VAE on a folder of style images and save it: ``out`` (.safetensors), its ``.json`` config,
     and a loss plot (``plot``, default ``<out stem>_loss.png``).
 
     labels: None for a plain VAE; ``"folders"`` or a CSV of ``filename,label`` for a conditional VAE.
-    progress: called as (done, total) while style codes are extracted; callback: once per epoch.
+    progress: receives ``codes`` events while style codes are extracted (one per image), then ``train`` events
+    (one per epoch, see :func:`fit`).
     """
     import numpy as np
 
-    from brushwork import io
-    from brushwork.methods import latent
+    from brushwork import latent
+    from brushwork.methods.latent import CODE_SIZE, CODES_VERSION
 
     opt = options or TrainOptions()
     opt.check()
-    dest = check_output(out)
+    # no output may replace an input: the labels table, nor (for the plot) a style image
+    table = [labels] if labels is not None and os.fspath(labels) != "folders" else []
+    dest = check_output(out, table)
     paths, names = collect_styles(styles, labels)
     if len(paths) < 4:
         raise InputError(f"need at least 4 style images to train, found {len(paths)} in {os.fspath(styles)}")
-    # the plot (an image) must never replace one of the style images, nor the labels file
-    protect: list[str | os.PathLike[str]] = [*paths]
-    if labels is not None and os.fspath(labels) != "folders":
-        protect.append(labels)
+    protect: list[str | os.PathLike[str]] = [*paths, *table]
     plot_path = io.check_writable(plot if plot is not None else dest.with_name(dest.stem + "_loss.png"), protect)
     io.check_folder_writable(plot_path.parent, os.fspath(plot_path))
     label_names = sorted(set(names)) if names else []
     label_idx = None if names is None else np.array([label_names.index(n) for n in names])
     codes = latent.style_codes(paths, augment=opt.augment, seed=opt.seed, device=device, progress=progress)
-    result = fit(codes, label_idx, len(label_names), opt, device=device, callback=callback)
+    result = fit(codes, label_idx, len(label_names), opt, device=device, progress=progress)
     config = {
         "format": "brushwork-style-vae",
         "version": 1,
@@ -477,10 +443,10 @@ def train_style_vae(
         "label_counts": {n: int(sum(1 for x in names if x == n)) for n in label_names} if names else {},
         "codes": {
             "predictor": "ghiasi-predictor",
-            "size": latent.CODE_SIZE,
+            "size": CODE_SIZE,
             "augment": opt.augment,
             "seed": opt.seed,
-            "version": latent.CODES_VERSION,
+            "version": CODES_VERSION,
         },  # fmt: skip
         "options": asdict(opt),
         "paintings": len(paths),
@@ -489,6 +455,9 @@ def train_style_vae(
         "stopped_early": result.stopped_early,
         "metrics": result.metrics,
     }
-    save_model(result.net, dest, config)
-    plot_history(result.history, plot_path, result.best_epoch, protect=protect)
+    from brushwork import draw
+
+    plot = draw.style_vae_losses(result.history, result.best_epoch)  # drawn first: only writing is left to fail
+    save_model(result.net, dest, config, protect=protect)
+    io.save_image(plot, plot_path, protect=protect)
     return result

@@ -1,0 +1,122 @@
+"""Benchmark MicroAST against the fast path: warm rendering of one photo at the same size, in the same process.
+
+    python bench/bench_microast.py [--repeats 5] [--width 1024 --height 768] [--runtime auto|onnxruntime|openvino]
+                                   [--threads N] [--profile]
+
+Both methods render the same photo through the public API (``brushwork.api.renderer(...).render``) with one
+style image whose per-style work (the fast path's style code, MicroAST's style signal) is done before timing
+(warm: with ``--runtime auto``, the default, that is OpenVINO once a size repeats). Runs alternate between the
+two so that drifting load on a shared machine hits both alike. Prints the medians, the ratio of paired runs
+(goal: MicroAST at most 0.5 s and at most 1.5× the fast path at 1024×768), and the process CPU time per render
+(with ``--threads 1`` a measure of work that load on a shared machine disturbs less than wall time).
+``--profile`` prints where MicroAST's time goes, per node of its onnxruntime graph (onnxruntime's profiler).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from brushwork import api, io, samples, store  # noqa: E402
+from brushwork.methods import fast, microast  # noqa: E402
+
+
+def _ort_threads(threads: int | None) -> None:
+    """Make onnxruntime sessions created from now on use ``threads`` threads (None: its default)."""
+    if threads is None:
+        return
+    import onnxruntime as ort
+
+    original = ort.SessionOptions
+
+    def options() -> ort.SessionOptions:
+        o = original()
+        o.intra_op_num_threads = threads
+        return o
+
+    ort.SessionOptions = options  # the runtimes build their sessions lazily, with these options
+
+
+def timed(fn: object) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()  # type: ignore[operator]
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def profile(rgb: np.ndarray, signal: np.ndarray, top: int = 15) -> None:
+    import onnxruntime as ort
+
+    path = store.export_onnx(microast.RENDER_NET, *fast._EXPORTS[microast.RENDER_NET])
+    options = ort.SessionOptions()
+    options.enable_profiling = True
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(path), options, ["CPUExecutionProvider"])
+    feeds = {"image": np.ascontiguousarray(rgb.transpose(2, 0, 1)[None]), "signal": signal[None]}
+    runs = 3
+    for _ in range(runs):
+        session.run(None, feeds)
+    events = json.loads(Path(session.end_profiling()).read_text())
+    by_node: collections.Counter[str] = collections.Counter()
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            by_node[f"{e['args']['op_name']:<14} {e['name'][:-12]}"] += e["dur"]
+    total = sum(by_node.values())
+    print(f"\nwhere MicroAST's time goes (onnxruntime profiler, {runs} runs, {total / runs / 1000:.0f} ms per run):")
+    for name, dur in by_node.most_common(top):
+        print(f"  {100 * dur / total:5.1f}%  {name}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--width", type=int, default=1024)
+    parser.add_argument("--height", type=int, default=768)
+    parser.add_argument("--runtime", default="auto", choices=["auto", "onnxruntime", "openvino"])
+    parser.add_argument("--threads", type=int, default=None, help="onnxruntime's threads (default: its own)")
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+
+    photo = io.resize(io.load_image(samples.SAMPLE_PHOTO).rgb, (args.width, args.height))
+    style = io.load_image(samples.SAMPLE_STYLE).rgb
+    _ort_threads(args.threads)
+    renderers = {m: api.renderer([style], method=m, device="cpu", runtime=args.runtime) for m in ("fast", "microast")}
+    runs = {m: (lambda r=r: r.render(photo)) for m, r in renderers.items()}
+    for fn in runs.values():  # warm-up: export, session, compilation (auto: OpenVINO from a size's second run)
+        for _ in range(3):
+            fn()
+    walls: dict[str, list[float]] = {k: [] for k in runs}
+    cpus: dict[str, list[float]] = {k: [] for k in runs}
+    for _ in range(args.repeats):
+        for name, fn in runs.items():
+            wall, cpu = timed(fn)
+            walls[name].append(wall)
+            cpus[name].append(cpu)
+
+    threads = args.threads or "default"
+    print(f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; {args.width}x{args.height};", end=" ")
+    print(f"runtime {args.runtime}, {threads} threads; {args.repeats} alternating warm runs each; medians")
+    for name in runs:
+        wall, cpu = statistics.median(walls[name]), statistics.median(cpus[name])
+        print(f"  {name:<9} wall {1000 * wall:8.0f} ms (min {1000 * min(walls[name]):6.0f})   cpu {1000 * cpu:8.0f} ms")
+    # the ratio of medians of paired runs' ratios: each pair ran back to back, under about the same load
+    ratio = statistics.median(m / f for m, f in zip(walls["microast"], walls["fast"], strict=True))
+    cpu_ratio = statistics.median(m / f for m, f in zip(cpus["microast"], cpus["fast"], strict=True))
+    ms = 1000 * statistics.median(walls["microast"])
+    print(f"  microast / fast: wall {ratio:.2f}, cpu {cpu_ratio:.2f}   (goal: <= 1.5; microast <= 500 ms: {ms:.0f} ms)")
+    if args.profile:
+        profile(photo, renderers["microast"]._engine("all", renderers["microast"].styles).signals[0])
+
+
+if __name__ == "__main__":
+    main()
