@@ -887,10 +887,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 @lru_cache(maxsize=1)
 def style_space() -> Any:
-    """The shipped style VAE (brushwork.methods.latent), loaded once per process, on the CPU."""
-    from brushwork.methods import latent
+    """The shipped style VAE (brushwork.latent), loaded once per process, on the CPU."""
+    from brushwork.latent import load_style_space
 
-    return latent.load_style_space(device="cpu")
+    return load_style_space(device="cpu")
 
 
 def engine_video_available() -> bool:
