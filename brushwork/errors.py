@@ -23,3 +23,8 @@ class ModelUnavailable(BrushworkError):
 
 class DeviceError(BrushworkError):
     """The requested compute device does not exist on this machine."""
+
+
+class BrushworkWarning(UserWarning):
+    """Something a run skipped or changed for the user's sake (an unreadable file in a folder, sub-folders not
+    read); the CLI prints each as one ``brushwork: warning: …`` line."""

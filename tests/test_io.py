@@ -15,7 +15,7 @@ import pytest
 from PIL import Image, ImageCms, ImageOps
 
 from brushwork import io as bio
-from brushwork.errors import InputError, OutputError
+from brushwork.errors import BrushworkWarning, InputError, OutputError
 from brushwork.io import (
     DEFAULT_MAX_PIXELS,
     IMAGE_EXTENSIONS,
@@ -366,7 +366,8 @@ def test_list_images(tmp_path: Path) -> None:
     for name in ("b.PNG", "a.jpg", "c.txt", ".hidden.jpg"):
         (tmp_path / name).write_bytes(b"x")
     (tmp_path / "sub.png").mkdir()
-    assert [p.name for p in list_images(tmp_path)] == ["a.jpg", "b.PNG"]
+    with pytest.warns(BrushworkWarning, match="skipping 1 sub-folder"):
+        assert [p.name for p in list_images(tmp_path)] == ["a.jpg", "b.PNG"]
     assert ".gif" in IMAGE_EXTENSIONS and ".tiff" in IMAGE_EXTENSIONS
 
 

@@ -11,10 +11,11 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 from brushwork import __version__
-from brushwork.errors import BrushworkError
+from brushwork.errors import BrushworkError, BrushworkWarning
 
 # command-group modules, in the order they appear in --help
 COMMAND_MODULES = [
@@ -23,6 +24,7 @@ COMMAND_MODULES = [
     "brushwork.cli.optimize",
     "brushwork.cli.latent",
     "brushwork.cli.train",
+    "brushwork.cli.video",
     "brushwork.cli.serve",
 ]
 # which module registers each command: a run of one command imports only its own module (start-up time)
@@ -37,6 +39,8 @@ COMMANDS = {
     "interpolate": "brushwork.cli.latent",
     "style-map": "brushwork.cli.latent",
     "train": "brushwork.cli.train",
+    "video": "brushwork.cli.video",
+    "eval-video": "brushwork.cli.video",
     "serve": "brushwork.cli.serve",
 }
 
@@ -66,28 +70,55 @@ def main(argv: Sequence[str] | None = None) -> int:
     # torch's OpenMP threads must not busy-wait on a machine shared with other work (set before torch loads)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(argv[0] if argv else None)
-    args = parser.parse_args(argv)
-    if getattr(args, "run", None) is None:
-        parser.print_help(sys.stderr)
-        return 2
+    with warnings.catch_warnings():
+        _one_line_warnings()
+        parser = build_parser(argv[0] if argv else None)
+        args = parser.parse_args(argv)
+        if getattr(args, "run", None) is None:
+            parser.print_help(sys.stderr)
+            return 2
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the command; every error a user can cause becomes one ``brushwork: error: …`` line and exit code 2."""
     try:
         return int(args.run(args) or 0)
     except BrushworkError as exc:
-        sys.stderr.write(f"brushwork: error: {exc}\n")
-        return exc.exit_code
+        return _error(str(exc), exc.exit_code)
     except KeyboardInterrupt:
         sys.stderr.write("brushwork: interrupted\n")
         return 130
     except MemoryError:
-        sys.stderr.write("brushwork: error: out of memory: use a smaller --max-size or image\n")
-        return 2
+        return _error("out of memory: use a smaller --max-size or image")
     except RuntimeError as exc:  # torch and OpenCV report allocation failures as RuntimeError
         text = str(exc)
         if "memory" not in text.lower() and "alloc" not in text.lower():
             raise
-        sys.stderr.write("brushwork: error: out of memory: use a smaller --max-size or image\n")
-        return 2
+        return _error("out of memory: use a smaller --max-size or image")
+    except OSError as exc:  # the system refused a file operation no check foresaw (disk full, a vanished folder)
+        if os.environ.get("BRUSHWORK_DEBUG"):
+            raise
+        reason = (exc.strerror or str(exc) or type(exc).__name__).lower()
+        return _error(f"{exc.filename}: {reason}" if exc.filename else reason)
+
+
+def _error(message: str, code: int = 2) -> int:
+    sys.stderr.write(f"brushwork: error: {' '.join(message.split())}\n")
+    return code
+
+
+def _one_line_warnings() -> None:
+    """Inside ``warnings.catch_warnings()``: brushwork's own warnings print as one ``brushwork: warning: …`` line
+    each; other libraries' warnings are for developers and stay hidden unless Python's ``-W`` option is given."""
+
+    def show(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
+        sys.stderr.write(f"brushwork: warning: {' '.join(str(message).split())}\n")
+
+    warnings.showwarning = show  # type: ignore[assignment]
+    if not sys.warnoptions:
+        warnings.simplefilter("ignore")
+    warnings.simplefilter("always", BrushworkWarning)
 
 
 def entry() -> None:  # console-script entry point

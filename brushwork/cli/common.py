@@ -6,9 +6,14 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from brushwork.validate import SEED_LIMIT
+
+# the largest whole number any option takes: C libraries (OpenCV, torch, onnxruntime) take 32-bit ints, and a
+# count past this (iterations, frames, pixels) would run for ever anyway
+INT_LIMIT = 2**31 - 1
 
 
 def positive_int(text: str) -> int:
@@ -18,6 +23,18 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    if value > INT_LIMIT:
+        raise argparse.ArgumentTypeError(f"expected a number of at most {INT_LIMIT:,}, got {text}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value <= INT_LIMIT:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {INT_LIMIT:,}, got {text}")
     return value
 
 
@@ -49,6 +66,44 @@ def positive_float(text: str) -> float:
     value = finite_float(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def int_range(low: int, high: int) -> Callable[[str], int]:
+    """argparse type of a whole number from ``low`` to ``high`` (inclusive)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected a whole number from {low:,} to {high:,}, got {text}")
+        return value
+
+    return parse
+
+
+def float_range(low: float, high: float) -> Callable[[str], float]:
+    """argparse type of a finite number from ``low`` to ``high`` (inclusive)."""
+
+    def parse(text: str) -> float:
+        value = finite_float(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected a number from {low:g} to {high:g}, got {text}")
+        return value
+
+    return parse
+
+
+WEIGHT_LIMIT = 1e15  # loss weights above this overflow float32 losses (3.4e38) on ordinary images
+
+
+def weight_float(text: str) -> float:
+    """argparse type of a loss weight: a number from 0 to :data:`WEIGHT_LIMIT`."""
+    value = nonnegative_float(text)
+    if value > WEIGHT_LIMIT:
+        raise argparse.ArgumentTypeError(f"expected a weight of at most {WEIGHT_LIMIT:g}, got {text}")
     return value
 
 

@@ -12,7 +12,16 @@ from dataclasses import MISSING, fields
 from typing import Any
 
 from brushwork import options as opts
-from brushwork.cli.common import finite_float, nonnegative_float, positive_int, seed_int, unit_float
+from brushwork.cli.common import (
+    finite_float,
+    float_range,
+    nonnegative_float,
+    nonnegative_int,
+    positive_int,
+    seed_int,
+    unit_float,
+    weight_float,
+)
 
 # option -> (help, argparse keywords); the default is appended from the options classes
 _FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -29,9 +38,9 @@ _FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
         {"choices": ["auto", "onnxruntime", "openvino", "torch"]},
     ),
     "decoder": ("a decoder in the model store or a .safetensors file (wct: several = cascade)", {"nargs": "+"}),
-    "content_weight": ("alpha, the content loss weight", {"type": nonnegative_float}),
-    "style_weight": ("beta, the style loss weight", {"type": nonnegative_float}),
-    "tv_weight": ("gamma, the total-variation (smoothness) weight", {"type": nonnegative_float}),
+    "content_weight": ("alpha, the content loss weight", {"type": weight_float}),
+    "style_weight": ("beta, the style loss weight", {"type": weight_float}),
+    "tv_weight": ("gamma, the total-variation (smoothness) weight", {"type": weight_float}),
     "iterations": ("iterations of the whole run (over every scale)", {"type": positive_int}),
     "init": ("starting image", {"choices": ["content", "noise", "style", "fast"]}),
     "min_size": ("longer side of the first scale of a coarse-to-fine pyramid", {"type": positive_int}),
@@ -40,16 +49,16 @@ _FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
     "learning_rate": ("step size (default: 1.0 for lbfgs, 0.02 for adam)", {"type": finite_float}),
     "content_layers": ("backbone layers of the content loss", {"nargs": "+", "metavar": "LAYER"}),
     "style_layers": ("backbone layers of the style loss", {"nargs": "+", "metavar": "LAYER"}),
-    "style_layer_weights": ("one weight per style layer", {"nargs": "+", "type": nonnegative_float, "metavar": "W"}),
+    "style_layer_weights": ("one weight per style layer", {"nargs": "+", "type": weight_float, "metavar": "W"}),
     "backbone": (
         "feature network: auto = vgg19 if its weights are here, else mobilenet",
         {"choices": ["auto", "vgg19", "vgg16", "mobilenet"]},
     ),
     "weights": ("backbone weights: imagenet, random or a local file", {}),
     "pool": ("VGG pooling", {"choices": ["max", "avg"]}),
-    "swag": ("SWAG softmax temperature (0 = off)", {"type": nonnegative_float}),
+    "swag": ("SWAG softmax temperature (0 = off)", {"type": float_range(0, 1000)}),
     "normalize_gradients": ("divide each layer's gradient by its L1 norm", {"action": "store_true"}),
-    "preview_every": ("a preview image every N iterations (0 = none)", {"type": int}),
+    "preview_every": ("a preview image every N iterations (0 = none)", {"type": nonnegative_int}),
 }
 
 

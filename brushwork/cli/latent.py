@@ -165,6 +165,8 @@ def _input_file(path: str, what: str) -> Path:
         raise InputError(f"{what} not found: {path}")
     if not p.is_file():
         raise InputError(f"{what} is not a file: {path}")
+    if p.suffix.lower() in io.IMAGE_EXTENSIONS:  # readable, not a bomb, not tiny: checked before any work
+        io.verify_image(p, min_side=16)  # decoded once: a damaged file fails before any model loads
     return p
 
 

@@ -59,21 +59,18 @@ def _intermediate_path(output: Path, iteration: int) -> Path:
 
 
 def _check_plot_path(path: str) -> Path:
-    plot = Path(path)
-    if plot.suffix.lower() not in PLOT_EXTENSIONS:
+    from brushwork import io
+
+    if Path(path).suffix.lower() not in PLOT_EXTENSIONS and not Path(path).is_dir():
         raise OutputError(f"cannot write {path}: the loss plot must be one of {', '.join(PLOT_EXTENSIONS)}")
-    if not plot.parent.is_dir():
-        raise OutputError(f"cannot write {path}: folder {os.fspath(plot.parent)!r} does not exist")
-    if plot.is_dir():
-        raise OutputError(f"cannot write {path}: it is a folder")
-    return plot
+    return io.check_writable(path, extensions=None)  # folder, name length, links: before any work
 
 
 def run(args: argparse.Namespace) -> int:
     from brushwork import api, io
     from brushwork.cli.flags import options_from_args
     from brushwork.methods.optimize import pyramid_sizes, split_iterations
-    from brushwork.options import OptimizeOptions
+    from brushwork.options import MIN_SIDE, OptimizeOptions
 
     options = options_from_args(args, {"optimize": OptimizeOptions})
     if args.save_every:
@@ -81,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
     checked = api.check_options("optimize", options)
     inputs = [Path(args.content), *map(Path, args.styles), *map(Path, args.mask or [])]
     output = io.check_writable(args.output, inputs)
+    for path in [args.content, *args.styles]:  # readable, not a bomb, not tiny: before any work
+        io.verify_image(path, min_side=MIN_SIDE)
     plot = _check_plot_path(args.loss_plot) if args.loss_plot else None
     if plot is not None and any(io.same_file(plot, p) for p in [*inputs, output]):
         raise OutputError(f"cannot write {args.loss_plot}: it is an input or the output image")

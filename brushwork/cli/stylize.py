@@ -80,20 +80,24 @@ def _jobs(args: argparse.Namespace) -> list[tuple[Path | None, Path | None]]:
     """(input, output) pairs (None: standard input / output); validates paths before any network is loaded or
     any folder is made."""
     from brushwork import io
+    from brushwork.options import MIN_SIDE
 
     content, output = Path(args.content), Path(args.output)
     for style in _style_paths(args):
         if not Path(style).is_file():
             raise InputError(f"style image not found: {style}")
+        io.verify_image(style, min_side=MIN_SIDE, max_pixels=args.max_pixels)
     for mask in args.mask or []:
         if not Path(mask).is_file():
             raise InputError(f"mask image not found: {mask}")
+        io.verify_image(mask, max_pixels=args.max_pixels)
     if args.quality > 100:
         raise InputError(f"quality must be 1-100, got {args.quality}")
     protect = [Path(s) for s in _style_paths(args)] + [Path(m) for m in args.mask or []]
     if args.content == "-":
         pairs: list[tuple[Path | None, Path | None]] = [(None, None if args.output == "-" else output)]
     elif content.is_file():
+        io.verify_image(content, min_side=MIN_SIDE, max_pixels=args.max_pixels)  # decoded: fails before any work
         pairs = [(content, None if args.output == "-" else output)]
     elif content.is_dir():
         if args.output == "-":
@@ -102,7 +106,14 @@ def _jobs(args: argparse.Namespace) -> list[tuple[Path | None, Path | None]]:
             raise InputError(f"{content} is a folder, so -o must be a folder too, not the file {output}")
         if output.suffix.lower().lstrip(".") in (*FORMATS, "jpeg", "tiff", "bmp", "gif") and not output.exists():
             raise InputError(f"{content} is a folder, so -o must be a folder too, not the file name {output}")
-        sources = io.list_images(content)
+        io.check_output_folder(output)
+        sources, args.skipped = io.usable_images(
+            io.list_images(content),
+            strict=args.strict,
+            min_side=MIN_SIDE,
+            max_pixels=args.max_pixels,
+            where=str(content),
+        )  # every file checked once, before any work: unusable ones are named in one warning each, and counted
         stems = Counter(p.stem for p in sources)  # a.jpg and a.png must not both become a.png
 
         def name(p: Path) -> str:
@@ -183,6 +194,7 @@ def run(args: argparse.Namespace) -> int:
                     "seconds": round(time.perf_counter() - t0, 4),
                 }
             )
+    failures += len(getattr(args, "skipped", []))
     if folder and not records and pairs:
         raise InputError(f"no usable image in {args.content} ({failures} skipped)")
     if args.json:
@@ -193,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {records[0]['output']} ({records[0]['width']}×{records[0]['height']})")
     else:
         skipped = f", {failures} skipped" if failures else ""
-        print(f"wrote {len(records)} of {len(pairs)} images to {args.output}{skipped}")
+        print(f"wrote {len(records)} of {len(records) + failures} images to {args.output}{skipped}")
     return 0
 
 
@@ -205,6 +217,7 @@ def run_sheet(args: argparse.Namespace) -> int:
     if args.tile > 1024 or args.columns > NUM_BUILTIN + 1:
         raise InputError(f"--tile must be at most 1024 and --columns at most {NUM_BUILTIN + 1}")
     io.check_writable(args.output, [args.content])
+    io.verify_image(args.content, min_side=16)
     photo = io.resize_to_max(io.load_image(args.content).rgb, args.tile * 2)
     tiles = [photo] + [
         api.renderer([i], method="fast", device=args.device, max_size=None).render(photo) for i in range(NUM_BUILTIN)

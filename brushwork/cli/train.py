@@ -12,24 +12,24 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from brushwork.cli.common import add_device, finite_float, positive_int, seed_int
+from brushwork.cli.common import add_device, finite_float, float_range, int_range, seed_int
 
 # modules that add a subcommand to ``brushwork train`` with ``register(train_subparsers)``, when installed
 OPTIONAL_COMMANDS = ["brushwork.cli.train_decoder"]
 
 # flag -> (TrainOptions field, type, help); the defaults shown come from TrainOptions
 _FLAGS: list[tuple[str, str, Any, str]] = [
-    ("--latent-dim", "latent_dim", positive_int, "size of the latent space"),
-    ("--hidden", "hidden", positive_int, "width of the encoder's and decoder's hidden layers"),
-    ("--beta", "beta", finite_float, "weight of the KL term of the ELBO"),
-    ("--epochs", "epochs", positive_int, "most epochs to train"),
-    ("--batch-size", "batch_size", positive_int, "codes per batch"),
-    ("--lr", "lr", finite_float, "AdamW learning rate"),
-    ("--weight-decay", "weight_decay", finite_float, "AdamW weight decay"),
+    ("--latent-dim", "latent_dim", int_range(1, 1024), "size of the latent space (1 to 1024)"),
+    ("--hidden", "hidden", int_range(4, 65536), "width of the encoder's and decoder's hidden layers"),
+    ("--beta", "beta", float_range(0, 1e6), "weight of the KL term of the ELBO"),
+    ("--epochs", "epochs", int_range(1, 1_000_000), "most epochs to train"),
+    ("--batch-size", "batch_size", int_range(1, 1_000_000), "codes per batch"),
+    ("--lr", "lr", float_range(1e-12, 10), "AdamW learning rate"),
+    ("--weight-decay", "weight_decay", float_range(0, 1e6), "AdamW weight decay"),
     ("--val-fraction", "val_fraction", finite_float, "fraction of the paintings held out for validation"),
-    ("--patience", "patience", positive_int, "stop after this many epochs without a better validation loss"),
-    ("--warmup", "warmup", int, "epochs of linear KL warm-up"),
-    ("--augment", "augment", int, "random crops per painting, besides the whole painting"),
+    ("--patience", "patience", int_range(1, 1_000_000), "stop after this many epochs without a better validation loss"),
+    ("--warmup", "warmup", int_range(0, 1_000_000), "epochs of linear KL warm-up"),
+    ("--augment", "augment", int_range(0, 64), "random crops per painting, besides the whole painting"),
     ("--seed", "seed", seed_int, "random seed (split, crops, weights), 0..2**63-1"),
 ]
 
@@ -83,11 +83,22 @@ def _register_style_vae(train_sub: Any) -> None:
     p.set_defaults(run=run_style_vae)
 
 
+def _check_side_files(args: argparse.Namespace) -> None:
+    """The config written beside the weights (OUT with .json) must not replace the --labels CSV."""
+    from brushwork import io
+    from brushwork.errors import OutputError
+
+    side = Path(args.output).with_suffix(".json")
+    if args.labels and args.labels != "folders" and io.same_file(side, Path(args.labels)):
+        raise OutputError(f"cannot write {side}: it is the --labels file and would be overwritten; choose another -o")
+
+
 def run_style_vae(args: argparse.Namespace) -> int:
     from brushwork.cli.common import ProgressBar
     from brushwork.train.style_vae import TrainOptions, train_style_vae
 
     options = TrainOptions(**{field: getattr(args, field) for _, field, _, _ in _FLAGS})
+    _check_side_files(args)
     with ProgressBar(quiet=args.quiet) as bars:
         result = train_style_vae(
             args.styles,

@@ -68,6 +68,11 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
             help=text if required or default == "" else f"{text} (default: {default})",
         )
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse to train when any image is unusable (default: skip it with a warning)",
+    )
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=defaults.amp, help="mixed precision on CUDA")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -113,13 +118,26 @@ def run(args: argparse.Namespace) -> int:
     from brushwork.cli.common import ProgressBar
     from brushwork.train.decoder import DecoderTrainConfig, train_decoder
 
-    names = {f for _, f, _ in _FLAGS} | {"amp"}
+    names = {f for _, f, _ in _FLAGS} | {"amp", "strict"}
     config = DecoderTrainConfig(**{k: v for k, v in vars(args).items() if k in names})
     with ProgressBar(quiet=args.quiet, unit="step") as bar:
         path = train_decoder(config, resume=args.resume, progress=bar)
     if int(os.environ.get("RANK", "0")) == 0:
-        print(f"decoder written to {path}")
+        print(f"decoder written to {path}{_data_summary(path)}")
     return 0
+
+
+def _data_summary(path: Any) -> str:
+    """'' or ' (trained on 318 photos and 190 paintings; 2 unusable files skipped)' from the decoder's config."""
+    import json
+
+    try:
+        data = json.loads(path.with_suffix(".json").read_text())["data"]
+        used = f"trained on {data['content']['images']} photos and {data['style']['images']} paintings"
+        skipped = len(data["content"]["skipped"]) + len(data["style"]["skipped"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+    return f" ({used}; {skipped} unusable file{'s' if skipped != 1 else ''} skipped)" if skipped else f" ({used})"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

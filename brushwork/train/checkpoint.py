@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from brushwork.errors import InputError
+from brushwork.errors import InputError, OutputError
 
 LAST = "last.json"
 _PREFIX = "step-"
@@ -58,12 +58,16 @@ def _fsync_dir(path: Path) -> None:
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(data, f, indent=2)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def save(
@@ -91,18 +95,25 @@ def save(
     tmp = root / f".{name}.{os.getpid()}.tmp"
     if tmp.exists():
         shutil.rmtree(tmp)
-    tmp.mkdir()
     state = {k: v.detach().cpu().contiguous() for k, v in weights.items()}
-    save_file(state, str(tmp / "model.safetensors"), metadata={"brushwork": json.dumps(config)})
-    torch.save(optimizer, tmp / "optimizer.pt")
     record = {"step": int(step), "config": config, "metrics": metrics or {}, "time": time.time()}
-    with open(tmp / "state.json", "w") as f:
-        json.dump(record, f, indent=2)
-        f.write("\n")
-    for p in tmp.iterdir():
-        with open(p, "rb") as f:
-            os.fsync(f.fileno())
-    _fsync_dir(tmp)
+    try:
+        tmp.mkdir()
+        save_file(state, str(tmp / "model.safetensors"), metadata={"brushwork": json.dumps(config)})
+        torch.save(optimizer, tmp / "optimizer.pt")
+        with open(tmp / "state.json", "w") as f:
+            json.dump(record, f, indent=2)
+            f.write("\n")
+        for p in tmp.iterdir():
+            with open(p, "rb") as f:
+                os.fsync(f.fileno())
+        _fsync_dir(tmp)
+    except BaseException as exc:  # a full disk, a vanished folder, Ctrl-C: no half-written folder stays behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        reason = getattr(exc, "strerror", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise OutputError(f"cannot write checkpoint {final}: {reason}") from None
     if final.exists():  # the same step written again (e.g. a rerun): move the old one aside first
         old = root / f".{name}.{os.getpid()}.old"
         os.replace(final, old)
@@ -115,6 +126,19 @@ def save(
     for stale in _complete(root)[:-keep]:
         shutil.rmtree(stale, ignore_errors=True)
     return final
+
+
+def remove_stale(root: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary folders and files a killed run left under ``root`` (``.step-*.tmp``, ``.step-*.old``,
+    ``.last.json.*.tmp``); returns what was removed. Call it only while no other run writes to ``root``."""
+    root = Path(root)
+    stale = [p for pattern in (f".{_PREFIX}*.tmp", f".{_PREFIX}*.old", f".{LAST}.*.tmp") for p in root.glob(pattern)]
+    for p in stale:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    return stale
 
 
 def _complete(root: Path) -> list[Path]:

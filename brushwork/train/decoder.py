@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import io as _io
 import math
+import os
 import re
 import time
 from collections.abc import Sequence
@@ -52,7 +53,7 @@ class DecoderTrainConfig:
     content: str = ""  # folder of photos
     style: str = ""  # folder of paintings
     out: str = "runs/decoder"  # output folder
-    encoder: str = "vgg19"  # vgg19, vgg16 or mobilenet
+    encoder: str = "mobilenet"  # mobilenet (ships with brushwork, works offline), vgg19 or vgg16
     layer: str = ""  # cut layer ("" = the encoder's default: relu4_1 / block5)
     encoder_weights: str = "imagenet"  # imagenet, random or a weights file
     width: float = 1.0  # decoder hidden-channel multiplier
@@ -76,6 +77,7 @@ class DecoderTrainConfig:
     amp: bool = True  # mixed precision (CUDA only)
     threads: int = 0  # torch CPU threads per process (0: torch's default)
     time_limit: float = 0.0  # minutes; stop (with a checkpoint) after this long, 0 = no limit
+    strict: bool = False  # refuse the run when any image is unusable (default: skip it with a warning)
 
 
 # -- data ----------------------------------------------------------------------------------------------------
@@ -259,26 +261,35 @@ def _whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+# (field, lowest, highest) of the whole-number options; the highest values are far beyond any real run and keep
+# C libraries (torch's thread pool, image sizes) from overflowing
+_WHOLE_RANGES = (("steps", 1, 10**9), ("batch_size", 1, 4096), ("crop", 16, 4096), ("save_every", 1, 10**9),
+                 ("log_every", 1, 10**9), ("keep", 1, 1000), ("val_count", 1, 64), ("val_every", 0, 10**9),
+                 ("threads", 0, 1024))  # fmt: skip
+# (field, highest) of the non-negative real options
+_REAL_RANGES = (("lr_decay", 1.0), ("content_weight", 1e6), ("style_weight", 1e6), ("rec_weight", 1e6),
+                ("rec_feat_weight", 1e6), ("time_limit", 1e7))  # fmt: skip
+
+
 def check_config(config: DecoderTrainConfig) -> None:
     """Raise InputError (one line) for a value that would fail later; called before any work."""
     problems = []
-    for name, low in (("steps", 1), ("batch_size", 1), ("crop", 16), ("save_every", 1), ("log_every", 1),
-                      ("keep", 1), ("val_count", 1), ("val_every", 0), ("threads", 0)):  # fmt: skip
+    for name, low, high in _WHOLE_RANGES:
         value = getattr(config, name)
-        if not _whole(value) or value < low:
-            problems.append(f"--{name.replace('_', '-')} must be a whole number of at least {low}, got {value!r}")
+        if not _whole(value) or not low <= value <= high:
+            problems.append(f"--{name.replace('_', '-')} must be a whole number from {low} to {high:,}, got {value!r}")
     if not _whole(config.seed) or not 0 <= config.seed < 2**63:
         problems.append(f"--seed must be a whole number from 0 to 2**63-1, got {config.seed!r}")
     if not _number(config.lr) or not 0 < config.lr <= 10:
         problems.append(f"--lr must be a number above 0 and at most 10, got {config.lr!r}")
     if not _number(config.width) or not 0 < config.width <= 16:
         problems.append(f"--width must be a number above 0 and at most 16, got {config.width!r}")
-    if not _number(config.max_scale) or config.max_scale < 1:
-        problems.append(f"--max-scale must be a number of at least 1, got {config.max_scale!r}")
-    for name in ("lr_decay", "content_weight", "style_weight", "rec_weight", "rec_feat_weight", "time_limit"):
+    if not _number(config.max_scale) or not 1 <= config.max_scale <= 8:
+        problems.append(f"--max-scale must be a number from 1 to 8, got {config.max_scale!r}")
+    for name, high in _REAL_RANGES:
         value = getattr(config, name)
-        if not _number(value) or value < 0:
-            problems.append(f"--{name.replace('_', '-')} must be a non-negative number, got {value!r}")
+        if not _number(value) or not 0 <= value <= high:
+            problems.append(f"--{name.replace('_', '-')} must be a number from 0 to {high:g}, got {value!r}")
     if problems:
         raise InputError(problems[0])
 
@@ -316,7 +327,7 @@ def train_decoder(
     ``H×W×3`` when one was made).
     Under torchrun each process trains on its own batches and gradients are averaged (DDP).
     """
-    from brushwork.io import list_images
+    from brushwork.io import check_output_folder, list_images, same_file, usable_images
     from brushwork.methods.autoencoder import ENCODERS, _backbone_names
 
     config = DecoderTrainConfig(**{**asdict(config or DecoderTrainConfig()), **overrides})
@@ -333,20 +344,70 @@ def train_decoder(
     out = Path(config.out)
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {config.out} is a file; give a folder for the run's outputs")
+    check_output_folder(out)
+    for flag, folder in (("--content", config.content), ("--style", config.style)):
+        if same_file(out, Path(folder)):
+            raise OutputError(f"--out {config.out} is the {flag} folder; give a folder of its own for the run")
     weights = config.encoder_weights
     if weights not in ("imagenet", "random", "pretrained") and not Path(weights).is_file():
         raise InputError(f"encoder weights file not found: {weights}")
-    content_files = list_images(config.content)
-    style_files = list_images(config.style)
+    data: dict[str, Any] = {}
+    files: list[list[Path]] = []
+    for flag, folder in (("content", config.content), ("style", config.style)):
+        found, skipped = usable_images(list_images(folder), strict=config.strict, min_side=16, where=str(folder))
+        files.append(found)
+        data[flag] = {"folder": str(folder), "images": len(found), "skipped": [str(p) for p, _ in skipped]}
     threads = torch.get_num_threads()
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     d = distrib.setup(config.device)
     try:
-        return _train(config, d, content_files, style_files, resume, progress)
+        with _RunLock(out, d.is_main):
+            return _train(config, d, files[0], files[1], resume, progress, data)
     finally:
         distrib.cleanup(d)
         torch.set_num_threads(threads)
+
+
+class _RunLock:
+    """An exclusive lock on ``out/.lock`` held by the main process for the whole run, so that two trainings into
+    one folder refuse instead of interleaving their logs and checkpoints. The folder is made here."""
+
+    def __init__(self, out: Path, active: bool) -> None:
+        self.out, self.active, self.fd, self.made = out, active, -1, False
+
+    def __enter__(self) -> _RunLock:
+        if not self.active:
+            return self
+        try:
+            self.made = not self.out.exists()
+            self.out.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(self.out / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise OutputError(f"cannot write to {self.out}: {(exc.strerror or str(exc)).lower()}") from None
+        try:
+            import fcntl
+
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # pragma: no cover - Windows: no lock
+            pass
+        except OSError:
+            os.close(self.fd)
+            self.fd = -1
+            busy = f"another training is writing to {self.out}; wait for it or choose another --out"
+            raise OutputError(busy) from None
+        return self
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        if self.fd < 0:
+            return
+        if kind is not None and self.made:  # a run that failed before writing anything leaves no folder behind
+            (self.out / ".lock").unlink(missing_ok=True)
+            try:
+                self.out.rmdir()
+            except OSError:  # not empty: the run wrote something
+                pass
+        os.close(self.fd)  # closing releases the lock
 
 
 def _train(
@@ -356,6 +417,7 @@ def _train(
     style_files: list[Path],
     resume: bool,
     progress: ProgressFn | None,
+    data: dict[str, Any] | None = None,
 ) -> Path:
     """The training loop of :func:`train_decoder`, run by every process."""
     from brushwork.api import Reporter
@@ -368,7 +430,9 @@ def _train(
     log_path = out / "log.csv"
     encoder = build_encoder(config.encoder, config.layer, config.encoder_weights, device)
     dconf = decoder_config(encoder, config.encoder, config.encoder_weights, config.width)
-    dconf["train"] = {k: v for k, v in asdict(config).items() if k not in ("device", "threads")}
+    dconf["train"] = {k: v for k, v in asdict(config).items() if k not in ("device", "threads", "strict")}
+    if data:
+        dconf["data"] = data
     torch.manual_seed(config.seed)
     decoder = Decoder(dconf["spec"]).to(device)
     optimizer = torch.optim.Adam(decoder.parameters(), lr=config.lr)
@@ -379,6 +443,8 @@ def _train(
     found = checkpoint.latest(ckroot) if ckroot.is_dir() else None
     if found is not None and not resume:
         raise InputError(f"{out} already holds checkpoints: pass --resume to continue, or choose another --out")
+    if d.is_main and ckroot.is_dir():
+        checkpoint.remove_stale(ckroot)  # temporary folders of a killed run (this process holds the run's lock)
     if found is not None:
         ck = checkpoint.load(found, map_location=device)
         _check_resumable(ck.config, config, dconf["spec"])

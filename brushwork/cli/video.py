@@ -1,0 +1,187 @@
+"""``brushwork video`` (stylize a video with stable strokes) and ``brushwork eval-video`` (temporal metrics)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from brushwork.cli.common import ProgressBar, emit_json, nonnegative_float, positive_int, unit_float
+from brushwork.errors import BrushworkError, InputError, OutputError
+
+FORMATS = ("mp4", "webm", "gif")
+
+
+def _methods() -> dict[str, Any]:
+    """The methods a video can use: every feed-forward one (optimize would take minutes per frame)."""
+    from brushwork.api import METHODS
+
+    return {name: spec for name, spec in METHODS.items() if name != "optimize"}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from brushwork.cli.flags import add_option_flags, option_classes
+    from brushwork.video import CONSISTENCY
+
+    methods = _methods()
+
+    p = sub.add_parser(
+        "video",
+        help="stylize a video (or a folder of videos) with flow-consistent strokes, keeping its audio",
+        description="Stylize the video IN with STYLE (an image or builtin:N; several styles blend) into OUT: .mp4 "
+        "(H.264, plays in browsers), .webm (VP9) or .gif. Frame timing, rotation and audio are kept. IN may be a "
+        "folder, then -o names an output folder.",
+    )
+    p.add_argument("input", metavar="IN", help="video file, or a folder of videos")
+    p.add_argument("styles", nargs="+", metavar="STYLE", help="style image, or builtin:0..builtin:25")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="output video (.mp4, .webm, .gif) or folder")
+    p.add_argument(
+        "--method",
+        choices=list(methods),
+        default="fast",
+        help="stylization method for every frame: "
+        + "; ".join(f"{name}: {spec.summary}" for name, spec in methods.items())
+        + " (default: %(default)s)",
+    )
+    p.add_argument(
+        "--consistency",
+        type=unit_float,
+        default=CONSISTENCY,
+        help="0..1: how much each frame keeps the previous result, warped along the motion, outside occlusions; "
+        "0 = frame by frame (default: %(default)s)",
+    )
+    p.add_argument("--crf", type=int, default=20, help="quality of MP4/WebM, 0 (best) to 51 (default: %(default)s)")
+    p.add_argument("--start", type=nonnegative_float, help="first second to stylize")
+    p.add_argument("--end", type=nonnegative_float, help="second to stop at")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from the frames it finished")
+    p.add_argument("--format", choices=FORMATS, default="mp4", help="output format in folder mode (default: mp4)")
+    p.add_argument("--json", action="store_true", help="print a machine-readable record of each result")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_option_flags(p, option_classes(methods))  # --max-size bounds the frames
+    p.set_defaults(run=run)
+
+    e = sub.add_parser(
+        "eval-video",
+        help="temporal consistency of a stylized video: warping error, flicker, style distance per frame",
+        description="Compare STYLIZED with ORIGINAL: warping error (Lai et al. 2018: squared RGB difference between "
+        "each stylized frame and the previous one warped by the original's optical flow, over non-occluded pixels), "
+        "flicker (low-frequency brightness change along the motion beyond the original's), fine detail, and the "
+        "style distance of each frame.",
+    )
+    e.add_argument("original", help="the source video")
+    e.add_argument("stylized", help="the stylized video (same frames)")
+    e.add_argument("--style", help="style image to measure each frame's style distance to (default: the video's mean)")
+    e.add_argument(
+        "--max-size", type=positive_int, default=480, help="compare at this longer side (default: %(default)s)"
+    )
+    e.add_argument("--json", action="store_true", help="print all figures, per frame too, as JSON")
+    e.set_defaults(run=run_eval)
+
+
+def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
+    from brushwork import io
+
+    src, out = Path(args.input), Path(args.output)
+    for style in args.styles:
+        if not style.startswith("builtin:") and not Path(style).is_file():
+            raise InputError(f"style image not found: {style}")
+    if args.crf < 0 or args.crf > 51:
+        raise InputError(f"--crf must be from 0 to 51, got {args.crf}")
+    if args.start is not None and args.end is not None and args.end <= args.start:
+        raise InputError(f"--end ({args.end}) must be after --start ({args.start})")
+    if src.is_dir():
+        if out.exists() and not out.is_dir():
+            raise InputError(f"{src} is a folder, so -o must be a folder too, not the file {out}")
+        pairs = [(p, out / f"{p.stem}.{args.format}") for p in io.list_videos(src)]
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create the folder {out}: {exc.strerror or exc}") from None
+    elif src.exists():
+        pairs = [(src, out)]
+    else:
+        raise InputError(f"cannot read {src}: no such file")
+    protect = [p for p, _ in pairs] + [Path(s) for s in args.styles if not s.startswith("builtin:")]
+    for _, dst in pairs:
+        io.check_video_writable(dst, protect)
+    return pairs
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    from brushwork.cli.flags import option_classes, options_from_args
+
+    return options_from_args(args, option_classes(_methods()))
+
+
+def run(args: argparse.Namespace) -> int:
+    from brushwork import options as opts
+    from brushwork.video import make_renderer, stylize_video
+
+    pairs = _jobs(args)
+    options = _options(args)
+    max_size = options.pop("max_size", opts.StyleOptions.max_size)  # bounds the frames (the pipeline resizes)
+    renderer = make_renderer(args.styles, args.method, **options)  # style work done once for every video
+    protect = [Path(s) for s in args.styles if not s.startswith("builtin:")]
+    records: list[dict[str, Any]] = []
+    failures = 0
+    for src, dst in pairs:
+        bar = ProgressBar(args.quiet, unit="frame")
+        try:
+            record = stylize_video(
+                src,
+                dst,
+                args.styles,
+                method=args.method,
+                consistency=args.consistency,
+                crf=args.crf,
+                start=args.start,
+                end=args.end,
+                max_size=max_size,
+                resume=args.resume,
+                progress=bar,
+                renderer=renderer,
+                protect=protect,
+                **options,
+            )
+        except BrushworkError as exc:
+            bar.close()
+            if len(pairs) == 1:
+                raise
+            failures += 1
+            sys.stderr.write(f"brushwork: error: {exc}\n")
+            continue
+        bar.close()
+        records.append(record)
+        if not args.json:
+            audio = f", audio {record['audio']}" if record["audio"] else ""
+            print(
+                f"wrote {record['output']} ({record['frames']} frames, {record['width']}×{record['height']}, "
+                f"{record['frames_per_second']:.2f} frames/s{audio})"
+            )
+    if args.json:
+        emit_json(records[0] if len(pairs) == 1 and records else records)
+    elif len(pairs) > 1:
+        print(f"wrote {len(records)} of {len(pairs)} videos to {args.output}")
+    return 2 if failures else 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from brushwork.video import evaluate_video
+
+    if args.style is not None and not Path(args.style).is_file():
+        raise InputError(f"style image not found: {args.style}")
+    result = evaluate_video(args.original, args.stylized, style=args.style, max_size=args.max_size)
+    if args.json:
+        emit_json(result)
+        return 0
+    print(f"frames          {result['frames']} ({result['width']}×{result['height']})")
+    print(f"warping error   {result['warping_error']:.5f}  (lower = steadier; Lai et al. 2018)")
+    print(f"flicker         {result['flicker']:.3f}  (grey levels of brightness change beyond the original's)")
+    print(f"detail          {result['detail']:.4f}  (mean absolute Laplacian)")
+    per = result["style_distance_per_frame"]
+    print(
+        f"style distance  {result['style_distance']:.4f}  (to the {result['style_reference']}; "
+        f"per frame {min(per):.4f}..{max(per):.4f})"
+    )
+    return 0

@@ -1,0 +1,263 @@
+"""Video: file I/O (timing, size, rotation, audio survive), temporal consistency, resume, scene cuts, errors.
+
+The clips are made here: a smooth random texture panning under a moving disc, 64×48, 12 frames at 12 fps, with
+a 440 Hz sine track. Most tests stylize with a stand-in renderer that redraws a fresh random "stroke" texture on
+every frame (the flicker that consistency has to remove) so they run in milliseconds; one test goes through the
+real fast path and the CLI.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+av = pytest.importorskip("av")
+cv2 = pytest.importorskip("cv2")
+
+from brushwork import io  # noqa: E402
+from brushwork import video as bv  # noqa: E402
+from brushwork.cli import main  # noqa: E402
+from brushwork.errors import InputError  # noqa: E402
+
+W, H, N, FPS = 64, 48, 12, 12
+
+
+def _texture(h: int, w: int, seed: int) -> np.ndarray:
+    t = cv2.GaussianBlur(np.random.default_rng(seed).random((h, w, 3)).astype(np.float32), (0, 0), 2.0)
+    return ((t - t.min()) / (t.max() - t.min()) * 255).astype(np.uint8)
+
+
+def make_clip(
+    path: Path,
+    *,
+    n: int = N,
+    audio: bool = True,
+    rotation: int = 0,
+    cut_at: int | None = None,
+    times: list[float] | None = None,
+) -> Path:
+    out = av.open(str(path), "w")
+    vs = out.add_stream("libx264", rate=FPS)
+    vs.width, vs.height, vs.pix_fmt = W, H, "yuv420p"
+    vs.options = {"crf": "10"}
+    vs.codec_context.time_base = Fraction(1, 1000)
+    if rotation:
+        vs.set_display_rotation(rotation)
+    if audio:
+        aus = out.add_stream("aac", rate=16000)
+        aus.layout = "mono"
+    a, b = _texture(H + 40, W + 40, 1), _texture(H + 40, W + 40, 2)
+    yy, xx = np.mgrid[0:H, 0:W]
+    for i in range(n):
+        src = b if cut_at is not None and i >= cut_at else a
+        img = src[10 + i // 2 : 10 + i // 2 + H, 10 + i : 10 + i + W].copy()
+        img[(xx - 15 - 2 * i) ** 2 + (yy - H // 2) ** 2 < 36] = (250, 220, 30)
+        frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+        frame.pts = round(1000 * (times[i] if times else i / FPS))
+        frame.time_base = Fraction(1, 1000)
+        out.mux(vs.encode(frame))
+    out.mux(vs.encode(None))
+    if audio:
+        sr = 16000
+        wave = (0.3 * np.sin(2 * np.pi * 440 * np.arange(int(sr * n / FPS)) / sr)).astype(np.float32)
+        resampler = av.AudioResampler(format=aus.format.name, layout="mono", rate=sr)
+        for k in range(0, len(wave), 1024):
+            af = av.AudioFrame.from_ndarray(wave[None, k : k + 1024], format="flt", layout="mono")
+            af.sample_rate, af.pts = sr, k
+            for g in resampler.resample(af):
+                out.mux(aus.encode(g))
+        out.mux(aus.encode(None))
+    out.close()
+    return path
+
+
+class Flickery:
+    """A stand-in stylizer: the photo's luminance plus a 'stroke' texture drawn afresh on every frame (seeded by the
+    frame's content, so a rerun draws the same strokes). ``fail_at`` raises KeyboardInterrupt at that call."""
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        self.calls = 0
+        self.fail_at = fail_at
+
+    def render(self, rgb: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        self.calls += 1
+        if self.fail_at is not None and self.calls >= self.fail_at:
+            raise KeyboardInterrupt
+        seed = int(np.round(rgb * 255).astype(np.int64).sum()) % 2**32
+        noise = cv2.GaussianBlur(np.random.default_rng(seed).random(rgb.shape).astype(np.float32), (0, 0), 1.0)
+        return np.clip(0.7 * rgb + 0.6 * (noise - 0.5), 0.0, 1.0).astype(np.float32)
+
+
+def frames_of(path: Path) -> list[np.ndarray]:
+    return [f.rgb.astype(np.float32) for f in io.read_video(path)]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_clip(tmp_path_factory.mktemp("clips") / "clip.mp4")
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".webm", ".gif"])
+def test_frames_size_fps_and_audio_survive(clip: Path, tmp_path: Path, ext: str) -> None:
+    out = tmp_path / f"out{ext}"
+    record = bv.stylize_video(clip, out, ["x"], renderer=Flickery())
+    info = io.probe_video(out)
+    assert record["frames"] == N
+    assert (info.width, info.height) == (W, H)
+    assert info.fps == pytest.approx(FPS, rel=0.1)
+    decoded = list(io.read_video(out))
+    assert len(decoded) == N
+    assert [round(f.time * FPS) for f in decoded] == list(range(N))
+    assert info.audio == {".mp4": "aac", ".webm": "opus", ".gif": None}[ext]  # copied into MP4, Opus in WebM
+    assert not list(tmp_path.glob(".*")), "no temporary file or frame cache left behind"
+
+
+def test_audio_is_copied_not_reencoded(clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    bv.stylize_video(clip, out, ["x"], renderer=Flickery())
+
+    def packets(p: Path) -> list[bytes]:
+        with av.open(str(p)) as c:
+            return [bytes(k) for k in c.demux(c.streams.audio[0]) if k.size]
+
+    assert packets(out) == packets(clip)
+
+
+def test_rotation_and_variable_frame_rate_survive(tmp_path: Path) -> None:
+    times = [0.0, 0.05, 0.2, 0.25, 0.4, 0.6, 0.65, 0.7, 0.9, 1.0, 1.2, 1.25]
+    src = make_clip(tmp_path / "rot.mp4", rotation=90, times=times, audio=False)
+    out = tmp_path / "out.mp4"
+    bv.stylize_video(src, out, ["x"], renderer=Flickery())
+    info = io.probe_video(out)
+    assert info.rotation == 90
+    assert (info.width, info.height) == (H, W)  # displayed upright, like the source
+    assert [f.time for f in io.read_video(out)] == pytest.approx(times, abs=2e-3)
+
+
+def test_consistency_lowers_warping_error(clip: Path, tmp_path: Path) -> None:
+    errors = {}
+    for c in (0.0, bv.CONSISTENCY):
+        out = tmp_path / f"c{c}.mp4"
+        bv.stylize_video(clip, out, ["x"], renderer=Flickery(), consistency=c, crf=10)
+        errors[c] = bv.temporal_metrics([f.rgb for f in io.read_video(clip)], [f.rgb for f in io.read_video(out)])
+    assert errors[bv.CONSISTENCY]["warping_error"] < 0.6 * errors[0.0]["warping_error"]
+    # the blend keeps most of the fine detail (it restores the detail's local energy)
+    assert errors[bv.CONSISTENCY]["detail"] > 0.8 * errors[0.0]["detail"]
+
+
+def test_resume_gives_the_uninterrupted_video(clip: Path, tmp_path: Path) -> None:
+    whole = tmp_path / "whole.mp4"
+    bv.stylize_video(clip, whole, ["x"], renderer=Flickery(), crf=10)
+
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"an older file")
+    with pytest.raises(KeyboardInterrupt):
+        bv.stylize_video(clip, out, ["x"], renderer=Flickery(fail_at=7), crf=10)
+    assert out.read_bytes() == b"an older file", "an interrupted run leaves OUT as it was"
+    cache = tmp_path / f".out.mp4{bv.CACHE_SUFFIX}"
+    done = len(list(cache.glob("*.png")))
+    assert 1 <= done <= 6
+
+    renderer = Flickery()
+    record = bv.stylize_video(clip, out, ["x"], renderer=renderer, crf=10, resume=True)
+    assert record["resumed_frames"] == done
+    assert renderer.calls == N - done  # the finished frames were not stylized again
+    assert not cache.exists(), "the cache is removed on success"
+    a, b = frames_of(whole), frames_of(out)
+    assert len(a) == len(b) == N
+    assert max(np.abs(x - y).mean() for x, y in zip(a, b, strict=True)) < 1.0  # grey levels, codec noise only
+
+
+def test_resume_refuses_another_runs_cache(clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    with pytest.raises(KeyboardInterrupt):
+        bv.stylize_video(clip, out, ["x"], renderer=Flickery(fail_at=5))
+    with pytest.raises(InputError, match="other settings"):
+        bv.stylize_video(clip, out, ["x"], renderer=Flickery(), consistency=0.2, resume=True)
+
+
+def test_scene_cut_resets_history(tmp_path: Path) -> None:
+    src = make_clip(tmp_path / "cut.mp4", cut_at=6, audio=False)
+    record = bv.stylize_video(src, tmp_path / "out.mp4", ["x"], renderer=Flickery(), consistency=0.9, crf=10)
+    assert record["scene_cuts"] == 1
+    plain = tmp_path / "plain.mp4"
+    bv.stylize_video(src, plain, ["x"], renderer=Flickery(), consistency=0.0, crf=10)
+    consistent, independent = frames_of(tmp_path / "out.mp4"), frames_of(plain)
+    # right after the cut the frame is the new shot's own stylization, with nothing carried over ...
+    assert np.abs(consistent[6] - independent[6]).mean() < 1.5
+    # ... while before it the history shaped the frames
+    assert np.abs(consistent[5] - independent[5]).mean() > 4.0
+
+
+def test_start_end_and_max_size(clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    record = bv.stylize_video(clip, out, ["x"], renderer=Flickery(), start=0.25, end=0.75, max_size=32)
+    decoded = list(io.read_video(out))
+    assert record["frames"] == len(decoded) == 6  # frames at 3/12 .. 8/12 s
+    assert decoded[0].time == pytest.approx(0.0, abs=1e-3)
+    assert decoded[0].rgb.shape == (24, 32, 3)
+    assert io.probe_video(out).audio == "aac"
+
+
+@pytest.mark.parametrize("kind", ["truncated", "audio-only", "zero-frame", "not-a-video"])
+def test_bad_inputs_give_one_line_and_exit_2(
+    clip: Path, tmp_path: Path, kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "bad.mp4"
+    if kind == "truncated":
+        good = tmp_path / "good.mp4"
+        bv.stylize_video(clip, good, ["x"], renderer=Flickery())  # our MP4s put the index first (fast start)
+        data = good.read_bytes()
+        src.write_bytes(data[: len(data) * 2 // 3])
+    elif kind == "audio-only":
+        with av.open(str(clip)) as c_in, av.open(str(src), "w") as c_out:
+            s = c_out.add_stream_from_template(c_in.streams.audio[0])
+            for packet in c_in.demux(c_in.streams.audio[0]):
+                if packet.size:
+                    packet.stream = s
+                    c_out.mux(packet)
+    elif kind == "zero-frame":
+        with av.open(str(src), "w") as c_out:
+            s = c_out.add_stream("libx264", rate=FPS)
+            s.width, s.height, s.pix_fmt = W, H, "yuv420p"
+            c_out.start_encoding()
+    else:
+        src.write_bytes(b"\x00\x01not a video" * 50)
+    out = tmp_path / "out.mp4"
+    assert main(["video", str(src), "builtin:0", "-o", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("brushwork: error: cannot read") and "\n" not in err, err
+    assert "Traceback" not in err
+    assert not out.exists()
+
+
+def test_output_checks(clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["video", str(clip), "builtin:0", "-o", str(tmp_path / "out.avi")]) == 2
+    assert "not a video format" in capsys.readouterr().err
+    assert main(["video", str(clip), "builtin:0", "-o", str(clip)]) == 2
+    assert "input file" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_fast_path_folder_and_eval(clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.mp4").write_bytes(clip.read_bytes())
+    make_clip(folder / "b.mp4", n=6, audio=False)
+    out = tmp_path / "out"
+    assert main(["video", str(folder), "builtin:3", "-o", str(out), "--quiet", "--max-size", "48"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.mp4", "b.mp4"]
+    info = io.probe_video(out / "a.mp4")
+    assert (info.width, info.height, info.audio) == (48, 36, "aac")
+    capsys.readouterr()
+    assert main(["eval-video", str(clip), str(out / "a.mp4"), "--json"]) == 0
+    import json
+
+    result = json.loads(capsys.readouterr().out)
+    assert result["frames"] == N
+    assert result["warping_error"] > 0 and len(result["warping_error_per_frame"]) == N - 1
+    assert len(result["style_distance_per_frame"]) == N
+    assert all(d >= 0 for d in result["style_distance_per_frame"])
