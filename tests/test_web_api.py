@@ -336,6 +336,40 @@ def test_results_and_uploads_expire(tmp_path: Path) -> None:
         assert list(studio.folder.iterdir()) == []
 
 
+@pytest.mark.slow
+def test_video_job(client: TestClient, tmp_path: Path) -> None:
+    av = pytest.importorskip("av")
+    pytest.importorskip("brushwork.video")
+    clip = tmp_path / "clip.mp4"
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("libx264", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        for i in range(6):
+            rgb = np.zeros((64, 96, 3), np.uint8)
+            rgb[:, : 16 + 10 * i] = (220, 120, 40)
+            rgb[::6] = 255
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    assert client.post("/api/videos", content=b"not a video at all").status_code == 422
+    r = client.post("/api/videos", content=clip.read_bytes())
+    assert r.status_code == 201, r.text
+    assert (r.json()["width"], r.json()["height"]) == (96, 64)
+    job = client.post("/api/jobs", json={"content": r.json()["ref"], "styles": ["builtin:4"], "options": {}})
+    assert job.status_code == 202, job.text
+    events = _events(client, job.json()["id"])
+    assert events[-1]["type"] == "done", events[-1]
+    assert any(e["type"] == "progress" and e["stage"] == "video" for e in events)
+    result = client.get(f"/api/jobs/{job.json()['id']}/result")
+    assert result.headers["content-type"] == "video/mp4"
+    saved = tmp_path / "out.mp4"
+    saved.write_bytes(result.content)
+    with av.open(str(saved)) as check:
+        frames = sum(1 for _ in check.decode(video=0))
+    assert frames == 6
+
+
 # ---------------------------------------------------------------- options and previews
 
 

@@ -60,6 +60,8 @@ class Settings:
     memory_mb: int = 3072  # estimated working memory of all admitted jobs
     max_upload_bytes: int = 25 * 1024 * 1024
     max_pixels: int = 40_000_000  # per uploaded picture
+    max_video_bytes: int = 200 * 1024 * 1024
+    video_max_size: int = 512  # longer side of a stylized video
     max_size: int = 2048  # longer side of a result
     preview_size: int = 320  # longer side of a quick preview
     camera_size: int = 320  # longer side of a camera frame
@@ -219,7 +221,7 @@ class Guard:
             if not hmac.compare_digest(supplied.encode(), self.token.encode()):
                 return 401, "wrong token"
         if scope["type"] == "http" and scope.get("method") in ("POST", "PUT", "PATCH"):
-            if not scope.get("path", "").startswith("/api/uploads"):
+            if not scope.get("path", "").startswith(("/api/uploads", "/api/videos")):
                 length = headers.get("content-length")
                 if length is None:
                     if headers.get("transfer-encoding"):
@@ -263,6 +265,7 @@ class Studio:
         self.previews = threading.BoundedSemaphore(max(1, settings.workers))
         self.cameras = threading.BoundedSemaphore(max(1, settings.workers))
         self.builtin_thumbs: dict[int, bytes] = {}
+        self.videos: dict[str, tuple[Path, Any, float]] = {}  # id -> (file, io.VideoInfo, time made)
         self.started = time.time()
         self._stop = threading.Event()
         self._janitor = threading.Thread(target=self._sweep, name="studio-janitor", daemon=True)
@@ -291,6 +294,10 @@ class Studio:
         now = time.time() if now is None else now
         self.jobs.expire(now)
         self.library.expire(now - self.settings.ttl)
+        for vid, (path, _, made) in list(self.videos.items()):
+            if made < now - self.settings.ttl:
+                self.videos.pop(vid, None)
+                path.unlink(missing_ok=True)
 
     def close(self) -> None:
         self._stop.set()
@@ -607,6 +614,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def create_job(req: JobRequest) -> JSONResponse:
         """Queue a stylization. 202 with the job; 422 for a bad request; 429 (queue full) or 503 (memory budget
         taken) with Retry-After when the server is busy. Follow it at ``events`` (server-sent events)."""
+        if req.content.startswith("video:"):
+            if not engine_video_available():
+                raise ApiError(501, "video needs PyAV: pip install 'brushwork[video]'")
+            options = engine.check_options(req.method, req.options, max_size_limit=settings.max_size)
+            for i, ref in enumerate(req.styles):
+                studio.library.resolve(ref, f"styles[{i}]")
+            job = studio.jobs.submit(_video_job(req, options))
+            return JSONResponse(_job_json(job), status_code=202)
         options = _checked(req)
         content = studio.library.resolve(req.content, "content")
         if not isinstance(content, Picture):
@@ -690,10 +705,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         job = _job(job_id)
         if job.state != "done" or job.result is None or not job.result.is_file():
             raise ApiError(409, f"job is {job.state}, no result")
-        name = f"brushwork-{job.method}-{job.id[:8]}.png"
+        suffix = job.result.suffix
+        name = f"brushwork-{job.method}-{job.id[:8]}{suffix}"
         return FileResponse(
             job.result,
-            media_type="image/png",
+            media_type="video/mp4" if suffix == ".mp4" else "image/png",
             filename=name if download else None,
             content_disposition_type="attachment" if download else "inline",
         )
@@ -709,12 +725,74 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def delete_job(job_id: str) -> dict[str, Any]:
         return await cancel_job(job_id)
 
-    @app.post("/api/video", tags=["jobs"], status_code=202)
-    async def create_video_job() -> JSONResponse:
-        """Stylize a clip (needs brushwork.video; 501 until it is installed)."""
+    @app.post("/api/videos", tags=["video"], status_code=201)
+    async def upload_video(request: Request) -> JSONResponse:
+        """Upload a clip as the request body (any container FFmpeg reads; recognised by content). Returns its
+        reference ``video:<id>``: give it as a job's ``content`` to stylize it into an MP4. 501 without video
+        support (pip install 'brushwork[video]')."""
         if not engine_video_available():
-            raise ApiError(501, "video is not available in this version of brushwork")
-        raise ApiError(501, "video jobs are not wired into the studio yet")
+            raise ApiError(501, "video needs PyAV: pip install 'brushwork[video]'")
+        limit = settings.max_video_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            raise ApiError(413, f"video over the limit of {limit} bytes")
+        vid = new_id()
+        path = studio.folder / f"{vid}.clip"
+        size = 0
+        with open(path, "wb") as fh:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    fh.close()
+                    path.unlink(missing_ok=True)
+                    raise ApiError(413, f"video over the limit of {limit} bytes")
+                fh.write(chunk)
+
+        def probe() -> Any:
+            try:
+                return io.probe_video(path)
+            except BrushworkError as exc:
+                path.unlink(missing_ok=True)
+                raise InputError(str(exc).replace(str(path), "upload")) from None
+
+        info = await anyio.to_thread.run_sync(probe)
+        studio.videos[vid] = (path, info, time.time())
+        body = {"id": vid, "ref": f"video:{vid}", "width": info.width, "height": info.height, "fps": info.fps}
+        return JSONResponse({**body, "frames": info.frames, "duration": info.duration}, status_code=201)
+
+    def _video_job(req: JobRequest, options: dict[str, Any]) -> Job:
+        entry = studio.videos.get(req.content.partition(":")[2]) if ID.fullmatch(req.content[6:]) else None
+        if entry is None:
+            raise InputError("content: no such video (it may have expired)")
+        src, info, _ = entry
+        size = min(options.pop("max_size", None) or settings.video_max_size, settings.video_max_size)
+
+        def work(job: Job) -> Path:
+            from brushwork import video
+
+            def progress(event: Any) -> None:
+                job.check_cancelled()
+                data = _progress_json(event)
+                data.pop("preview", None)
+                job.emit("progress", **data)
+
+            styles, _ = studio.resolve_styles(req.styles, req.method)
+            render = engine.renderer(styles, req.method, options, device=settings.device)
+            dst = studio.folder / f"{job.id}.mp4"
+
+            class _Renderer:  # stylize_video takes an object with render(rgb)
+                def render(self, rgb: np.ndarray, mask: Any = None) -> np.ndarray:
+                    return render(rgb)
+
+            video.stylize_video(
+                src, dst, req.styles, method=req.method, max_size=size, progress=progress, renderer=_Renderer()
+            )
+            return dst
+
+        summary = {"content": req.content, "styles": req.styles, "options": {**options, "max_size": size}}
+        scale = min(1.0, size / max(info.width, info.height))
+        cost = math.ceil(128 + info.width * info.height * scale * scale * BYTES_PER_PIXEL.get(req.method, 2000) / 2**20)
+        return Job(new_id(), "video", req.method, summary, work, cost)
 
     # -- quick previews
 
@@ -894,10 +972,10 @@ def style_space() -> Any:
 
 
 def engine_video_available() -> bool:
-    """Whether brushwork.video is installed (the studio's video jobs plug in there)."""
+    """Whether video jobs can run: brushwork.video and PyAV are importable."""
     import importlib.util
 
-    return importlib.util.find_spec("brushwork.video") is not None
+    return importlib.util.find_spec("brushwork.video") is not None and importlib.util.find_spec("av") is not None
 
 
 def _guarded(app: FastAPI, settings: Settings) -> FastAPI:
