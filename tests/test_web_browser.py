@@ -11,6 +11,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -127,6 +128,34 @@ def test_every_method_in_a_grid_and_a_live_optimization(studio: str, browser) ->
     # clicking a card of the grid compares that method's result
     page.click("#results .card[data-method=fast]")
     assert "fast" in page.inner_text("#download")
+    assert errors == []
+
+
+def test_video_clip(studio: str, browser, tmp_path: Path) -> None:
+    av = pytest.importorskip("av")
+    pytest.importorskip("brushwork.video")
+    clip = tmp_path / "clip.mp4"
+    with av.open(str(clip), "w") as out:
+        stream = out.add_stream("libx264", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        for i in range(4):
+            rgb = np.zeros((64, 96, 3), np.uint8)
+            rgb[:, : 20 + 12 * i] = (200, 90, 30)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    page, errors = _open(browser, studio)
+    page.click("#sample-styles .chip >> nth=0")
+    page.set_input_files("#video-input", str(clip))
+    page.wait_for_selector("#video-run:not([disabled])", timeout=30_000)
+    page.click("#video-run")
+    finished = (
+        "() => !document.querySelector('#video-download').hidden || document.querySelector('#message').textContent"
+    )
+    page.wait_for_function(finished, timeout=120_000)
+    assert page.inner_text("#message") == ""
+    assert page.get_attribute("#video-out", "src").endswith("/result")
     assert errors == []
 
 

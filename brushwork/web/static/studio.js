@@ -405,6 +405,48 @@ async function padMove(event) {
   padBusy = false;
 }
 
+// ---------------------------------------------------------------- video
+
+async function uploadVideo(file) {
+  try {
+    say("uploading the clip…");
+    const response = await api("/api/videos", { method: "POST", body: file, headers: { "Content-Type": "application/octet-stream" } });
+    state.video = await response.json();
+    $("video-name").textContent = `${state.video.width}×${state.video.height}, ${state.video.frames || "?"} frames`;
+    $("video-run").disabled = false;
+    say("");
+  } catch (e) { say(e.message); }
+}
+
+async function runVideo() {
+  if (!state.video || !state.styles.length) { say("pick a clip and a style"); return; }
+  const method = $("method").value;
+  const body = { method, content: state.video.ref, styles: state.styles.map((s) => s.ref), options: options(method) };
+  delete body.options.max_size;
+  try {
+    const job = await (await postJSON("/api/jobs", body)).json();
+    $("video-run").disabled = true;
+    $("video-progress").hidden = false;
+    const source = new EventSource(withToken(job.events));
+    source.addEventListener("progress", (e) => {
+      const p = JSON.parse(e.data);
+      if (p.total) $("video-progress").value = p.step / p.total;
+    });
+    const end = () => { source.close(); $("video-run").disabled = false; };
+    source.addEventListener("done", (e) => {
+      const url = JSON.parse(e.data).result;
+      $("video-progress").value = 1;
+      $("video-out").src = url;
+      $("video-out").hidden = false;
+      $("video-download").href = url + "?download=1";
+      $("video-download").hidden = false;
+      end();
+    });
+    source.addEventListener("failed", (e) => { say(JSON.parse(e.data).error); end(); });
+    source.addEventListener("cancelled", end);
+  } catch (e) { say(e.message); }
+}
+
 // ---------------------------------------------------------------- camera
 
 const camera = { stream: null, socket: null, timer: null, frames: 0, since: 0 };
@@ -499,6 +541,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("pad").addEventListener("pointerdown", (e) => { $("pad").setPointerCapture(e.pointerId); padMove(e); });
   $("pad").addEventListener("pointermove", (e) => { if (e.buttons) padMove(e); });
   $("mix-use").addEventListener("click", () => state.mix && addStyle({ ref: state.mix.ref, thumb: state.mix.thumb, name: "mix" }));
+  $("video-input").addEventListener("change", (e) => e.target.files.length && uploadVideo(e.target.files[0]));
+  $("video-run").addEventListener("click", runVideo);
   $("camera-start").addEventListener("click", startCamera);
   $("camera-stop").addEventListener("click", stopCamera);
   init();
