@@ -2,7 +2,8 @@
 
 Over ``--pairs`` photo/painting pairs spread evenly over ../shared/corpus (photos and paintings resized to
 ``--size`` px on the longer side), each method stylizes each photo, and the result is measured in the features of
-the offline MobileNetV2 trunk (pretrained, the ``mobilenet`` backbone, no SWAG):
+the offline MobileNetV2 trunk (pretrained, the ``mobilenet`` backbone, no SWAG), with the metrics of
+:mod:`brushwork.evaluate`:
 
 - content: mean squared difference of the ``block5`` features to the photo's (lower = more of the photo kept);
 - style (mean/std): the AdaIN statistic distance to the painting, summed over ``conv, block2, block5, block9,
@@ -24,7 +25,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,8 +32,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus"
-STYLE_LAYERS = ["conv", "block2", "block5", "block9", "block12"]
-CONTENT_LAYER = "block5"
+STYLE_LAYERS = ["conv", "block2", "block5", "block9", "block12"]  # = brushwork.evaluate.STYLE_LAYERS
+CONTENT_LAYER = "block5"  # = brushwork.evaluate.CONTENT_LAYER
 
 
 def _load(path: Path, size: int) -> torch.Tensor:
@@ -57,11 +57,9 @@ def _methods(decoder: str) -> dict[str, Callable[[torch.Tensor, torch.Tensor], t
 
 def measure(pairs: int, size: int, decoder: str) -> list[tuple[str, float, float, float, float]]:
     """Rows (method, content, style mean/std, style Gram, median seconds) averaged over the pairs."""
-    from brushwork import io
-    from brushwork.losses import content_loss, gram_matrix, mean_std
-    from brushwork.nets.backbone import build_backbone
+    from brushwork import evaluate, io
 
-    net = build_backbone("mobilenet", "imagenet", swag=False)
+    net = evaluate.feature_net()
     photos, paintings = io.list_images(CORPUS / "content"), io.list_images(CORPUS / "styles")
     chosen = [(photos[i * len(photos) // pairs], paintings[(i * len(paintings) // pairs + 7) % len(paintings)])
               for i in range(pairs)]  # fmt: skip
@@ -71,18 +69,16 @@ def measure(pairs: int, size: int, decoder: str) -> list[tuple[str, float, float
     with torch.no_grad():
         for k, (p, s) in enumerate(chosen):
             photo, painting = _load(p, size), _load(s, size)
-            pf = net(photo, [CONTENT_LAYER])
-            sf = net(painting, STYLE_LAYERS)
+            pf = net(photo, [CONTENT_LAYER])[CONTENT_LAYER]
+            style_stats = evaluate.style_statistics(net(painting, STYLE_LAYERS))
             for name, fn in methods.items():
-                t = time.perf_counter()
-                out = fn(photo, painting)
-                times[name].append(time.perf_counter() - t)
+                out, cost = evaluate.measure(lambda fn=fn, c=photo, s=painting: fn(c, s))
+                times[name].append(cost.seconds)
                 of = net(out, STYLE_LAYERS)
-                sums[name][0] += float(content_loss(of[CONTENT_LAYER], pf[CONTENT_LAYER]))
-                for layer in STYLE_LAYERS:
-                    (om, osd), (sm, ssd) = mean_std(of[layer]), mean_std(sf[layer])
-                    sums[name][1] += float(torch.mean((om - sm) ** 2) + torch.mean((osd - ssd) ** 2))
-                    sums[name][2] += float(torch.mean((gram_matrix(of[layer]) - gram_matrix(sf[layer])) ** 2))
+                sums[name][0] += evaluate.feature_content_distance(of[CONTENT_LAYER], pf)
+                d = evaluate.statistics_distances(evaluate.style_statistics(of), style_stats)
+                sums[name][1] += d["mean_std"]
+                sums[name][2] += d["gram"]
             print(f"pair {k + 1}/{pairs}: {p.name} × {s.name}", file=sys.stderr)
     return [(m, *(v / pairs for v in sums[m]), statistics.median(times[m])) for m in methods]
 

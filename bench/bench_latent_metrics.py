@@ -38,7 +38,7 @@ def main() -> int:
         print(f"no corpus at {CORPUS}", file=sys.stderr)
         return 2
 
-    from brushwork import io
+    from brushwork import evaluate, io
     from brushwork import latent as api
     from brushwork.methods import fast, latent
     from brushwork.train.style_vae import split_indices
@@ -74,7 +74,7 @@ def main() -> int:
             for i, code in enumerate(c):
                 out = fast.render(photo, torch.from_numpy(np.asarray(code, dtype=np.float32)), device="cpu")
                 back = fast.style_vector(io.to_numpy(out), device="cpu")
-                errs[i] += np.sqrt(((z(back.numpy()[None]) - z(np.asarray(code)[None])) ** 2).mean())
+                errs[i] += evaluate.code_distance(back.numpy(), np.asarray(code))  # standardised RMS
         return errs / len(photos)
 
     rng = np.random.default_rng(0)

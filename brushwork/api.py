@@ -185,6 +185,11 @@ def check_options(method: str, values: Mapping[str, Any]) -> Any:
         )
     if "seed" in values:
         values["seed"] = validate.check_seed(values["seed"])
+    if "tile" in values or "memory_budget" in values:
+        from brushwork import tiling
+
+        values["tile"] = tiling.check_tile(values.get("tile"))
+        tiling.parse_bytes(values.get("memory_budget", "1GB"))
     for flag in ("preserve_color", "color_match"):
         if flag in values and not isinstance(values[flag], bool | np.bool_):
             raise InputError(f"{flag} is true or false, got {values[flag]!r}")
@@ -376,8 +381,32 @@ class Renderer:
             out = keep_luminance(out, rgb)
         return np.clip(out, 0.0, 1.0).astype(np.float32)
 
+    def _tiled(self, content: Source) -> bool:
+        """Whether ``content`` renders in tiles: ``tile`` forces it (0 never), else when the untiled work would
+        exceed ``memory_budget`` (methods whose engine has ``render_tiled``)."""
+        tile = getattr(self.options, "tile", 0)
+        if tile == 0 or not hasattr(self._engine_class, "render_tiled"):
+            return False
+        if tile:
+            return True
+        from brushwork import tiling
+
+        size = content.size if isinstance(content, io.Picture) else io.image_size(content)
+        if size is None:
+            return False
+        w, h = tiling.bounded(size, self.options.max_size)
+        per_pixel = self._engine_class.UNTILED_BYTES_PER_PIXEL * max(1.0, self.options.stroke_scale**-2)
+        return tiling.BASELINE_BYTES + w * h * per_pixel > tiling.parse_bytes(self.options.memory_budget)
+
     def render_picture(self, content: Source, mask: Any = None) -> io.Picture:
-        """Load ``content`` (bounded by ``max_size``), render it, and keep its alpha and bit depth."""
+        """Load ``content`` (bounded by ``max_size``), render it, and keep its alpha and bit depth.
+
+        Print-size photos render in tiles (:mod:`brushwork.tiling`), equal to the untiled result up to float
+        rounding, in bounded memory; the picture then holds 8-bit (16-bit) pixels instead of float32."""
+        if self._tiled(content):
+            from brushwork.tiling import render_picture_tiled
+
+            return render_picture_tiled(self, content, mask)
         photo = content if isinstance(content, io.Picture) else io.load_image(content, max_pixels=self.max_pixels)
         rgb = io.resize_to_max(photo.rgb, self.options.max_size)
         out = self.render(rgb, mask)
@@ -403,9 +432,9 @@ def renderer(
 
 def to_pil(picture: io.Picture) -> Image.Image:
     """An 8-bit PIL image of a picture: RGB, or RGBA when it has alpha."""
-    image = Image.fromarray((np.clip(picture.rgb, 0, 1) * 255 + 0.5).astype(np.uint8))
+    image = Image.fromarray(io._quantize(picture.rgb, 8))
     if picture.alpha is not None:
-        image.putalpha(Image.fromarray((np.clip(picture.alpha, 0, 1) * 255 + 0.5).astype(np.uint8)))
+        image.putalpha(Image.fromarray(io._quantize(picture.alpha, 8)))
     return image
 
 

@@ -93,12 +93,15 @@ def _sqrtm(a: Tensor, power: float, eps: float) -> Tensor:
     return (vecs * vals.clamp_min(eps).pow(power)) @ vecs.T
 
 
-def match_color(source: Tensor, reference: Tensor, eps: float = 1e-5) -> Tensor:
+def match_color(
+    source: Tensor, reference: Tensor | None, eps: float = 1e-5, reference_stats: tuple[Tensor, Tensor] | None = None
+) -> Tensor:
     """Linear colour transfer (Gatys et al. 2016, §2.1; the symmetric "image analogies" form): map the pixels of
     ``source`` (``1×3×H×W``) by ``x' = A (x − μs) + μr`` with ``A = Σr^½ Σs^-½``, so that their mean and covariance
-    equal ``reference``'s. Returns ``1×3×H×W`` clipped to 0..1."""
+    equal ``reference``'s. Returns ``1×3×H×W`` clipped to 0..1. ``reference_stats``: the reference's mean
+    ``3×1`` and covariance ``3×3`` measured elsewhere (a print-size photo streamed in tiles)."""
     ms, cs = _mean_cov(source)
-    mr, cr = _mean_cov(reference)
+    mr, cr = reference_stats if reference_stats is not None else _mean_cov(reference)
     a = _sqrtm(cr, 0.5, eps) @ _sqrtm(cs, -0.5, eps)
     p = source[0].flatten(1).double()
     out = a @ (p - ms) + mr

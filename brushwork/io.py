@@ -77,7 +77,31 @@ class Picture:
 # ---------------------------------------------------------------- loading
 
 
-def load_image(src: PathLike | Image.Image | np.ndarray, *, max_pixels: int | None = None) -> Picture:
+def load_pixels(src: PathLike | Image.Image | np.ndarray, *, max_pixels: int | None = None) -> Picture:
+    """:func:`load_image` without the float copy: ``rgb`` is H×W×3 uint8 (uint16 for 16-bit sources) and
+    ``alpha`` H×W of the same type — a quarter (half) of the memory, for print-size images rendered in tiles."""
+    return load_image(src, max_pixels=max_pixels, native=True)
+
+
+def image_size(src: PathLike | Image.Image | np.ndarray) -> tuple[int, int] | None:
+    """(width, height) after EXIF orientation, read from the header only; None if it cannot be read."""
+    if isinstance(src, np.ndarray):
+        return (src.shape[1], src.shape[0]) if src.ndim >= 2 else None
+    try:
+        img = src if isinstance(src, Image.Image) else Image.open(src, formats=_FORMATS)
+        try:
+            w, h = img.size
+            return (h, w) if _orientation(img) in (5, 6, 7, 8) else (w, h)
+        finally:
+            if img is not src:
+                img.close()
+    except Exception:  # unreadable here: load_image will say why
+        return None
+
+
+def load_image(
+    src: PathLike | Image.Image | np.ndarray, *, max_pixels: int | None = None, native: bool = False
+) -> Picture:
     """Load an image file, a Pillow image or an array as a :class:`Picture` (H×W×3 float32 sRGB in 0..1).
 
     Files: JPEG, PNG, WebP, TIFF, BMP and the first frame of a GIF. Arrays: H×W×3 or H×W×4 (RGBA), or H×W gray,
@@ -87,11 +111,11 @@ def load_image(src: PathLike | Image.Image | np.ndarray, *, max_pixels: int | No
     Raises InputError (one line, naming the file) for a missing, empty, truncated, too large or non-image file.
     """
     if isinstance(src, np.ndarray):
-        return _from_array(src, "array", finite=True)
+        return _from_array(src, "array", finite=True, native=native)
     limit = _max_pixels(max_pixels)
     if isinstance(src, Image.Image):
         _check_pixels(src.size, limit, "image")
-        picture = _from_pil(src, "image", None)
+        picture = _from_pil(src, "image", None, native)
         return _oriented(picture, _orientation(src))
 
     path = Path(src)
@@ -101,6 +125,8 @@ def load_image(src: PathLike | Image.Image | np.ndarray, *, max_pixels: int | No
         with open(path, "rb") as fh, warnings.catch_warnings():
             # Pillow warns from 89 Mpixels on; brushwork's own limit (checked below, from the header) decides
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # Pillow refuses images above twice its own limit: brushwork's (--max-pixels, from the header) decides
+            Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, limit)
             img = _open(fh, name)
             with img:
                 _check_pixels(img.size, limit, name)
@@ -108,7 +134,7 @@ def load_image(src: PathLike | Image.Image | np.ndarray, *, max_pixels: int | No
                 if not sixteen:
                     _decode(img, name)
                 orientation = _orientation(img)  # after decoding: a PNG may keep its EXIF after the pixels
-                picture = _load_16bit(path, img, name) if sixteen else _from_pil(img, name, path)
+                picture = _load_16bit(path, img, name, native) if sixteen else _from_pil(img, name, path, native)
     except OSError as e:
         reason = "permission denied" if isinstance(e, PermissionError) else _one_line(e.strerror or e)
         raise InputError(f"cannot read {name}: {reason}") from None
@@ -237,7 +263,7 @@ def _is_16bit_colour(img: Image.Image) -> bool:
     return isinstance(rawmode, str) and ";16" in rawmode
 
 
-def _load_16bit(path: Path, img: Image.Image, name: str) -> Picture:
+def _load_16bit(path: Path, img: Image.Image, name: str, native: bool = False) -> Picture:
     """16-bit colour PNG/TIFF through OpenCV (BGR/BGRA uint16), keeping full precision."""
     import cv2  # OpenCV loads lazily (here and below): the fast path's start-up does not pay for it
 
@@ -247,18 +273,20 @@ def _load_16bit(path: Path, img: Image.Image, name: str) -> Picture:
         raise InputError(f"cannot read {name}: file is truncated or corrupt")
     if data.ndim == 3:
         data = cv2.cvtColor(data, cv2.COLOR_BGRA2RGBA if data.shape[2] == 4 else cv2.COLOR_BGR2RGB)
-    picture = _from_array(data, name, finite=True)
+    picture = _from_array(data, name, finite=True, native=native)
     icc = img.info.get("icc_profile")
     if icc and picture.rgb.shape[2] == 3 and not _is_srgb(icc):
         # Pillow's colour management works on 8-bit RGB only: correct colours win over the extra precision here.
         converted = _to_srgb(picture.pil(), icc, name)
-        picture.rgb = np.asarray(converted, dtype=np.float32) / 255.0
+        picture.rgb = np.asarray(converted) if native else np.asarray(converted, dtype=np.float32) / 255.0
     picture.path = path
     return picture
 
 
-def _from_pil(img: Image.Image, name: str, path: Path | None) -> Picture:
-    """Any Pillow mode -> Picture; alpha is split off, ICC converted, 16-bit gray kept at full precision."""
+def _from_pil(img: Image.Image, name: str, path: Path | None, native: bool = False) -> Picture:
+    """Any Pillow mode -> Picture; alpha is split off, ICC converted, 16-bit gray kept at full precision.
+
+    ``native``: keep uint8 (uint16) pixels instead of float32."""
     mode = img.mode
     icc = img.info.get("icc_profile")
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
@@ -266,7 +294,10 @@ def _from_pil(img: Image.Image, name: str, path: Path | None) -> Picture:
         if mode == "F" and not np.isfinite(a).all():
             raise InputError(f"cannot read {name}: its pixels include NaN or infinite values")
         gray = a.astype(np.float32) if mode == "F" else np.clip(a.astype(np.float32) / 65535.0, 0.0, 1.0)
-        return Picture(np.repeat(np.clip(gray, 0.0, 1.0)[..., None], 3, axis=2), None, path, 16)
+        gray = np.clip(gray, 0.0, 1.0)
+        if native:
+            gray = (gray * 65535 + 0.5).astype(np.uint16)
+        return Picture(np.repeat(gray[..., None], 3, axis=2), None, path, 16)
 
     if mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info or img.palette.mode == "RGBA" else "RGB")
@@ -279,12 +310,13 @@ def _from_pil(img: Image.Image, name: str, path: Path | None) -> Picture:
 
     alpha = None
     if img.mode in ("RGBA", "LA"):
-        alpha = np.asarray(img.getchannel("A"), dtype=np.float32) / 255.0
+        alpha = np.asarray(img.getchannel("A"))
+        alpha = alpha if native else alpha.astype(np.float32) / 255.0
         img = img.convert(img.mode[:-1])
     if icc and not _is_srgb(icc):
         img = _to_srgb(img, icc, name)
-    rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-    return Picture(rgb, alpha, path, 8)
+    rgb = np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
+    return Picture(rgb if native else rgb.astype(np.float32) / 255.0, alpha, path, 8)
 
 
 @contextmanager
@@ -329,10 +361,11 @@ def _to_srgb(img: Image.Image, icc: bytes, name: str) -> Image.Image:
         return img
 
 
-def _from_array(a: np.ndarray, name: str, *, finite: bool = False) -> Picture:
+def _from_array(a: np.ndarray, name: str, *, finite: bool = False, native: bool = False) -> Picture:
     """H×W, H×W×1, H×W×3 or H×W×4 array (uint8, uint16 or float 0..1) -> Picture.
 
     ``finite``: refuse float pixels that are NaN or infinite (inputs); otherwise they become 0 or 1 (outputs).
+    ``native``: uint8/uint16 arrays are kept as they are (float ones become uint16) instead of float32.
     """
     if a.ndim == 2:
         a = a[..., None]
@@ -340,7 +373,12 @@ def _from_array(a: np.ndarray, name: str, *, finite: bool = False) -> Picture:
         raise InputError(f"cannot use {name}: expected an H×W, H×W×3 or H×W×4 array, got shape {a.shape}")
     if finite and np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
         raise InputError(f"cannot use {name}: its pixels include NaN or infinite values")
-    f, depth = _unit_float(a, name)
+    if native and a.dtype in (np.uint8, np.uint16):
+        f, depth = a, (8 if a.dtype == np.uint8 else 16)
+    else:
+        f, depth = _unit_float(a, name)
+        if native:
+            f = (f * 65535 + 0.5).astype(np.uint16)
     if f.shape[2] in (1, 2):  # gray, gray + alpha
         f = np.concatenate([np.repeat(f[..., :1], 3, axis=2), f[..., 1:]], axis=2)
     alpha = np.ascontiguousarray(f[..., 3]) if f.shape[2] == 4 else None
@@ -473,7 +511,7 @@ def _as_picture(image: np.ndarray | Image.Image | torch.Tensor | Picture) -> Pic
     if isinstance(image, Picture):
         return image
     if isinstance(image, np.ndarray):  # float arrays save as 8-bit PNG; uint16 arrays (and 16-bit sources) as 16
-        picture = _from_array(image, "array")
+        picture = _from_array(image, "array", native=image.dtype in (np.uint8, np.uint16))  # no float copy
         if image.dtype.kind == "f":
             picture.bit_depth = 8
         return picture
@@ -499,6 +537,12 @@ def _fit_alpha(alpha: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 def _quantize(a: np.ndarray, bits: int) -> np.ndarray:
     """Float in 0..1 -> uint8 (bits=8) or uint16 (bits=16), rounded."""
     top, dtype = (255.0, np.uint8) if bits == 8 else (65535.0, np.uint16)
+    if a.dtype == dtype:
+        return a
+    if a.dtype == np.uint8:  # 8 → 16 bits
+        return a.astype(np.uint16) * np.uint16(257)
+    if a.dtype == np.uint16:  # 16 → 8 bits, rounded
+        return ((a.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
     return (np.clip(a, 0.0, 1.0) * top + 0.5).astype(dtype)
 
 

@@ -42,21 +42,29 @@ class StyleOptions:
 
 
 @dataclass(frozen=True)
-class FastOptions(StyleOptions):
+class TiledOptions(StyleOptions):
+    """Options of the feed-forward methods, which render print-size photos in exact tiles (docs/tiling.md)."""
+
+    tile: int | None = None  # None: tiles when the untiled work would exceed memory_budget; 0: never; N: side N
+    memory_budget: str = "1GB"  # e.g. 512MB, 1GB, 2.5GB
+
+
+@dataclass(frozen=True)
+class FastOptions(TiledOptions):
     """``method="fast"``: Magenta's feed-forward networks (any picture, or ``builtin:N``)."""
 
     runtime: str = "auto"  # auto | onnxruntime | openvino | torch
 
 
 @dataclass(frozen=True)
-class AdainOptions(StyleOptions):
+class AdainOptions(TiledOptions):
     """``method="adain"``: encoder, adaptive instance normalisation, decoder (Huang & Belongie 2017)."""
 
     decoder: str | None = None  # a registered decoder or a .safetensors file; None: the shipped decoder-mobilenet
 
 
 @dataclass(frozen=True)
-class WctOptions(StyleOptions):
+class WctOptions(TiledOptions):
     """``method="wct"``: whitening and colouring transform (Li et al. 2017); several decoders = the cascade."""
 
     decoder: str | tuple[str, ...] | None = None

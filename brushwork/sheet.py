@@ -21,13 +21,15 @@ def contact_sheet(
 ) -> np.ndarray:
     """Lay out ``H×W×3`` float images (0..1) on a white grid, each fitted in a ``tile``-px box with its label.
 
+    A label may hold several lines (``\n``); the label band grows to the longest one (``label_height`` per line).
     Returns an ``H×W×3`` float32 image in 0..1.
     """
     if not images:
         raise ValueError("contact_sheet needs at least one image")
     columns = max(1, min(columns, len(images)))
     rows = -(-len(images) // columns)
-    label_height = label_height if labels else 0
+    lines = max((str(t).count("\n") + 1 for t in labels), default=1) if labels else 0
+    label_height = label_height * lines if labels else 0
     thumbs = []
     for rgb in images:
         h, w = rgb.shape[:2]
@@ -42,5 +44,5 @@ def contact_sheet(
         x, y = pad + c * (cell_w + pad), pad + r * (cell_h + pad)
         sheet.paste(Image.fromarray((thumb * 255 + 0.5).astype(np.uint8)), (x, y + label_height))
         if labels:
-            draw.text((x + 2, y + 2), str(labels[n]), fill="black")
+            draw.multiline_text((x + 2, y + 2), str(labels[n]), fill="black", spacing=3)
     return np.asarray(sheet, dtype=np.float32) / 255.0

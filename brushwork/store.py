@@ -16,7 +16,7 @@ import importlib.util
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -398,6 +398,21 @@ def load_state(name: str, weights: str | os.PathLike[str] | None = None) -> dict
         raise ModelUnavailable(f"cached weights {cache} are damaged ({exc}); delete the file to rebuild it") from None
 
 
+def load_arrays(name: str) -> dict[str, np.ndarray]:
+    """The cached float state dict of ``name`` as numpy arrays (torch-free: the fast path's tiled rendering)."""
+    from safetensors.numpy import load_file
+
+    e = entry(name)
+    cache = cached_path(name)
+    if not cache.is_file() or _stale(cache, e):
+        arrays = _resolve(e.convert)(fetch(name))
+        _save_safetensors(arrays, cache, {"name": name, "arch": e.arch, "source": asdict(e)})
+    try:
+        return load_file(str(cache))
+    except Exception as exc:
+        raise ModelUnavailable(f"cached weights {cache} are damaged ({exc}); delete the file to rebuild it") from None
+
+
 def load_net(name: str, device: str | torch.device = "cpu", weights: str | os.PathLike[str] | None = None) -> nn.Module:
     """Build the architecture of ``name``, load its weights, and return it in eval mode on ``device``.
 
@@ -520,7 +535,7 @@ def _convert_multistyle(path: Path) -> dict[str, np.ndarray]:
 # -- ONNX exports for the onnxruntime fast path ------------------------------------------------------------
 
 
-def onnx_path(name: str) -> Path:
+def onnx_path(name: str, tag: str = "") -> Path:
     """Where the ONNX export of ``name`` lives: keyed by the source code of its architecture and the weights'
     source, so an export never outlives a change to the network it was made from."""
     arch_module = entry(name).arch.partition(":")[0]
@@ -529,16 +544,27 @@ def onnx_path(name: str) -> Path:
     h = hashlib.sha256((entry(name).sha256 or entry(name).sha256_prefix).encode())
     for path in sorted(nets.glob("*.py")) + [Path(__file__).parent / "transforms.py"]:
         h.update(path.read_bytes())
-    return home() / "onnx" / f"{name.replace('/', '-')}-{h.hexdigest()[:12]}.onnx"
+    for path in [Path(__file__).parent / "tiling.py"] if tag else []:
+        h.update(path.read_bytes())
+    return home() / "onnx" / f"{name.replace('/', '-')}{tag}-{h.hexdigest()[:12]}.onnx"
 
 
-def export_onnx(name: str, inputs: dict[str, tuple[int, ...]], dynamic: dict[str, dict[int, str]]) -> Path:
+def export_onnx(
+    name: str,
+    inputs: dict[str, tuple[int, ...]],
+    dynamic: dict[str, dict[int, str]],
+    module: Callable[[nn.Module], nn.Module] | None = None,
+    tag: str = "",
+    outputs: Sequence[str] = ("output",),
+) -> Path:
     """Export the float network ``name`` to ONNX (once; later calls return the cached file).
 
     ``inputs`` maps input names to example shapes; ``dynamic`` names the dynamic axes. The exported graph is the
-    same ``nn.Module`` that the PyTorch path runs, so the networks stay defined once.
+    same ``nn.Module`` that the PyTorch path runs, so the networks stay defined once. ``module`` wraps the loaded
+    network (a part of it for tiled rendering, e.g. :class:`brushwork.nets.blocks.Segment`), ``tag`` names that
+    variant in the file name.
     """
-    path = onnx_path(name)
+    path = onnx_path(name, tag)
     if path.is_file():
         return path
     import warnings
@@ -546,6 +572,8 @@ def export_onnx(name: str, inputs: dict[str, tuple[int, ...]], dynamic: dict[str
     import torch
 
     net = load_net(name)
+    if module is not None:
+        net = module(net)
     example = tuple(torch.rand(shape) for shape in inputs.values())
     _cache_dir(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
@@ -558,7 +586,7 @@ def export_onnx(name: str, inputs: dict[str, tuple[int, ...]], dynamic: dict[str
                 example,
                 tmp,
                 input_names=list(inputs),
-                output_names=["output"],
+                output_names=list(outputs),
                 dynamic_axes=dynamic,
                 opset_version=17,
                 dynamo=False,

@@ -72,13 +72,15 @@ def adaptive_instance_normalization(
     eps: float = EPS,
     content_mask: Tensor | None = None,
     style_mask: Tensor | None = None,
+    content_stats: tuple[Tensor, Tensor] | None = None,
 ) -> Tensor:
     """AdaIN: give ``content`` (``N×C×H×W``) the channel mean and standard deviation of ``style`` (``N×C×h×w``).
 
     ``AdaIN(x, y) = σ(y) · (x − μ(x)) / σ(x) + μ(y)``. Masks restrict where each side's statistics are measured;
-    the whole content map is transformed. Returns ``N×C×H×W``.
+    the whole content map is transformed. ``content_stats``: the content's ``(mean, std)`` (``N×C×1×1``) measured
+    elsewhere (over the whole image, for tiled rendering). Returns ``N×C×H×W``.
     """
-    c_mean, c_std = calc_mean_std(content, eps, content_mask)
+    c_mean, c_std = content_stats if content_stats is not None else calc_mean_std(content, eps, content_mask)
     s_mean, s_std = calc_mean_std(style, eps, style_mask)
     return (content - c_mean) / c_std * s_std + s_mean
 
@@ -115,11 +117,15 @@ def whiten_color(
     eps: float = EPS,
     content_mask: Tensor | None = None,
     style_mask: Tensor | None = None,
+    content_stats: tuple[Tensor, Tensor] | None = None,
+    style_stats: tuple[Tensor, Tensor] | None = None,
 ) -> Tensor:
     """WCT: whiten ``content`` (``N×C×H×W``), then colour it with the mean and covariance of ``style`` (``N×C×h×w``).
 
     ``f̂ = E_s D_s^{1/2} E_sᵀ · E_c D_c^{-1/2} E_cᵀ (f_c − μ_c) + μ_s``, with covariances ``(1/(L−1)) f fᵀ``
-    regularised by ``eps·I``. Computed in float64. Masks restrict where each side's moments are measured.
+    regularised by ``eps·I``. Computed in float64. Masks restrict where each side's moments are measured;
+    ``content_stats`` / ``style_stats`` give that side's ``(mean C×1, covariance C×C)`` measured elsewhere (over a
+    whole image rendered in tiles).
     Returns ``N×C×H×W`` with the style's channel mean and covariance.
     """
     n, c, h, w = content.shape
@@ -130,8 +136,8 @@ def whiten_color(
         fs = style[i if style.shape[0] == n else 0].reshape(c, -1).double()
         wc = None if cw is None else cw[i if cw.shape[0] == n else 0].reshape(-1).double()
         ws = None if sw is None else sw[i if sw.shape[0] == n else 0].reshape(-1).double()
-        mc, cov_c = _moments(fc, wc)
-        ms, cov_s = _moments(fs, ws)
+        mc, cov_c = content_stats if content_stats is not None else _moments(fc, wc)
+        ms, cov_s = style_stats if style_stats is not None else _moments(fs, ws)
         transform = _sym_power(cov_s, 0.5, eps) @ _sym_power(cov_c, -0.5, eps)
         out.append((transform @ (fc - mc) + ms).reshape(c, h, w))
     return torch.stack(out).to(content.dtype)
@@ -172,6 +178,7 @@ def transfer(
     style_weights: Sequence[float] | None = None,
     masks: Tensor | None = None,
     eps: float = EPS,
+    content_stats: Sequence[tuple[Tensor, Tensor]] | None = None,
 ) -> Tensor:
     """Move content features (``N×C×H×W``) towards one or several styles' features (each ``N×C×h×w`` or ``1×C×h×w``).
 
@@ -182,6 +189,8 @@ def transfer(
       the content statistics inside region k and applied there; uncovered pixels keep the content features.
       Not combined with ``style_weights``.
     - ``alpha``: :func:`blend` between the content (0) and the stylized features (1).
+    - ``content_stats``: the content statistics, one per style region with masks (else one), measured over the
+      whole image (tiled rendering; see :class:`ContentMoments`) instead of over ``content``.
 
     Returns ``N×C×H×W``.
     """
@@ -197,7 +206,8 @@ def transfer(
         out = content * (1.0 - m.sum(dim=1, keepdim=True))
         for k, style in enumerate(styles):
             region = m[:, k : k + 1]
-            out = out + region * fn(content, style, eps, content_mask=region)
+            stats = content_stats[k] if content_stats is not None else None
+            out = out + region * fn(content, style, eps, content_mask=region, content_stats=stats)
     else:
         weights = [1.0] * len(styles) if style_weights is None else [float(w) for w in style_weights]
         if len(weights) != len(styles):
@@ -205,8 +215,52 @@ def transfer(
         total = sum(weights)
         if total <= 0 or any(w < 0 for w in weights):
             raise ValueError("style weights must be non-negative and not all zero")
-        out = sum(w / total * fn(content, style, eps) for w, style in zip(weights, styles, strict=True))
+        stats = content_stats[0] if content_stats is not None else None
+        out = sum(
+            w / total * fn(content, style, eps, content_stats=stats) for w, style in zip(weights, styles, strict=True)
+        )
     return blend(content, out, alpha)
+
+
+class ContentMoments:
+    """Content feature statistics accumulated over tiles (float64): per region (one per style with masks, else
+    one) the weight sums and first and second moments, finished as :func:`transfer`'s ``content_stats``."""
+
+    def __init__(self, method: str, regions: int, channels: int) -> None:
+        self.method = method
+        self.total = torch.zeros(regions, dtype=torch.float64)
+        self.total2 = torch.zeros(regions, dtype=torch.float64)
+        self.first = torch.zeros(regions, channels, dtype=torch.float64)
+        shape = (regions, channels, channels) if method == "wct" else (regions, channels)
+        self.second = torch.zeros(shape, dtype=torch.float64)
+
+    def add(self, feat: Tensor, weights: Tensor | None) -> None:
+        """``feat`` ``1×C×h×w``; ``weights`` ``1×K×h×w`` region weights at the same size, or None."""
+        f = feat[0].reshape(feat.shape[1], -1).double()
+        for k in range(self.total.shape[0]):
+            w = None if weights is None else weights[0, k].reshape(-1).double()
+            wf = f if w is None else f * w
+            self.total[k] += f.shape[1] if w is None else w.sum()
+            self.total2[k] += f.shape[1] if w is None else (w * w).sum()
+            self.first[k] += wf.sum(1)
+            self.second[k] += wf @ f.T if self.method == "wct" else (wf * f).sum(1)
+
+    def stats(self, masked: bool, eps: float = EPS) -> list[tuple[Tensor, Tensor]]:
+        out = []
+        for k in range(self.total.shape[0]):
+            total = self.total[k].clamp_min(1e-8) if masked else self.total[k]
+            mean = self.first[k] / total
+            if self.method == "wct":
+                scatter = self.second[k] - total * torch.outer(mean, mean)
+                if masked:
+                    unbiased = (total - self.total2[k] / total).clamp_min(1e-8)
+                else:
+                    unbiased = max(float(self.total[k]) - 1, 1.0)
+                out.append((mean[:, None], scatter / unbiased))
+            else:
+                var = (self.second[k] / total - mean * mean).clamp_min(0.0)
+                out.append((mean.float()[None, :, None, None], torch.sqrt(var + eps).float()[None, :, None, None]))
+        return out
 
 
 def wct_cascade(
@@ -232,11 +286,14 @@ def wct_cascade(
 # -- colour preservation ------------------------------------------------------------------------------------
 
 
-def match_color(source: Tensor, target: Tensor, eps: float = EPS) -> Tensor:
+def match_color(
+    source: Tensor, target: Tensor, eps: float = EPS, target_stats: tuple[Tensor, Tensor] | None = None
+) -> Tensor:
     """Recolour ``source`` (``N×3×h×w``, 0..1) to the colour mean and covariance of ``target`` (``N×3×H×W``).
 
     The colour transfer (CORAL, as in pytorch-AdaIN's ``--preserve_color``) is :func:`whiten_color` on RGB
     pixels. Applied to the style image before stylizing, it keeps the content photo's colours. Returns
-    ``N×3×h×w`` clipped to 0..1.
+    ``N×3×h×w`` clipped to 0..1. ``target_stats``: the target's colour mean and covariance measured elsewhere
+    (``target`` is then not read).
     """
-    return whiten_color(source, target, eps).clamp(0.0, 1.0)
+    return whiten_color(source, target, eps, style_stats=target_stats).clamp(0.0, 1.0)

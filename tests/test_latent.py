@@ -176,8 +176,9 @@ def test_api_mix_sample_interpolate(pics: dict[str, Path]) -> None:
     assert np.array_equal(result.style_codes, again.style_codes)
     walk = api.interpolate(pics["photo"], a, b, 3, device="cpu")
     assert len(walk.images) == 3
-    assert np.array_equal(walk.style_codes[0], api.style_code(a))
-    assert np.array_equal(walk.style_codes[-1], api.style_code(b))
+    # the ends are the two styles' codes (up to the runtime's rounding: onnxruntime first, then OpenVINO)
+    np.testing.assert_allclose(walk.style_codes[0], api.style_code(a), atol=1e-3)
+    np.testing.assert_allclose(walk.style_codes[-1], api.style_code(b), atol=1e-3)
     family = api.sample(pics["photo"], 1, label=api.load_style_space(conditional=True).labels[0], device="cpu")
     assert family.style_codes.shape == (1, D)
 

@@ -217,7 +217,7 @@ def test_train_never_writes_its_config_over_the_labels(tmp_path: Path, capsys: p
     before = labels.read_bytes()
     argv = ["train", "style-vae", "--styles", str(root), "--labels", str(labels), "--epochs", "2", "--augment", "0"]
     assert main([*argv, "-o", str(tmp_path / "vae.safetensors"), "--device", "cpu", "--quiet"]) == 2
-    assert "input file" in _one_line_error(capsys)
+    assert "--labels file" in _one_line_error(capsys)
     assert labels.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["styles", "vae.json"]
 
@@ -236,8 +236,11 @@ def test_train_huge_options_are_one_line_errors(
 ) -> None:
     root = _styles(tmp_path / "styles", 4)
     out = tmp_path / "v.safetensors"
-    assert main(["train", "style-vae", "--styles", str(root), "-o", str(out), *flags, "--device", "cpu"]) == 2
-    assert message in _one_line_error(capsys)
+    with pytest.raises(SystemExit) as exit_:  # refused by the flag's type, before any work
+        main(["train", "style-vae", "--styles", str(root), "-o", str(out), *flags, "--device", "cpu"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not out.exists()
 
 

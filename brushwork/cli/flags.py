@@ -37,6 +37,12 @@ _FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
         "CPU engine: auto = onnxruntime for a new size, OpenVINO once a size repeats",
         {"choices": ["auto", "onnxruntime", "openvino", "torch"]},
     ),
+    "tile": (
+        "render in tiles of this side, exactly equal to the untiled result; 0 never tiles; "
+        "None: when the untiled work would exceed --memory-budget",
+        {"type": int, "metavar": "N"},
+    ),
+    "memory_budget": ("memory to stay within, e.g. 512MB, 1GB, 2.5GB", {"metavar": "SIZE"}),
     "decoder": ("a decoder in the model store or a .safetensors file (wct: several = cascade)", {"nargs": "+"}),
     "content_weight": ("alpha, the content loss weight", {"type": weight_float}),
     "style_weight": ("beta, the style loss weight", {"type": weight_float}),

@@ -12,6 +12,7 @@ A decoder file is a ``.safetensors`` state dict whose metadata (and a ``.json`` 
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +25,7 @@ from torch import Tensor
 from brushwork import store
 from brushwork.errors import InputError, ModelUnavailable
 from brushwork.nets.decoder import Decoder, Encoder, mirror_spec
-from brushwork.transforms import match_color, transfer
+from brushwork.transforms import ContentMoments, _region_masks, match_color, transfer
 
 if TYPE_CHECKING:
     import numpy as np
@@ -343,6 +344,156 @@ def stylize_autoencoder(
     return x[..., :h, :w].contiguous()
 
 
+# -- tiled rendering (brushwork.tiling) ----------------------------------------------------------------------
+
+TILE_BYTES_PER_PIXEL = 600  # working memory of an encoder-decoder pass per tile pixel (VGG to relu4_1, measured)
+UNTILED_BYTES_PER_PIXEL = 1200  # peak of an untiled rendering per pixel (MobileNet decoder; VGG needs more)
+
+
+def receptive_radius(enc: Encoder, dec: Decoder) -> int:
+    """An upper bound of how far (image pixels, one side) an output pixel of ``dec(enc(x))`` reaches into ``x``:
+    every ``k×k`` convolution or pooling adds ``(k − 1)·jump`` (the bound holds for any padding, TensorFlow's
+    asymmetric SAME included), every decoder convolution ``jump`` at its input resolution."""
+    radius, jump = 0, 1
+    for module in enc.stages.modules():
+        if isinstance(module, torch.nn.Conv2d | torch.nn.MaxPool2d | torch.nn.AvgPool2d):
+            k = module.kernel_size if isinstance(module.kernel_size, int) else module.kernel_size[0]
+            stride = module.stride if isinstance(module.stride, int) else module.stride[0]
+            dilation = getattr(module, "dilation", 1)
+            dilation = dilation if isinstance(dilation, int) else dilation[0]
+            radius += (k - 1) * dilation * jump
+            jump *= stride
+    jump = enc.scale
+    for layer in dec.layers:
+        radius += (layer.conv.kernel_size[0] // 2) * jump
+        jump //= layer.upsample
+    return radius
+
+
+def stylize_tiled(
+    source: Any,
+    styles: Sequence[Tensor],
+    *,
+    method: str = "adain",
+    decoder: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] = DEFAULT_DECODER,
+    alpha: float = 1.0,
+    style_weights: Sequence[float] | None = None,
+    mask: Any = None,
+    preserve_color: bool = False,
+    device: str | torch.device = "cpu",
+    tile: int | None = None,
+    budget: int = 2**30,
+    out_dtype: Any = None,
+    sink: Any = None,
+) -> np.ndarray | None:
+    """:func:`stylize_autoencoder` in tiles, equal to it up to float rounding, in bounded memory.
+
+    ``source``: a :class:`brushwork.tiling.Source` (the photo); ``mask``: a Source of the same size with one
+    channel of weights per style (as the API's ``K×H×W`` masks) or None. Pass 1 streams tiles through the
+    encoder to accumulate the content statistics over the whole image (per mask region); pass 2 renders tiles
+    with a halo of the encoder-decoder's receptive field and those statistics fixed. Returns H×W×3
+    ``out_dtype`` pixels (uint8 by default), or hands each tile's float32 ``h×w×3`` result to
+    ``sink(region, rgb)`` instead (then returns None).
+    """
+    import numpy as np
+
+    from brushwork import tiling
+
+    if method not in METHODS:
+        raise InputError(f"unknown method {method!r}; choose adain or wct")
+    if not 0.0 <= alpha <= 1.0:
+        raise InputError(f"alpha must be between 0 and 1, got {alpha}")
+    if style_weights is not None and len(style_weights) != len(styles):
+        raise InputError(f"got {len(style_weights)} style weights for {len(styles)} styles")
+    if style_weights is not None and mask is not None:
+        raise InputError("give either style weights or a mask, not both")
+    names = [decoder] if isinstance(decoder, (str, os.PathLike)) else list(decoder)
+    if len(names) > 1 and method != "wct":
+        raise InputError("several decoders (the multi-level cascade) need --method wct")
+    h, w = source.shape
+    if min(h, w) < MIN_SIDE:
+        raise InputError(f"image is too small ({w}×{h}): both sides need {MIN_SIDE} px")
+    out_dtype = out_dtype or np.uint8
+    top = 65535.0 if out_dtype == np.uint16 else 255.0
+    levels = []
+    for name in names:
+        dec, config = load_decoder(name, device)
+        enc = build_encoder(config["encoder"], config["layer"], config.get("encoder_weights", "imagenet"), device)
+        levels.append((enc, dec))
+    scale = max(enc.scale for enc, _ in levels)
+    height, width = tiling.round_up(h, scale), tiling.round_up(w, scale)
+    styles = [s.to(device, torch.float32) for s in styles]
+    regions_k = len(styles) if mask is not None else 1
+
+    def nchw(a: np.ndarray) -> Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))[None]).to(device)
+
+    with torch.no_grad():
+        if preserve_color:  # the photo's colour mean and covariance, streamed
+            colour = ContentMoments("wct", 1, 3)
+            for y0, y1, x0, x1 in tiling.tiles(h, w, 1024):
+                colour.add(nchw(source.read(y0, y1, x0, x1)), None)
+            styles = [match_color(s, s, target_stats=colour.stats(False)[0]) for s in styles]
+        fixed = h * w * 3 * np.dtype(out_dtype).itemsize
+        side = tile or int(math.sqrt(max(budget - tiling.BASELINE_BYTES - fixed, 2**25) / 3 / TILE_BYTES_PER_PIXEL))
+        current: Any = tiling.Padded(source, (height, width))
+        mask_source = tiling.Padded(mask, (height, width)) if mask is not None else None
+
+        def mask_weights(y0: int, y1: int, x0: int, x1: int, feat: Tensor) -> Tensor | None:
+            if mask_source is None:
+                return None
+            m = torch.from_numpy(np.ascontiguousarray(mask_source.read(y0, y1, x0, x1).transpose(2, 0, 1)))
+            return _region_masks(m.to(device), len(styles), feat)
+
+        out = np.empty((h, w, 3), out_dtype) if sink is None else None
+        for level, (enc, dec) in enumerate(levels):
+            last = level == len(levels) - 1
+            enc_halo = tiling.round_up(receptive_radius(enc, Decoder([])), scale)
+            halo = tiling.round_up(receptive_radius(enc, dec), scale)
+            step = tiling.round_up(tile, scale) if tile else max(4 * scale, tiling.round_up(side - 2 * halo, scale))
+            feats_style = [enc(s) for s in styles]
+            moments = None
+            for y0, y1, x0, x1 in tiling.tiles(height, width, step):  # pass 1: the content statistics
+                iy0, iy1 = max(0, y0 - enc_halo), min(height, y1 + enc_halo)
+                ix0, ix1 = max(0, x0 - enc_halo), min(width, x1 + enc_halo)
+                feat = enc(nchw(current.read(iy0, iy1, ix0, ix1)))
+                f = feat[:, :, (y0 - iy0) // scale : (y1 - iy0) // scale, (x0 - ix0) // scale : (x1 - ix0) // scale]
+                if moments is None:
+                    moments = ContentMoments(method, regions_k, f.shape[1])
+                moments.add(f, mask_weights(y0, y1, x0, x1, f))
+            stats = moments.stats(mask is not None)
+            nxt = np.empty((height, width, 3), np.float32) if not last else None
+            for y0, y1, x0, x1 in tiling.tiles(height, width, step):  # pass 2: render with the statistics fixed
+                iy0, iy1 = max(0, y0 - halo), min(height, y1 + halo)
+                ix0, ix1 = max(0, x0 - halo), min(width, x1 + halo)
+                feat = enc(nchw(current.read(iy0, iy1, ix0, ix1)))
+                try:
+                    moved = transfer(
+                        feat,
+                        feats_style,
+                        method=method,
+                        alpha=alpha,
+                        style_weights=style_weights,
+                        masks=mask_weights(iy0, iy1, ix0, ix1, feat),
+                        content_stats=stats,
+                    )
+                except ValueError as exc:
+                    raise InputError(str(exc)) from None
+                rgb = dec(moved).clamp(0.0, 1.0)[0, :, y0 - iy0 : y1 - iy0, x0 - ix0 : x1 - ix0]
+                rgb = rgb.permute(1, 2, 0).cpu().numpy()
+                if nxt is not None:
+                    nxt[y0:y1, x0:x1] = rgb
+                elif y0 < h and x0 < w:
+                    centre = rgb[: min(y1, h) - y0, : min(x1, w) - x0]
+                    if sink is not None:
+                        sink((y0, min(y1, h), x0, min(x1, w)), centre)
+                    else:
+                        out[y0 : min(y1, h), x0 : min(x1, w)] = centre * top + 0.5
+            if nxt is not None:
+                current = tiling.ArraySource(nxt)
+    return out
+
+
 class AdainEngine:
     """The contract's engine of ``method="adain"`` (see :mod:`brushwork.api`): decoders loaded once."""
 
@@ -375,6 +526,24 @@ class AdainEngine:
             device=self.device,
         )
         return io.to_numpy(out)
+
+    UNTILED_BYTES_PER_PIXEL = UNTILED_BYTES_PER_PIXEL
+    TILE_ALIGN = 8
+
+    def render_tiled(self, source: Any, masks: Any, sink: Any, tile: int | None, budget: int, fixed_bytes: int) -> None:
+        """Render ``source`` in tiles exactly as :meth:`render` (``masks``: a K-channel Source or None)."""
+        stylize_tiled(
+            source,
+            self.styles,
+            method=self.method,
+            decoder=self.decoder,
+            style_weights=self.options.style_weights if masks is None else None,
+            mask=masks,
+            device=self.device,
+            tile=tile,
+            budget=max(budget - fixed_bytes, 2**26),
+            sink=sink,
+        )
 
 
 class WctEngine(AdainEngine):

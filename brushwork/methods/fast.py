@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from brushwork import io, store
+from brushwork import io, store, tiling
 from brushwork.api import NUM_BUILTIN, normalize_weights, parse_style
 from brushwork.device import resolve_device
 from brushwork.errors import BrushworkError, InputError, ModelUnavailable
@@ -183,6 +183,73 @@ class _TorchRuntime:
         return out.float().cpu().numpy()
 
 
+class _Segments:
+    """Runs parts of the fast networks (:class:`brushwork.nets.blocks.Segment`, for :mod:`brushwork.tiling`):
+    in onnxruntime from cached ONNX exports on the CPU (no torch import once exported), else in PyTorch."""
+
+    KEEP = 3
+
+    def __init__(self, runtime: str, device: str) -> None:
+        self.torch = runtime == "torch"
+        self.device = device
+        self._runs: dict[tuple[str, int, int], Any] = {}
+
+    def __call__(
+        self, name: str, start: int, stop: int, inputs: list[np.ndarray], affines: list[np.ndarray]
+    ) -> list[np.ndarray]:
+        key = (name, start, stop)
+        run = self._runs.pop(key, None)
+        if run is None:
+            run = self._torch(*key, len(inputs)) if self.torch else self._ort(*key, inputs, affines)
+            while len(self._runs) >= self.KEEP:  # each session holds memory of its own: keep the recent few
+                self._runs.pop(next(iter(self._runs)))
+        self._runs[key] = run  # most recently used last
+        return run(inputs, affines)
+
+    def _torch(self, name: str, start: int, stop: int, n: int) -> Any:
+        import torch
+
+        from brushwork.nets.blocks import Segment
+
+        module = Segment(store.load_net(name, self.device), start, stop, n)
+
+        def run(inputs: list[np.ndarray], affines: list[np.ndarray]) -> list[np.ndarray]:
+            with torch.inference_mode():
+                args = [torch.from_numpy(a).to(self.device) for a in (*inputs, *affines)]
+                return [o.float().cpu().numpy() for o in module(*args)]
+
+        return run
+
+    def _ort(self, name: str, start: int, stop: int, inputs: list[np.ndarray], affines: list[np.ndarray]) -> Any:
+        import onnxruntime as ort
+
+        from brushwork.tiling import STAGED
+
+        net = STAGED[name]
+        strides = [1] if start == 0 else [s for _, s in net.steps[start - 1].outputs]
+        names = [f"s{i}" for i in range(len(inputs))] + [f"a{i}" for i in range(len(affines))]
+        outs = [f"o{i}" for i in range(len(net.steps[stop - 1].outputs))]
+        shapes = {n: (1, a.shape[1], 64 // st, 64 // st) for n, a, st in zip(names, inputs, strides, strict=False)}
+        shapes |= {n: a.shape for n, a in zip(names[len(inputs) :], affines, strict=True)}
+        dynamic = {n: {2: f"h{n}", 3: f"w{n}"} for n in [*names[: len(inputs)], *outs]}
+
+        def module(full: Any) -> Any:
+            from brushwork.nets.blocks import Segment
+
+            return Segment(full, start, stop, len(inputs))
+
+        path = store.export_onnx(name, shapes, dynamic, module=module, tag=f"-steps{start}-{stop}", outputs=outs)
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.enable_cpu_mem_arena = False  # tiles of many sizes: return memory instead of growing an arena
+        session = ort.InferenceSession(str(path), options, _CPU)
+
+        def run(inputs: list[np.ndarray], affines: list[np.ndarray]) -> list[np.ndarray]:
+            return session.run(None, dict(zip(names, (*inputs, *affines), strict=True)))
+
+        return run
+
+
 def make_runtime(runtime: str, device: str) -> _AutoRuntime | _OrtRuntime | _OpenVinoRuntime | _TorchRuntime:
     """The runtime named ``runtime`` for a resolved ``device`` (``auto``: PyTorch on CUDA/MPS; on the CPU
     onnxruntime, then OpenVINO once a shape repeats); one that cannot run there raises :class:`InputError`."""
@@ -214,6 +281,7 @@ class FastStylizer:
         self.max_pixels = max_pixels  # refuse larger inputs (None: io's default, BRUSHWORK_MAX_PIXELS)
         self.device = resolve_device(device)
         self.runtime = make_runtime(runtime, self.device)
+        self.segments = _Segments("torch" if runtime == "torch" or self.device != "cpu" else "onnxruntime", self.device)
 
     # -- style codes ------------------------------------------------------------------------------------
 
@@ -281,6 +349,30 @@ class Engine:
 
     def render(self, rgb: np.ndarray, masks: np.ndarray | None = None) -> np.ndarray:
         return self.stylizer.render(rgb, self.target)
+
+    # -- tiled rendering (brushwork.tiling, called by brushwork.api for print-size photos) ----------------------
+
+    UNTILED_BYTES_PER_PIXEL = 310  # measured peak of an untiled onnxruntime rendering, per output pixel
+    TILE_ALIGN = 4
+
+    def render_tiled(
+        self, source: tiling.Source, masks: Any, sink: Any, tile: int | None, budget: int, fixed_bytes: int
+    ) -> dict[str, int]:
+        """Render ``source`` in tiles, exactly as :meth:`render`; ``sink(region, rgb h×w×3)`` gets the output."""
+        target = self.target
+        net = tiling.DUMOULIN if target[0] == "builtin" else tiling.GHIASI
+        h, w = source.shape
+        padded = tiling.Padded(source, (tiling.round_up(h, 4), tiling.round_up(w, 4)))
+        params = tiling.norm_params(net.name, store.load_arrays(net.name), target[1])
+        plan = tiling.plan(net, budget, tile, fixed_bytes)
+
+        def crop(region: tuple[int, int, int, int], rgb: np.ndarray) -> None:
+            y0, y1, x0, x1 = region
+            if y0 >= h or x0 >= w:
+                return
+            sink((y0, min(y1, h), x0, min(x1, w)), rgb[:, : min(y1, h) - y0, : min(x1, w) - x0].transpose(1, 2, 0))
+
+        return tiling.run_staged(net, self.stylizer.segments, padded, params, crop, plan)
 
 
 @lru_cache(maxsize=4)

@@ -53,3 +53,19 @@ class ReflectConv(nn.Module):
             for b in (0, 1)
         ]
         return F.pixel_shuffle(torch.stack(phases, 2).flatten(1, 2), 2)  # channel o·4 + 2a + b → pixel (2i+a, 2j+b)
+
+
+class Segment(nn.Module):
+    """Steps ``start`` … ``stop − 1`` of a network with a ``step(i, state, scale, shift)`` method, as one module
+    (brushwork.tiling): inputs are the state's tensors, then ``scale, shift`` of each normalisation applied."""
+
+    def __init__(self, net: nn.Module, start: int, stop: int, inputs: int) -> None:
+        super().__init__()
+        self.net, self.start, self.stop, self.inputs = net, start, stop, inputs
+
+    def forward(self, *args: Tensor) -> tuple[Tensor, ...]:
+        state, affine = tuple(args[: self.inputs]), args[self.inputs :]
+        for k, i in enumerate(range(self.start, self.stop)):
+            j = 2 * (k - (1 if self.start == 0 else 0))
+            state = self.net.step(i, state, *((None, None) if i == 0 else affine[j : j + 2]))
+        return state

@@ -56,3 +56,33 @@ class MultiStyleTransformer(nn.Module):
         x = F.relu(self.expand[0](x, weights))
         x = F.relu(self.expand[1](x, weights))
         return torch.sigmoid(self.expand[2](x, weights))
+
+    # -- the network as steps between normalisations (for exact tiled rendering, brushwork.tiling) ------------
+
+    def _conv(self, i: int) -> ReflectConv:
+        layers = [*self.contract, *(layer for block in self.res for layer in block), *self.expand]
+        return layers[i].conv
+
+    def step(self, i: int, state: tuple[Tensor, ...], scale: Tensor | None, shift: Tensor | None) -> tuple[Tensor, ...]:
+        """Step ``i`` of :data:`brushwork.tiling.DUMOULIN`: apply normalisation ``i − 1`` as the affine map
+        ``scale · x + shift`` (statistics and style folded in), then run on to the next normalisation's input.
+
+        The last tensor of every state is the input of normalisation ``i``; a residual stream comes first.
+        """
+        if i == 0:
+            return (self._conv(0)(state[0]),)
+
+        def aff(t: Tensor) -> Tensor:
+            return t * scale[None, :, None, None] + shift[None, :, None, None]
+
+        if i in (1, 2, 16, 17):
+            return (self._conv(i)(F.relu(aff(state[-1]))),)
+        if i == 3:
+            x = F.relu(aff(state[0]))
+            return (x, self._conv(3)(x))
+        if 4 <= i <= 14 and i % 2 == 0:  # second convolution of residual block (i - 4) / 2
+            return (state[0], self._conv(i)(F.relu(aff(state[1]))))
+        if 5 <= i <= 15:  # close a residual block, open the next one (or the expanding part)
+            x = state[0] + aff(state[1])
+            return (x, self._conv(i)(x)) if i < 15 else (self._conv(15)(x),)
+        return (torch.sigmoid(aff(state[-1])),)

@@ -62,3 +62,29 @@ class StyleTransformer(nn.Module):
             x = norm(conv(x), style)
             x = F.relu(x) if i < 2 else torch.sigmoid(x)
         return x
+
+    # -- the network as steps between normalisations (for exact tiled rendering, brushwork.tiling) ------------
+
+    def step(self, i: int, state: tuple[Tensor, ...], scale: Tensor | None, shift: Tensor | None) -> tuple[Tensor, ...]:
+        """Step ``i`` of :data:`brushwork.tiling.GHIASI`: apply normalisation ``i − 1`` as the affine map
+        ``scale · x + shift`` (statistics and style folded in), then run on to the next normalisation's input.
+
+        Normalisations 0..9 are the residual blocks' (two each), 10..12 the expanding part's.
+        """
+        if i == 0:
+            x = state[0]
+            for conv in self.contract:
+                x = F.relu(conv(x))
+            return (x, self.residual[0].conv1(x))
+
+        def aff(t: Tensor) -> Tensor:
+            return t * scale[None, :, None, None] + shift[None, :, None, None]
+
+        if i <= 9 and i % 2 == 1:  # second convolution of residual block (i - 1) / 2
+            return (state[0], self.residual[i // 2].conv2(F.relu(aff(state[1]))))
+        if i <= 10:
+            x = state[0] + aff(state[1])
+            return (x, self.residual[i // 2].conv1(x)) if i < 10 else (self.expand[0](x),)
+        if i <= 12:
+            return (self.expand[i - 10](F.relu(aff(state[0]))),)
+        return (torch.sigmoid(aff(state[0])),)

@@ -1,0 +1,596 @@
+"""Exact tiled rendering in bounded memory: the tiled result equals the untiled one up to float rounding.
+
+The feed-forward networks normalise with statistics over the whole image (instance norm, conditional instance
+norm, AdaIN, WCT), so cutting the picture into independent tiles changes every tile's statistics: seams and
+"style shift". Here a network is a list of *steps* between its normalisations (step ``i`` applies normalisation
+``i − 1`` as a fixed affine map and runs on to the input of normalisation ``i``). For each normalisation in turn
+the image is streamed tile by tile through the steps since the last stored state, only the tile *centres* adding
+to that normalisation's per-channel sums (float64); the statistics then become the next step's affine map. A
+state (the feature maps between two normalisations) is stored whole when it fits in the memory budget — at a
+quarter of the resolution the maps are small — so each step runs once; otherwise it is recomputed from the last
+stored state. Every tile carries a halo at least as wide as the steps' receptive field and its origin is aligned
+to the network's total stride, so the pasted centres are exactly the untiled values. See docs/tiling.md.
+
+Images stay 8- or 16-bit outside the tile being rendered: sources (:class:`ArraySource`, :class:`Resized`,
+:class:`Padded`) hand out float32 tiles on demand. This module is torch-free (the fast path runs its steps in
+onnxruntime); the autoencoder's tiled path is in :mod:`brushwork.methods.autoencoder`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from brushwork.errors import InputError
+
+EPS = 1e-5  # brushwork.transforms.EPS, the networks' normalisation epsilon
+DEFAULT_BUDGET = "1GB"
+MIN_TILE = 16
+BASELINE_BYTES = 160 * 2**20  # interpreter, numpy, OpenCV, onnxruntime and its sessions (measured ~150 MB)
+
+_UNITS = {"": 1, "B": 1, "K": 2**10, "KB": 2**10, "M": 2**20, "MB": 2**20, "G": 2**30, "GB": 2**30, "T": 2**40}
+_UNITS |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TB": 2**40, "TIB": 2**40}
+
+
+def parse_bytes(value: str | int | float) -> int:
+    """``"512MB"``, ``"2GB"``, ``"1.5G"``, ``"800M"`` or a number of bytes → bytes (binary units: 1 GB = 2**30)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        number, unit = float(value), ""
+    else:
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(value))
+        if not match or match.group(2).upper() not in _UNITS:
+            raise InputError(f"bad memory budget {value!r}: use a size such as 512MB, 1GB or 2.5GB")
+        number, unit = float(match.group(1)), match.group(2).upper()
+    size = int(number * _UNITS[unit])
+    if size < 64 * 2**20:
+        raise InputError(f"memory budget {value!r} is too small: give at least 64MB")
+    return size
+
+
+def check_tile(tile: int | None) -> int | None:
+    """``None`` (automatic), 0 (never tile) or a side of at least :data:`MIN_TILE` pixels."""
+    if tile is None:
+        return None
+    if isinstance(tile, bool) or not isinstance(tile, int | np.integer) or tile < 0 or 0 < tile < MIN_TILE:
+        raise InputError(f"tile must be 0 (never tile) or at least {MIN_TILE} pixels, got {tile!r}")
+    return int(tile)
+
+
+def round_up(n: int, m: int) -> int:
+    return -(-n // m) * m
+
+
+# -- image sources: float32 tiles on demand from 8/16-bit pixels ------------------------------------------------
+
+
+class Source(Protocol):
+    shape: tuple[int, int]  # (height, width)
+
+    def read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """Rows y0..y1, columns x0..x1 as H×W×3 float32 in 0..1."""
+        ...
+
+
+class ArraySource:
+    """An H×W×C uint8, uint16 or float image; tiles come out as float32 in 0..1."""
+
+    def __init__(self, pixels: np.ndarray) -> None:
+        if pixels.ndim == 2:
+            pixels = pixels[..., None]
+        self.pixels = pixels
+        self.shape = pixels.shape[:2]
+        self.scale = {np.dtype(np.uint8): 1 / 255, np.dtype(np.uint16): 1 / 65535}.get(pixels.dtype, None)
+
+    def read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        block = self.pixels[y0:y1, x0:x1]
+        if self.scale is None:
+            return np.ascontiguousarray(block, dtype=np.float32)
+        return block.astype(np.float32) / np.float32(1 / self.scale)
+
+
+class Padded:
+    """``source`` reflect-padded on the right and bottom to ``shape`` (numpy's ``reflect``, as the fast path)."""
+
+    def __init__(self, source: Source, shape: tuple[int, int]) -> None:
+        self.source, self.shape = source, shape
+
+    def read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        h, w = self.source.shape
+        if y1 <= h and x1 <= w:
+            return self.source.read(y0, y1, x0, x1)
+        rows, cols = _reflect(np.arange(y0, y1), h), _reflect(np.arange(x0, x1), w)
+        block = self.source.read(int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1)
+        return np.ascontiguousarray(block[rows - rows.min()][:, cols - cols.min()])
+
+
+def _reflect(idx: np.ndarray, n: int) -> np.ndarray:
+    if n == 1:
+        return np.zeros_like(idx)
+    period = 2 * (n - 1)
+    idx = np.abs(idx) % period
+    return np.where(idx >= n, period - idx, idx)
+
+
+class Crop:
+    """A rectangle of ``source``."""
+
+    def __init__(self, source: Source, top: int, left: int, height: int, width: int) -> None:
+        self.source, self.top, self.left, self.shape = source, top, left, (height, width)
+
+    def read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        return self.source.read(self.top + y0, self.top + y1, self.left + x0, self.left + x1)
+
+
+def resize_weights(n: int, m: int, interpolation: int) -> np.ndarray:
+    """The m×n matrix that OpenCV's ``resize`` applies along one axis (n → m samples) with ``interpolation``,
+    read off OpenCV itself by resizing slices of the identity, so that separable tiled resizing equals
+    :func:`brushwork.io.resize` up to float rounding."""
+    import cv2
+
+    out = np.zeros((m, n), np.float32)
+    chunk = 256
+    for c0 in range(0, n, chunk):
+        c1 = min(n, c0 + chunk)
+        eye = np.zeros((n, c1 - c0), np.float32)
+        eye[np.arange(c0, c1), np.arange(c1 - c0)] = 1.0
+        cols = cv2.resize(eye, (c1 - c0, m), interpolation=interpolation)
+        out[:, c0:c1] = cols.reshape(m, c1 - c0)
+    out[np.abs(out) < 1e-7] = 0.0
+    return out
+
+
+class Resized:
+    """``source`` resized to ``size`` = (width, height) exactly as :func:`brushwork.io.resize` would (INTER_AREA
+    when shrinking, INTER_LANCZOS4 when enlarging, clipped to 0..1), computed tile by tile."""
+
+    def __init__(self, source: Source, size: tuple[int, int]) -> None:
+        import cv2
+
+        self.source = source
+        self.shape = (int(size[1]), int(size[0]))
+        h, w = source.shape
+        self.identity = self.shape == (h, w)
+        shrinking = self.shape[0] * self.shape[1] < h * w
+        flag = cv2.INTER_AREA if shrinking else cv2.INTER_LANCZOS4
+        if not self.identity:
+            self.wy = resize_weights(h, self.shape[0], flag)
+            self.wx = resize_weights(w, self.shape[1], flag)
+
+    def read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        if self.identity:
+            return self.source.read(y0, y1, x0, x1)
+        wy, wx = self.wy[y0:y1], self.wx[x0:x1]
+        ry = np.flatnonzero(wy.any(0))
+        rx = np.flatnonzero(wx.any(0))
+        r0, r1, c0, c1 = int(ry[0]), int(ry[-1]) + 1, int(rx[0]), int(rx[-1]) + 1
+        block = self.source.read(r0, r1, c0, c1)  # h×w×3
+        rows = np.tensordot(wy[:, r0:r1], block, axes=(1, 0))  # (y1-y0)×w×3
+        out = np.tensordot(wx[:, c0:c1], rows, axes=(1, 1)).transpose(1, 0, 2)
+        return np.clip(out, 0.0, 1.0, out=out).astype(np.float32, copy=False)
+
+
+def materialize(source: Source, rows: int = 256, dtype: type = np.float32) -> np.ndarray:
+    """The whole of ``source`` as one H×W×3 array (float32, or uint16 to halve the memory), read in strips."""
+    h, w = source.shape
+    out = np.empty((h, w, 3), dtype)
+    for y in range(0, h, rows):
+        block = source.read(y, min(h, y + rows), 0, w)
+        out[y : y + block.shape[0]] = block if dtype == np.float32 else (block * 65535 + 0.5).astype(dtype)
+    return out
+
+
+# -- networks as steps between normalisations -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step: ``radius`` (image pixels it reaches beyond its output, one side), its output tensors as
+    ``(channels, stride)`` (stride in image pixels per feature pixel), and which outputs pass an input through."""
+
+    radius: int
+    outputs: tuple[tuple[int, int], ...]
+    passthrough: tuple[tuple[int, int], ...] = ()  # (output index, input index)
+    im2col: int = 0  # bytes per image pixel of the runtime's unfolded input of a large full-resolution kernel
+
+
+@dataclass(frozen=True)
+class StagedNet:
+    """A network of the store cut at its normalisations; ``steps[i].step`` is ``net.step(i, ...)`` in PyTorch."""
+
+    name: str
+    align: int  # total stride: tile origins are multiples of it
+    steps: tuple[Step, ...]
+
+    @property
+    def norms(self) -> int:
+        return len(self.steps) - 1
+
+    def halo(self, start: int, stop: int) -> int:
+        return round_up(sum(s.radius for s in self.steps[start:stop]), self.align)
+
+    def bytes_per_pixel(self, index: int) -> float:
+        """Bytes per image pixel of the state after step ``index − 1`` (state 0 is the image)."""
+        if index == 0:
+            return 12.0
+        return sum(4.0 * c / (s * s) for c, s in self.steps[index - 1].outputs)
+
+    def work_per_pixel(self, start: int, stop: int) -> float:
+        """Working memory of steps start..stop − 1 per pixel of their tile: inputs, outputs and temporaries of the
+        largest step (five of each: onnxruntime's temporaries, measured), plus a 9×9 kernel's unfolded input."""
+        return max(
+            5 * (self.bytes_per_pixel(i) + self.bytes_per_pixel(i + 1)) + self.steps[i].im2col
+            for i in range(start, stop)
+        )
+
+
+_R = (32, 4)
+DUMOULIN = StagedNet(
+    "dumoulin-26",
+    4,
+    (
+        Step(4, ((32, 1),), im2col=9 * 9 * 3 * 4),
+        Step(1, ((32, 2),)),
+        Step(2, ((32, 4),)),
+        Step(4, (_R, _R)),
+        *[Step(4, (_R, _R), ((0, 0),) if i % 2 == 0 else ()) for i in range(4, 15)],
+        Step(4, ((8, 2),)),
+        Step(2, ((4, 1),)),
+        Step(4, ((3, 1),), im2col=9 * 9 * 4 * 4),
+        Step(0, ((3, 1),)),
+    ),
+)
+GHIASI = StagedNet(
+    "ghiasi-transformer",
+    4,
+    (
+        Step(11, (_R, _R), im2col=9 * 9 * 3 * 4),
+        *[Step(4, (_R, _R), ((0, 0),) if i % 2 == 1 else ()) for i in range(1, 10)],
+        Step(4, ((16, 2),)),
+        Step(2, ((8, 1),)),
+        Step(4, ((3, 1),), im2col=9 * 9 * 8 * 4),
+        Step(0, ((3, 1),)),
+    ),
+)
+STAGED = {n.name: n for n in (DUMOULIN, GHIASI)}
+
+
+def norm_params(name: str, arrays: dict[str, np.ndarray], target: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(gamma, beta)`` of every normalisation of network ``name`` in step order, for a 26-weight vector
+    (``dumoulin-26``) or a 100-d style code (``ghiasi-transformer``); float64."""
+    t = np.asarray(target, np.float64)
+    if name == "dumoulin-26":
+        keys = [f"contract.{j}" for j in range(3)] + [f"res.{r}.{j}" for r in range(6) for j in range(2)]
+        keys += [f"expand.{j}" for j in range(3)]
+        return [(t @ arrays[f"{k}.norm.gamma"], t @ arrays[f"{k}.norm.beta"]) for k in keys]
+    keys = [f"residual.{r}.norm{j}" for r in range(5) for j in (1, 2)] + [f"expand_norm.{j}" for j in range(3)]
+
+    def linear(k: str) -> np.ndarray:
+        return arrays[f"{k}.weight"].astype(np.float64) @ t + arrays[f"{k}.bias"]
+
+    return [(linear(f"{k}.gamma"), linear(f"{k}.beta")) for k in keys]
+
+
+class Moments:
+    """Per-channel count, mean and sum of squared deviations, combined across tiles (Chan et al.) in float64."""
+
+    def __init__(self, channels: int) -> None:
+        self.n = 0
+        self.mean = np.zeros(channels)
+        self.m2 = np.zeros(channels)
+
+    def add(self, x: np.ndarray) -> None:
+        """``x``: C×h×w float."""
+        k = x.shape[1] * x.shape[2]
+        if k == 0:
+            return
+        mean = x.sum(axis=(1, 2), dtype=np.float64) / k
+        m2 = np.maximum(np.einsum("chw,chw->c", x, x, dtype=np.float64) - k * mean * mean, 0.0)
+        delta = mean - self.mean
+        total = self.n + k
+        self.mean = self.mean + delta * (k / total)
+        self.m2 = self.m2 + m2 + delta * delta * (self.n * k / total)
+        self.n = total
+
+    @property
+    def var(self) -> np.ndarray:
+        return self.m2 / max(self.n, 1)
+
+
+def release_memory() -> None:
+    """Hand freed heap memory back to the system (glibc keeps it otherwise, and the peak creeps up pass after
+    pass as tiles of other sizes are allocated)."""
+    import ctypes
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
+
+
+def tiles(height: int, width: int, tile: int) -> Iterator[tuple[int, int, int, int]]:
+    """(y0, y1, x0, x1) covering height×width in row-major order; sides ``tile`` except at the right/bottom."""
+    for y in range(0, height, tile):
+        for x in range(0, width, tile):
+            yield y, min(height, y + tile), x, min(width, x + tile)
+
+
+SegmentRunner = Callable[[str, int, int, list[np.ndarray], list[np.ndarray]], list[np.ndarray]]
+
+
+@dataclass
+class Plan:
+    """How a tiled rendering runs: the bytes the tile working memory and the stored states may take, or a tile
+    side forced by the user (image pixels)."""
+
+    tile_bytes: int
+    map_bytes: int
+    tile: int | None = None
+
+    def side(self, net: StagedNet, start: int, stop: int) -> int:
+        """Tile side (image pixels, a multiple of the alignment) for steps start..stop − 1."""
+        if self.tile is not None:
+            return max(net.align, round_up(self.tile, net.align))
+        side = int(math.sqrt(self.tile_bytes / net.work_per_pixel(start, stop))) - 2 * net.halo(start, stop)
+        return max(4 * net.align, min(4096, side // net.align * net.align))
+
+
+def plan(net: StagedNet, budget: int, tile: int | None, fixed_bytes: int) -> Plan:
+    """Split ``budget`` bytes (less the baseline and ``fixed_bytes``, the image buffers kept anyway) between the
+    tile working memory (40 %) and the stored states (50 %), keeping 10 % for the allocator's slack."""
+    free = max(budget - BASELINE_BYTES - fixed_bytes, 32 * 2**20)
+    return Plan(tile_bytes=int(free * 0.40), map_bytes=int(free * 0.50), tile=tile)
+
+
+def run_staged(
+    net: StagedNet,
+    runner: SegmentRunner,
+    source: Source,
+    params: Sequence[tuple[np.ndarray, np.ndarray]],
+    sink: Callable[[tuple[int, int, int, int], np.ndarray], None],
+    plan: Plan,
+) -> dict[str, int]:
+    """Render ``source`` (height and width multiples of ``net.align``) through ``net`` in tiles, exactly.
+
+    ``params``: each normalisation's ``(gamma, beta)``. ``sink(region, rgb)`` receives every tile's centre
+    (``region`` = y0, y1, x0, x1 in image pixels; ``rgb`` 3×h×w float32). Returns counters (passes, stored states).
+    """
+    height, width = source.shape
+    if height % net.align or width % net.align:
+        raise ValueError(f"the source must be a multiple of {net.align} pixels, got {width}×{height}")
+    start, maps, map_dtypes = 0, [], []
+    affines: list[np.ndarray] = []
+    stats = {"passes": 0, "stored": 0, "tiles": 0}
+
+    def segment(stop: int, region: tuple[int, int, int, int]) -> list[np.ndarray]:
+        y0, y1, x0, x1 = region
+        halo = net.halo(start, stop)
+        iy0, iy1, ix0, ix1 = max(0, y0 - halo), min(height, y1 + halo), max(0, x0 - halo), min(width, x1 + halo)
+        if start == 0:
+            inputs = [np.ascontiguousarray(source.read(iy0, iy1, ix0, ix1).transpose(2, 0, 1)[None])]
+        else:
+            strides = [s for _, s in net.steps[start - 1].outputs]
+            inputs = [
+                np.ascontiguousarray(m[:, iy0 // s : iy1 // s, ix0 // s : ix1 // s][None], dtype=np.float32)
+                for m, s in zip(maps, strides, strict=True)
+            ]
+        outs = runner(net.name, start, stop, inputs, affines[2 * max(start - 1, 0) : 2 * (stop - 1)])
+        strides = [s for _, s in net.steps[stop - 1].outputs]
+        return [
+            o[0, :, (y0 - iy0) // s : (y1 - iy0) // s, (x0 - ix0) // s : (x1 - ix0) // s]
+            for o, s in zip(outs, strides, strict=True)
+        ]
+
+    for k in range(net.norms):
+        outputs = net.steps[k].outputs
+        through = dict(net.steps[k].passthrough) if start == k else {}
+        current = sum(m.nbytes for m in maps)
+        fresh = [
+            (c * (height // s) * (width // s)) for j, (c, s) in enumerate(outputs) if j not in through
+        ]  # elements of the new maps
+        # float32 only: float16 storage measured slower than recomputing (numpy's conversions) and inexact
+        dtype = np.float32
+        keep = current + sum(fresh) * 4 <= plan.map_bytes
+        new_maps = (
+            [
+                maps[through[j]] if j in through else np.empty((c, height // s, width // s), dtype)
+                for j, (c, s) in enumerate(outputs)
+            ]
+            if keep
+            else []
+        )
+        moments = Moments(outputs[-1][0])
+        regions = list(tiles(height, width, plan.side(net, start, k + 1)))
+        stats["tiles"] += len(regions)
+        for region in regions:
+            outs = segment(k + 1, region)
+            moments.add(outs[-1])
+            if keep:
+                y0, y1, x0, x1 = region
+                for j, (o, (_, s)) in enumerate(zip(outs, outputs, strict=True)):
+                    if j not in through:
+                        new_maps[j][:, y0 // s : y1 // s, x0 // s : x1 // s] = o
+        stats["passes"] += 1
+        release_memory()
+        gamma, beta = params[k]
+        scale = gamma / np.sqrt(moments.var + EPS)
+        affines += [scale.astype(np.float32), (beta - moments.mean * scale).astype(np.float32)]
+        if keep:
+            maps, start = new_maps, k + 1
+            map_dtypes.append(dtype)
+            stats["stored"] += 1
+    regions = list(tiles(height, width, plan.side(net, start, len(net.steps))))
+    stats["tiles"] += len(regions)
+    for region in regions:
+        sink(region, segment(len(net.steps), region)[0])
+    stats["passes"] += 1
+    return stats
+
+
+# -- the API's tiled path (brushwork.api.Renderer.render_picture) -----------------------------------------------
+
+
+def bounded(size: tuple[int, int], max_size: int | None) -> tuple[int, int]:
+    """(width, height) after :func:`brushwork.io.resize_to_max`."""
+    w, h = size
+    if max_size is None or max(w, h) <= max_size:
+        return w, h
+    scale = max_size / max(w, h)
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+class MaskSource:
+    """The API's masks (:func:`brushwork.api.load_masks`) as a K-channel source, read tile by tile."""
+
+    def __init__(self, greys: list[Source], n_styles: int) -> None:
+        self.greys, self.n = greys, n_styles
+        self.shape = greys[0].shape
+
+    def read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        planes = [g.read(y0, y1, x0, x1).mean(axis=2) for g in self.greys]
+        if len(planes) > 1:
+            stack = np.stack(planes, axis=2).astype(np.float32)
+            total = stack.sum(2, keepdims=True)
+            return np.where(total > 1e-6, stack / np.maximum(total, 1e-6), 1.0 / self.n).astype(np.float32)
+        m = planes[0].astype(np.float32)
+        return np.stack([m, 1.0 - m], axis=2) if self.n == 2 else m[..., None]
+
+
+def _grey_source(mask: object, size: tuple[int, int], max_pixels: int | None) -> Source:
+    from brushwork import io
+
+    if isinstance(mask, np.ndarray) and mask.ndim == 2:
+        a = mask.astype(np.float32)
+        if not np.all(np.isfinite(a)):
+            raise InputError("mask has values that are not finite")
+        a = np.clip(a / 255.0 if a.max() > 1.0 else a, 0.0, 1.0)
+        return Resized(ArraySource(np.repeat(a[..., None], 3, axis=2)), size)
+    rgb = mask.rgb if isinstance(mask, io.Picture) else io.load_pixels(mask, max_pixels=max_pixels).rgb
+    return Resized(ArraySource(rgb), size)
+
+
+def render_picture_tiled(renderer: object, content: object, mask: object = None) -> object:
+    """:meth:`brushwork.api.Renderer.render_picture` in tiles: the photo stays 8/16-bit, the engine renders
+    tiles exactly (its ``render_tiled``), and the API's generic options (pixel-space masks, strength,
+    ``preserve_color``, ``color_match``, ``stroke_scale``) are applied tile by tile exactly as untiled."""
+    from brushwork import api, io
+    from brushwork import options as opts
+
+    r = renderer
+    o = r.options
+    budget, tile = parse_bytes(o.memory_budget), o.tile or None
+    photo = content if isinstance(content, io.Picture) else io.load_pixels(content, max_pixels=r.max_pixels)
+    source: Source = ArraySource(photo.rgb)
+    w, h = bounded(photo.size, o.max_size)
+    if (w, h) != photo.size:
+        source = Resized(source, (w, h))
+    if min(w, h) < opts.MIN_SIDE:
+        raise InputError(f"image is too small ({w}×{h}): both sides need {opts.MIN_SIDE} px")
+    n = len(r.styles)
+    masks: MaskSource | None = None
+    if mask is not None:
+        if o.style_weights is not None:
+            raise InputError("give either style weights or a mask, not both")
+        if isinstance(mask, list | tuple):
+            if len(mask) != n:
+                raise InputError(f"got {len(mask)} masks for {n} styles: give one mask per style")
+            masks = MaskSource([_grey_source(m, (w, h), r.max_pixels) for m in mask], n)
+        else:
+            if n > 2:
+                raise InputError(f"one mask image assigns at most two styles; give a list of {n} masks")
+            masks = MaskSource([_grey_source(mask, (w, h), r.max_pixels)], n)
+    styles, key = r.styles, "all"
+    if o.color_match and "color_match" not in r.native:
+        styles, key = _matched_styles(styles, source), None
+    deep = photo.rgb.dtype != np.uint8
+    out = np.empty((h, w, 3), np.uint16 if deep else np.uint8)
+    top = 65535.0 if deep else 255.0
+    fixed = photo.rgb.nbytes + out.nbytes
+
+    def finish(region: tuple[int, int, int, int], rgb: np.ndarray) -> None:
+        y0, y1, x0, x1 = region
+        photo_tile = source.read(y0, y1, x0, x1)
+        if o.strength < 1.0 and "strength" not in r.native:
+            rgb = o.strength * rgb + (1.0 - o.strength) * photo_tile
+        if o.preserve_color and "preserve_color" not in r.native:
+            rgb = api.keep_luminance(rgb, photo_tile)
+        out[y0:y1, x0:x1] = np.clip(rgb, 0.0, 1.0) * top + 0.5
+
+    def one_pass(engine: object, mask_source: Source | None, sink: Callable) -> None:
+        scale = o.stroke_scale
+        if scale == 1.0 or "stroke_scale" in r.native:
+            engine.render_tiled(source, mask_source, sink, tile, budget, fixed)
+            return
+        small_size = (max(opts.MIN_SIDE, round(w / scale)), max(opts.MIN_SIDE, round(h / scale)))
+        small_dtype = np.float32 if small_size[0] * small_size[1] * 12 <= budget // 4 else np.uint16
+        small = np.empty((small_size[1], small_size[0], 3), small_dtype)
+
+        def keep(region: tuple[int, int, int, int], rgb: np.ndarray) -> None:
+            y0, y1, x0, x1 = region
+            small[y0:y1, x0:x1] = rgb if small_dtype == np.float32 else np.clip(rgb, 0, 1) * 65535 + 0.5
+
+        small_masks = None if mask_source is None else Resized(mask_source, small_size)
+        engine.render_tiled(Resized(source, small_size), small_masks, keep, tile, budget, fixed)
+        up = Resized(ArraySource(small), (w, h))
+        if scale > 1.0:  # the upscale is soft: one more pass at full size redraws crisp edges
+            engine.render_tiled(up, mask_source, sink, tile, budget, fixed + small.nbytes)
+        else:
+            for region in tiles(h, w, 512):
+                sink(region, up.read(*region))
+
+    if masks is None or (n > 1 and "mask" in r.native):
+        one_pass(r._engine(key, styles), masks, finish)
+    elif n == 1:  # one style: white stylized, black the photo itself
+
+        def blend(region: tuple[int, int, int, int], rgb: np.ndarray) -> None:
+            m = masks.read(*region)[..., :1]
+            finish(region, m * rgb + (1.0 - m) * source.read(*region))
+
+        one_pass(r._engine(key, styles), None, blend)
+    else:  # each style on its own, composited by the mask (a float32 accumulator of the whole picture)
+        acc = np.zeros((h, w, 3), np.float32)
+        for k, style in enumerate(styles):
+
+            def add(region: tuple[int, int, int, int], rgb: np.ndarray, k: int = k) -> None:
+                y0, y1, x0, x1 = region
+                acc[y0:y1, x0:x1] += masks.read(*region)[..., k : k + 1] * rgb
+
+            engine = r._engine(None if key is None else ("one", k), [style], style_weights=None)
+            one_pass(engine, None, add)
+        for region in tiles(h, w, 512):
+            y0, y1, x0, x1 = region
+            finish(region, acc[y0:y1, x0:x1])
+    alpha = photo.alpha
+    if alpha is not None and alpha.shape != (h, w):
+        import cv2
+
+        alpha = cv2.resize(alpha, (w, h), interpolation=cv2.INTER_AREA)
+    return io.Picture(rgb=out, alpha=alpha, path=None, bit_depth=16 if deep else 8)
+
+
+def _matched_styles(styles: list, source: Source) -> list:
+    """``color_match`` for a print-size photo: its colour mean and covariance streamed over strips."""
+    import torch
+
+    from brushwork import color, io
+
+    h, w = source.shape
+    total, first, second = 0, np.zeros(3), np.zeros((3, 3))
+    for y0, y1, x0, x1 in tiles(h, w, 1024):
+        p = source.read(y0, y1, x0, x1).reshape(-1, 3).astype(np.float64)
+        total += p.shape[0]
+        first += p.sum(0)
+        second += p.T @ p
+    mean = first / total
+    cov = second / total - np.outer(mean, mean)
+    stats = (torch.from_numpy(mean[:, None]), torch.from_numpy(cov))
+    return [
+        s if isinstance(s, int) else io.to_numpy(color.match_color(io.to_tensor(s), None, reference_stats=stats))
+        for s in styles
+    ]

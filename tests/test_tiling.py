@@ -1,0 +1,198 @@
+"""Tiled rendering equals untiled rendering (every method and option), in bounded memory."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from brushwork import api, io, samples, tiling
+from brushwork.cli import main
+from brushwork.errors import InputError
+
+STYLE = str(samples.STYLES["swirls"])
+STYLE2 = str(samples.STYLES["ink"])
+
+
+def render(photo: np.ndarray, styles: list, tile: int, **options: object) -> np.ndarray:
+    if options.get("method", "fast") == "fast":
+        options.setdefault("runtime", "torch")  # segments in PyTorch: no ONNX export per test session
+    return api.stylize_picture(photo, styles, tile=tile, **options).rgb
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    return (io.resize(io.load_image(samples.SAMPLE_PHOTO).rgb, (101, 67)) * 255 + 0.5).astype(np.uint8)  # odd size
+
+
+def as_float(a: np.ndarray) -> np.ndarray:
+    return a.astype(np.float32) / (65535.0 if a.dtype == np.uint16 else 255.0) if a.dtype != np.float32 else a
+
+
+def assert_same(untiled: np.ndarray, tiled: np.ndarray) -> None:
+    """Equal up to float rounding and the 8-bit output's quantisation (half a level)."""
+    d = np.abs(as_float(untiled) - as_float(tiled))
+    assert untiled.shape == tiled.shape
+    assert d.max() <= 0.6 / 255 and d.mean() < 0.3 / 255, (d.max() * 255, d.mean() * 255)
+
+
+# -- pieces ---------------------------------------------------------------------------------------------------
+
+
+def test_parse_bytes_and_tile() -> None:
+    assert tiling.parse_bytes("1GB") == 2**30
+    assert tiling.parse_bytes("512MB") == 512 * 2**20
+    assert tiling.parse_bytes("2.5g") == int(2.5 * 2**30)
+    assert tiling.parse_bytes(100_000_000) == 100_000_000
+    for bad in ("lots", "1XB", "-1GB", "10MB"):
+        with pytest.raises(InputError):
+            tiling.parse_bytes(bad)
+    assert tiling.check_tile(None) is None and tiling.check_tile(0) == 0 and tiling.check_tile(64) == 64
+    for bad in (5, -1, 2.5):
+        with pytest.raises(InputError):
+            tiling.check_tile(bad)
+
+
+@pytest.mark.parametrize("size", [(40, 31), (260, 170), (97, 64)])
+def test_resized_source_equals_io_resize(size: tuple[int, int]) -> None:
+    rgb = np.random.default_rng(1).random((64, 97, 3), dtype=np.float32)
+    whole = io.resize(rgb, size)
+    src = tiling.Resized(tiling.ArraySource(rgb), size)
+    tiled = np.concatenate([src.read(y, min(size[1], y + 13), 0, size[0]) for y in range(0, size[1], 13)])
+    np.testing.assert_allclose(tiled, whole, atol=2e-6)
+
+
+def test_padded_source_reflects_like_numpy() -> None:
+    a = np.random.default_rng(2).integers(0, 256, (7, 5, 3), dtype=np.uint8)
+    padded = tiling.Padded(tiling.ArraySource(a), (12, 8))
+    np.testing.assert_allclose(
+        padded.read(3, 12, 0, 8), np.pad(a, ((0, 5), (0, 3), (0, 0)), mode="reflect")[3:].astype(np.float32) / 255
+    )
+
+
+def test_moments_combine_over_tiles() -> None:
+    x = np.random.default_rng(3).normal(2.0, 3.0, (4, 50, 70)).astype(np.float32)
+    m = tiling.Moments(4)
+    for y0, y1, x0, x1 in tiling.tiles(50, 70, 16):
+        m.add(x[:, y0:y1, x0:x1])
+    np.testing.assert_allclose(m.mean, x.mean(axis=(1, 2), dtype=np.float64), rtol=1e-6)
+    np.testing.assert_allclose(m.var, x.astype(np.float64).var(axis=(1, 2)), rtol=1e-6)
+
+
+# -- the fast path --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("styles", "options"),
+    [
+        (["builtin:3", "builtin:17"], {"style_weights": [0.3, 0.7], "preserve_color": True}),
+        ([STYLE, STYLE2], {"strength": 0.5, "stroke_scale": 1.5}),
+        (["builtin:9"], {"stroke_scale": 0.7, "mask": "half"}),
+        ([STYLE, STYLE2], {"mask": "half"}),
+        ([STYLE, STYLE2], {"method": "adain", "mask": "half", "color_match": True}),
+        ([STYLE, STYLE2], {"method": "wct", "style_weights": [0.3, 0.7], "strength": 0.7}),
+    ],
+)
+def test_tiled_equals_untiled(photo: np.ndarray, styles: list[str], options: dict) -> None:
+    if options.get("mask") == "half":
+        m = np.zeros(photo.shape[:2], np.uint8)
+        m[:, :45] = 255
+        m[20:40, 60:90] = 128
+        options["mask"] = m
+    untiled = render(photo, styles, 0, **options)
+    tiled = render(photo, styles, 32, **options)
+    assert untiled.dtype == np.float32 and tiled.dtype == np.uint8
+    assert_same(untiled, tiled)
+
+
+def test_tile_larger_than_the_image_and_max_size(photo: np.ndarray) -> None:
+    untiled = render(photo, ["builtin:1"], 0, max_size=80)
+    tiled = render(photo, ["builtin:1"], 4096, max_size=80)
+    assert tiled.shape == (53, 80, 3)
+    assert_same(untiled, tiled)
+
+
+def test_tiling_is_automatic_above_the_budget(photo: np.ndarray) -> None:
+    big = np.ascontiguousarray(np.tile(photo, (9, 9, 1)))  # 909×603: ~170 MB untiled
+    assert render(big, ["builtin:2"], None, memory_budget="180MB", max_size=None).dtype == np.uint8  # tiled
+    assert render(photo, ["builtin:2"], None).dtype == np.float32  # well within the default budget: untiled
+    with pytest.raises(InputError):
+        render(photo, ["builtin:2"], 8)
+    with pytest.raises(InputError):
+        render(photo, ["builtin:2"], None, memory_budget="lots")
+
+
+@pytest.mark.slow
+def test_onnxruntime_segments_equal_untiled(photo: np.ndarray) -> None:
+    # segments exported to ONNX (once per session home) and run in onnxruntime
+    untiled = render(photo, ["builtin:4"], 0, runtime="onnxruntime")
+    assert_same(untiled, render(photo, ["builtin:4"], 48, runtime="onnxruntime"))
+
+
+# -- memory and the command line ------------------------------------------------------------------------------
+
+_CHILD = """
+import json, sys
+from brushwork import api, io
+picture = api.stylize_picture(sys.argv[1], ["builtin:6"], max_size=None, tile=None if sys.argv[2] == "auto"
+    else int(sys.argv[2]), memory_budget=sys.argv[3], runtime="onnxruntime")
+io.save_image(picture, sys.argv[4])
+# VmHWM: this program's own peak (ru_maxrss would report the forking parent's size, kept across exec)
+peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
+print(json.dumps({"peak_mb": peak / 1024, "torch": "torch" in sys.modules}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM from /proc")
+def test_peak_memory_stays_under_the_budget(tmp_path: Path) -> None:
+    photo = io.resize(io.load_image(samples.SAMPLE_PHOTO).rgb, (1400, 933))
+    path = tmp_path / "big.jpg"
+    Image.fromarray((photo * 255 + 0.5).astype(np.uint8)).save(path)
+    for tile in (0, 32, None):  # export the networks first (the children must not import torch to export them)
+        api.stylize_picture(path, ["builtin:6"], max_size=None, tile=tile, memory_budget="320MB", runtime="onnxruntime")
+
+    def peak(tile: str, budget: str) -> float:
+        cmd = [sys.executable, "-c", _CHILD, str(path), tile, budget, str(tmp_path / "out.png")]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        record = json.loads(out.stdout.strip().splitlines()[-1])
+        assert not record["torch"]  # the exports are cached: the fast path runs without torch
+        return record["peak_mb"]
+
+    untiled = peak("0", "1GB")
+    tiled = peak("auto", "320MB")
+    assert tiled < 320, tiled
+    assert untiled > tiled + 100, (untiled, tiled)
+    assert Image.open(tmp_path / "out.png").size == (1400, 933)
+
+
+def test_cli_tile_and_budget(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "p.png"
+    Image.fromarray(
+        np.ascontiguousarray(np.tile(np.arange(0, 250, 5, dtype=np.uint8)[None, :, None], (40, 1, 3)))
+    ).save(src)
+    out = tmp_path / "o.png"
+    assert main(["stylize", str(src), "builtin:0", "-o", str(out), "--tile", "32", "--runtime", "torch"]) == 0
+    assert Image.open(out).size == (50, 40)
+    capsys.readouterr()
+    for flags in (["--tile", "5"], ["--memory-budget", "lots"]):
+        assert main(["stylize", str(src), "builtin:0", "-o", str(tmp_path / "x.png"), *flags]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "Traceback" not in err
+        assert not (tmp_path / "x.png").exists()
+
+
+def test_load_pixels_keeps_integers(tmp_path: Path) -> None:
+    a = np.random.default_rng(4).integers(0, 256, (30, 40, 4), dtype=np.uint8)
+    Image.fromarray(a, "RGBA").save(tmp_path / "a.png")
+    picture = io.load_pixels(tmp_path / "a.png")
+    assert picture.rgb.dtype == np.uint8 and picture.alpha.dtype == np.uint8
+    np.testing.assert_array_equal(picture.rgb, a[..., :3])
+    io.save_image(picture, tmp_path / "b.png")
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "b.png")), a)
+    assert io.image_size(tmp_path / "a.png") == (40, 30)
