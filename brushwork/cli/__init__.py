@@ -25,11 +25,8 @@ COMMAND_MODULES = [
     "brushwork.cli.latent",
     "brushwork.cli.train",
     "brushwork.cli.video",
-<<<<<<< HEAD
-    "brushwork.cli.serve",
-=======
     "brushwork.cli.evaluate",
->>>>>>> main
+    "brushwork.cli.serve",
 ]
 # which module registers each command: a run of one command imports only its own module (start-up time)
 COMMANDS = {
@@ -45,13 +42,10 @@ COMMANDS = {
     "train": "brushwork.cli.train",
     "video": "brushwork.cli.video",
     "eval-video": "brushwork.cli.video",
-<<<<<<< HEAD
-    "serve": "brushwork.cli.serve",
-=======
     "compare": "brushwork.cli.evaluate",
     "eval": "brushwork.cli.evaluate",
     "tune": "brushwork.cli.evaluate",
->>>>>>> main
+    "serve": "brushwork.cli.serve",
 }
 
 
