@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "brushwork.cli.train",
     "brushwork.cli.video",
     "brushwork.cli.evaluate",
+    "brushwork.cli.serve",
 ]
 # which module registers each command: a run of one command imports only its own module (start-up time)
 COMMANDS = {
@@ -44,6 +45,7 @@ COMMANDS = {
     "compare": "brushwork.cli.evaluate",
     "eval": "brushwork.cli.evaluate",
     "tune": "brushwork.cli.evaluate",
+    "serve": "brushwork.cli.serve",
 }
 
 
