@@ -16,6 +16,7 @@ import importlib.util
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -567,6 +568,23 @@ def export_onnx(
     path = onnx_path(name, tag)
     if path.is_file():
         return path
+    with _EXPORT_LOCK:  # torch.onnx.export is not thread-safe (threaded callers: video, the studio)
+        if path.is_file():
+            return path
+        return _export_onnx(name, path, inputs, dynamic, module, outputs)
+
+
+_EXPORT_LOCK = threading.Lock()
+
+
+def _export_onnx(
+    name: str,
+    path: Path,
+    inputs: dict[str, tuple[int, ...]],
+    dynamic: dict[str, dict[int, str]],
+    module: Callable[[nn.Module], nn.Module] | None,
+    outputs: Sequence[str],
+) -> Path:
     import warnings
 
     import torch

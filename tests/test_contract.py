@@ -251,3 +251,17 @@ def test_runtimes_leave_the_users_home_alone(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert list(home.iterdir()) == []
+
+
+def test_one_renderer_in_several_threads(photo: np.ndarray) -> None:
+    """Video and the studio call one renderer from several threads: the automatic runtime (first onnxruntime, then
+    an OpenVINO compilation once a size repeats) must stay consistent under that."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    r = api.renderer(["builtin:5"], method="fast", device="cpu")
+    frame = photo[:40, :56]  # a size no other test uses: the threads race to export and compile it
+    with ThreadPoolExecutor(4) as pool:
+        outs = list(pool.map(lambda _: r.render(frame), range(8)))
+    for out in outs:
+        assert out.shape == frame.shape
+        assert np.abs(out - outs[0]).max() < 2e-3

@@ -18,6 +18,7 @@ stylization. On CUDA or MPS they run in PyTorch. Arrays here are ``H×W×3`` flo
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -110,8 +111,13 @@ class _OpenVinoRuntime:
 
         self._core = openvino.Core()
         self._compiled: dict[tuple, tuple[Any, list[str]]] = {}
+        self._lock = threading.Lock()
 
     def run(self, net: str, *arrays: np.ndarray) -> np.ndarray:
+        with self._lock:  # one infer request per compiled shape: callers in several threads take turns
+            return self._run(net, *arrays)
+
+    def _run(self, net: str, *arrays: np.ndarray) -> np.ndarray:
         key = (net, *(a.shape for a in arrays))
         entry = self._compiled.get(key)
         if entry is None:
@@ -146,15 +152,16 @@ class _AutoRuntime:
         self._ort = _OrtRuntime()
         self._ov: _OpenVinoRuntime | None = None
         self._seen: set[tuple] = set()
+        self._lock = threading.Lock()
 
     def run(self, net: str, *arrays: np.ndarray) -> np.ndarray:
         key = (net, *(a.shape for a in arrays))
-        if key not in self._seen:
+        with self._lock:
+            first = key not in self._seen
             self._seen.add(key)
-            return self._ort.run(net, *arrays)
-        if self._ov is None:
-            self._ov = _OpenVinoRuntime()
-        return self._ov.run(net, *arrays)
+            if not first and self._ov is None:
+                self._ov = _OpenVinoRuntime()
+        return self._ort.run(net, *arrays) if first else self._ov.run(net, *arrays)
 
 
 def openvino_available() -> bool:
