@@ -409,6 +409,9 @@ class Renderer:
             return render_picture_tiled(self, content, mask)
         photo = content if isinstance(content, io.Picture) else io.load_image(content, max_pixels=self.max_pixels)
         rgb = io.resize_to_max(photo.rgb, self.options.max_size)
+        if min(rgb.shape[:2]) < opts.MIN_SIDE:
+            name = photo.path if photo.path is not None else "the photo"
+            raise InputError(f"{name} is too small ({rgb.shape[1]}×{rgb.shape[0]}): both sides need {opts.MIN_SIDE} px")
         out = self.render(rgb, mask)
         alpha = None if photo.alpha is None else io.resize(photo.alpha[..., None], out.shape[1::-1])[..., 0]
         return io.Picture(rgb=out, alpha=alpha, path=None, bit_depth=photo.bit_depth)

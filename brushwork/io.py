@@ -1063,14 +1063,21 @@ def _rotation(value: float | int | None) -> int:
     return int(round((value or 0) / 90.0)) % 4 * 90
 
 
-def probe_video(path: PathLike) -> VideoInfo:
+def probe_video(path: PathLike, *, min_side: int = 1) -> VideoInfo:
     """Read a video's header and its first frame (to prove it decodes). InputError, one line, for a missing,
-    empty, non-video, audio-only, zero-frame or undecodable file."""
+    empty, non-video, audio-only, zero-frame or undecodable file, or frames with a side under ``min_side`` pixels.
+
+    A still image that FFmpeg opens as a one-frame video (``png_pipe``, ``image2``…) is also checked as an image
+    (:func:`verify_image`): FFmpeg skips what Pillow refuses, such as a text or ICC chunk that inflates to a bomb.
+    """
     name = os.fspath(path)
     with _open_input(path) as container:
         if not container.streams.video:
             kind = "an audio-only file" if container.streams.audio else "not a video"
             raise InputError(f"cannot read {name}: {kind} (no video stream)")
+        fmt = container.format.name
+        if (fmt == "image2" or fmt.endswith("_pipe")) and Path(path).suffix.lower() in IMAGE_EXTENSIONS:
+            verify_image(path, min_side=min_side)
         stream = container.streams.video[0]
         _check_complete(container, name)
         try:
@@ -1083,6 +1090,8 @@ def probe_video(path: PathLike) -> VideoInfo:
         w, h = first.width, first.height
         if rotation in (90, 270):
             w, h = h, w
+        if min(w, h) < min_side:
+            raise InputError(f"cannot read {name}: {w}×{h} is too small (at least {min_side} pixels a side)")
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         duration = 0.0
         if stream.duration is not None and stream.time_base:

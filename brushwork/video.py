@@ -38,6 +38,7 @@ import numpy as np
 from brushwork import io
 from brushwork.api import Progress, Reporter
 from brushwork.errors import InputError, OutputError
+from brushwork.options import MIN_SIDE
 
 ProgressFn = Callable[[Progress], object]
 
@@ -424,9 +425,9 @@ def stylize_video(
         raise InputError(f"crf must be between 0 and 63, got {crf}")
     if start is not None and end is not None and end <= start:
         raise InputError(f"--end ({end}) must be after --start ({start})")
-    if max_size is not None and max_size < 16:
-        raise InputError(f"max size must be at least 16 pixels, got {max_size}")
-    info = io.probe_video(src)
+    if max_size is not None and max_size < MIN_SIDE:
+        raise InputError(f"max size must be at least {MIN_SIDE} pixels, got {max_size}")
+    info = io.probe_video(src, min_side=MIN_SIDE)
     io.check_video_writable(dst, [src, *protect])
     settings = VideoSettings(
         tuple(str(s) for s in styles),
@@ -680,8 +681,8 @@ def evaluate_video(
 
     Frames are compared at the stylized video's size, bounded by ``max_size``; the two videos must have the same
     number of frames (the comparison stops at the shorter one)."""
-    info = io.probe_video(stylized)
-    io.probe_video(original)
+    info = io.probe_video(stylized, min_side=MIN_SIDE)
+    io.probe_video(original, min_side=MIN_SIDE)
     w, h = info.width, info.height
     if max_size is not None and max(w, h) > max_size:
         s = max_size / max(w, h)

@@ -249,6 +249,30 @@ COMMANDS: dict[str, Command] = {
         numbers=_n("--latent-dim", "--hidden", "--beta", "--epochs", "--batch-size", "--lr", "--weight-decay")
         | _n("--val-fraction", "--patience", "--warmup", "--augment", "--seed"),
     ),
+    "stylize-microast": Command(
+        "stylize {photo} {style} --method microast -o {out}",
+        images=("photo", "style"),
+        skip=("folder.png",),
+        numbers=_n("--tile", "--memory-budget", skip=HUGE),
+        inputs=("photo", "style"),
+    ),
+    "compare": Command(
+        "compare {photo} {style} --methods fast -o {out} --max-size 64",
+        images=("photo", "style"),
+        numbers=_n("--max-size", "--metric-size"),
+        inputs=("photo", "style"),
+    ),
+    "tune": Command(
+        "tune {photo} {style} --method fast -o {outdir} --max-size 64", images=("photo", "style"), out=None
+    ),
+    "eval": Command(
+        "eval --content {photos} --styles {paintings} --methods fast --out {outdir} --limit 1 --max-size 64 -q",
+        folders=("photos", "paintings"),
+        out=None,
+        numbers=_n("--limit", "--max-size"),
+    ),
+    "video": Command("video {photo} builtin:3 -o {outmp4}", images=("photo",), out=None, numbers=_n("--crf")),
+    "eval-video": Command("eval-video {photo} {photo}", images=("photo",), out=None),
 }
 
 
@@ -349,6 +373,7 @@ def _argv(template: str, fx: dict[str, Path]) -> list[str]:
         out=os.fspath(fx["out"] / "result.png"),
         outdir=os.fspath(fx["out"] / "run"),
         outgif=os.fspath(fx["out"] / "walk.gif"),
+        outmp4=os.fspath(fx["out"] / "clip.mp4"),
         outst=os.fspath(fx["out"] / "vae.safetensors"),
         missing_dir=os.fspath(fx["tmp"] / "missing_dir"),
     )

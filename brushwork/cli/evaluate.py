@@ -216,9 +216,15 @@ def check_options(method: str, options: dict[str, Any]) -> None:
 
 
 def _image_file(path: str, what: str) -> Path:
+    """``path`` checked as an image the methods can use (decoded once, at least MIN_SIDE pixels a side): a bad
+    file is refused in one line before any network is loaded or any output made."""
+    from brushwork import io
+    from brushwork.options import MIN_SIDE
+
     p = Path(path)
-    if not p.is_file():
+    if not p.is_file() and not p.is_symlink():
         raise InputError(f"{what} not found: {path}")
+    io.verify_image(p, min_side=MIN_SIDE)
     return p
 
 
@@ -401,8 +407,12 @@ def _external_result(folder: Path, photo: Path, style: Path) -> Path | None:
 
 def run_eval(args: argparse.Namespace) -> int:
     from brushwork import io
+    from brushwork.options import MIN_SIDE
 
-    contents, styles = io.list_images(args.content), io.list_images(args.styles)
+    contents, styles = (
+        io.usable_images(io.list_images(folder), min_side=MIN_SIDE, where=folder)[0]
+        for folder in (args.content, args.styles)
+    )  # every file checked once, before any work: unusable ones are named in one warning each
     methods = parse_methods(args.methods)
     externals: dict[str, Path] = {}
     for item in args.results:

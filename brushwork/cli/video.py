@@ -81,11 +81,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
     from brushwork import io
+    from brushwork.options import MIN_SIDE
 
     src, out = Path(args.input), Path(args.output)
     for style in args.styles:
-        if not style.startswith("builtin:") and not Path(style).is_file():
-            raise InputError(f"style image not found: {style}")
+        if not style.startswith("builtin:"):
+            if not Path(style).is_file():
+                raise InputError(f"style image not found: {style}")
+            io.verify_image(style, min_side=MIN_SIDE)  # decoded once: a bad style fails before any work
     if args.crf < 0 or args.crf > 51:
         raise InputError(f"--crf must be from 0 to 51, got {args.crf}")
     if args.start is not None and args.end is not None and args.end <= args.start:
@@ -98,7 +101,8 @@ def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutputError(f"cannot create the folder {out}: {exc.strerror or exc}") from None
-    elif src.exists():
+    elif src.exists() or src.is_symlink():
+        io.probe_video(src, min_side=MIN_SIDE)  # header and first frame: a bad input fails before any work
         pairs = [(src, out)]
     else:
         raise InputError(f"cannot read {src}: no such file")
@@ -169,8 +173,13 @@ def run(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     from brushwork.video import evaluate_video
 
-    if args.style is not None and not Path(args.style).is_file():
-        raise InputError(f"style image not found: {args.style}")
+    if args.style is not None:
+        from brushwork import io
+        from brushwork.options import MIN_SIDE
+
+        if not Path(args.style).is_file():
+            raise InputError(f"style image not found: {args.style}")
+        io.verify_image(args.style, min_side=MIN_SIDE)
     result = evaluate_video(args.original, args.stylized, style=args.style, max_size=args.max_size)
     if args.json:
         emit_json(result)
