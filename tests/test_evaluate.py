@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import cv2
 import numpy as np
 import pytest
@@ -109,6 +111,7 @@ def test_lpips_is_optional() -> None:
 def test_measure_reports_time_and_memory() -> None:
     def allocate() -> int:
         a = np.ones((64, 1024, 1024), np.uint8)  # 64 MB, touched
+        time.sleep(0.1)  # held for many sampling intervals (the sampler sees peaks longer than its interval)
         return int(a[::4096].sum())
 
     value, cost = evaluate.measure(allocate)
