@@ -110,9 +110,14 @@ def test_lpips_is_optional() -> None:
 
 def test_measure_reports_time_and_memory() -> None:
     def allocate() -> int:
-        a = np.ones((64, 1024, 1024), np.uint8)  # 64 MB, touched
-        time.sleep(0.1)  # held for many sampling intervals (the sampler sees peaks longer than its interval)
-        return int(a[::4096].sum())
+        import mmap
+
+        # 64 MB of fresh pages, touched (not the allocator's free memory, which may already be resident), held for
+        # many sampling intervals (the sampler sees peaks longer than its interval)
+        with mmap.mmap(-1, 64 << 20) as block:
+            block.write(b"\1" * (64 << 20))
+            time.sleep(0.1)
+            return block[12345]
 
     value, cost = evaluate.measure(allocate)
     assert value > 0 and cost.seconds > 0
