@@ -121,7 +121,7 @@ REGISTRY: dict[str, ModelEntry] = {
             size=554228,
             sha256="3b47271a03b91ef0fdf9fcf636ebaee12f7eead460fa257e3c3045c0d1fd493a",
             package_file=f"{_OWN}/decoder-mobilenet.safetensors",
-            arch="brushwork.methods.autoencoder:shipped_decoder",
+            arch="brushwork.decoders:shipped_decoder",
             convert="brushwork.store:_convert_safetensors",
             credit="trained by the brushwork project on ../shared/corpus; see docs/autoencoder.md",
         ),
