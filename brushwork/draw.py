@@ -20,6 +20,45 @@ from brushwork import io
 
 # latent space drawings ----------------------------------------------------------------------------------------------
 
+
+def labelled_grid(
+    images: Sequence[np.ndarray],
+    labels: Sequence[str] | None = None,
+    *,
+    columns: int = 6,
+    tile: int = 256,
+    pad: int = 6,
+    label_height: int = 16,
+) -> np.ndarray:
+    """Lay out ``H×W×3`` float images (0..1) on a white grid, each fitted in a ``tile``-px box with its label.
+
+    A label may hold several lines (``\n``); the label band grows to the longest one (``label_height`` per line).
+    Returns an ``H×W×3`` float32 image in 0..1.
+    """
+    if not images:
+        raise ValueError("labelled_grid needs at least one image")
+    columns = max(1, min(columns, len(images)))
+    rows = -(-len(images) // columns)
+    lines = max((str(t).count("\n") + 1 for t in labels), default=1) if labels else 0
+    label_height = label_height * lines if labels else 0
+    thumbs = []
+    for rgb in images:
+        h, w = rgb.shape[:2]
+        scale = tile / max(h, w)
+        thumbs.append(io.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale)))))
+    cell_w = max(t.shape[1] for t in thumbs)
+    cell_h = max(t.shape[0] for t in thumbs) + label_height
+    sheet = Image.new("RGB", (columns * (cell_w + pad) + pad, rows * (cell_h + pad) + pad), "white")
+    draw = ImageDraw.Draw(sheet)
+    for n, thumb in enumerate(thumbs):
+        r, c = divmod(n, columns)
+        x, y = pad + c * (cell_w + pad), pad + r * (cell_h + pad)
+        sheet.paste(Image.fromarray((thumb * 255 + 0.5).astype(np.uint8)), (x, y + label_height))
+        if labels:
+            draw.multiline_text((x + 2, y + 2), str(labels[n]), fill="black", spacing=3)
+    return np.asarray(sheet, dtype=np.float32) / 255.0
+
+
 PALETTE = [
     (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
     (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
@@ -202,7 +241,6 @@ def compare_sheet(
     rows: ``(style image, style label, [(result image, label), …])`` per style, the same number of results in
     each row. Labels may hold several lines (method, time, metrics).
     """
-    from brushwork.sheet import contact_sheet
 
     if not rows:
         raise ValueError("compare_sheet needs at least one row")
@@ -216,7 +254,7 @@ def compare_sheet(
         labels += [photo_label, style_label] + [text for _, text in results]
     lines = max(t.count("\n") + 1 for t in labels)
     labels = [t + "\n" * (lines - 1 - t.count("\n")) for t in labels]  # equal bands: tiles stay aligned
-    return contact_sheet(images, labels, columns=width, tile=tile, label_height=14)
+    return labelled_grid(images, labels, columns=width, tile=tile, label_height=14)
 
 
 def _figure(width: float, height: float) -> Any:

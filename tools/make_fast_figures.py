@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from brushwork import io, samples
+from brushwork.draw import labelled_grid
 from brushwork.methods.fast import FastStylizer
-from brushwork.sheet import contact_sheet
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "img"
 
@@ -26,14 +26,14 @@ def main() -> None:
         labels.append(f"builtin:{n}")
     tiles.append(st.stylize(photo, ["builtin:3", "builtin:19"]).rgb)
     labels.append("builtin:3 + builtin:19")
-    io.save_image(contact_sheet(tiles, labels, columns=3, tile=300), OUT / "fast_examples.jpg", quality=88)
+    io.save_image(labelled_grid(tiles, labels, columns=3, tile=300), OUT / "fast_examples.jpg", quality=88)
 
     target = st.target([samples.SAMPLE_STYLE])
     tiles = [st.render(photo, target, s)[60:300, 150:470] for s in (0.5, 1.0, 2.0)]
     h, w = photo.shape[:2]
     up = io.resize(st.render(io.resize(photo, (w // 2, h // 2)), target), (w, h))[60:300, 150:470]
     labels = ["--stroke-scale 0.5", "--stroke-scale 1", "--stroke-scale 2", "half size, upscaled (blurred)"]
-    io.save_image(contact_sheet([*tiles, up], labels, columns=4, tile=320), OUT / "fast_stroke_scale.jpg", quality=88)
+    io.save_image(labelled_grid([*tiles, up], labels, columns=4, tile=320), OUT / "fast_stroke_scale.jpg", quality=88)
 
 
 if __name__ == "__main__":

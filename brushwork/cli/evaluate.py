@@ -614,13 +614,13 @@ def _blank() -> Any:
 
 
 def _pairs_sheet(rows: Sequence[tuple[Any, str, list, Any]], tile: int) -> Any:
-    from brushwork.sheet import contact_sheet
+    from brushwork import draw
 
     images, labels = [], []
     for style, style_label, results, photo in rows:
         images += [photo, style] + [im for im, _ in results]
         labels += ["photo", style_label] + [t for _, t in results]
-    return contact_sheet(images, labels, columns=2 + len(rows[0][2]), tile=tile)
+    return draw.labelled_grid(images, labels, columns=2 + len(rows[0][2]), tile=tile)
 
 
 def _html(summary: dict, n_pairs: int, sheets: Sequence[Path], out: Path) -> str:

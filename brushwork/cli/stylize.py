@@ -210,9 +210,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_sheet(args: argparse.Namespace) -> int:
-    from brushwork import api, io
+    from brushwork import api, draw, io
     from brushwork.api import NUM_BUILTIN
-    from brushwork.sheet import contact_sheet
 
     if args.tile > 1024 or args.columns > NUM_BUILTIN + 1:
         raise InputError(f"--tile must be at most 1024 and --columns at most {NUM_BUILTIN + 1}")
@@ -224,7 +223,7 @@ def run_sheet(args: argparse.Namespace) -> int:
     ]
     labels = ["photo"] + [f"builtin:{i}" for i in range(NUM_BUILTIN)]
     io.save_image(
-        contact_sheet(tiles, labels, columns=args.columns, tile=args.tile), args.output, protect=[args.content]
+        draw.labelled_grid(tiles, labels, columns=args.columns, tile=args.tile), args.output, protect=[args.content]
     )
     print(f"wrote {args.output}")
     return 0
