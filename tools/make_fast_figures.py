@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from brushwork import io, samples
+import numpy as np
+
+from brushwork import api, io, samples
 from brushwork.draw import labelled_grid
 from brushwork.methods.fast import FastStylizer
 
@@ -13,22 +15,26 @@ OUT = Path(__file__).resolve().parents[1] / "docs" / "img"
 
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    st = FastStylizer("cpu")
     photo = io.load_image(samples.SAMPLE_PHOTO).rgb
+
+    def render(styles: list, **options: object) -> np.ndarray:
+        return api.renderer(styles, method="fast", device="cpu", max_size=None, **options).render(photo)
+
     tiles, labels = [photo], ["photo"]
     for name in ("swirls", "mosaic", "ink", "dots"):
-        tiles.append(st.stylize(photo, [samples.STYLES[name]]).rgb)
+        tiles.append(render([samples.STYLES[name]]))
         labels.append(f"style: {name}.jpg")
-    tiles.append(st.stylize(photo, [samples.STYLES["mosaic"]], preserve_color=True).rgb)
+    tiles.append(render([samples.STYLES["mosaic"]], preserve_color=True))
     labels.append("mosaic, --preserve-color")
     for n in (3, 19):
-        tiles.append(st.stylize(photo, [f"builtin:{n}"]).rgb)
+        tiles.append(render([f"builtin:{n}"]))
         labels.append(f"builtin:{n}")
-    tiles.append(st.stylize(photo, ["builtin:3", "builtin:19"]).rgb)
+    tiles.append(render(["builtin:3", "builtin:19"]))
     labels.append("builtin:3 + builtin:19")
     io.save_image(labelled_grid(tiles, labels, columns=3, tile=300), OUT / "fast_examples.jpg", quality=88)
 
-    target = st.target([samples.SAMPLE_STYLE])
+    st = FastStylizer("cpu")
+    target = st.target([io.load_image(samples.SAMPLE_STYLE).rgb])
     tiles = [st.render(photo, target, s)[60:300, 150:470] for s in (0.5, 1.0, 2.0)]
     h, w = photo.shape[:2]
     up = io.resize(st.render(io.resize(photo, (w // 2, h // 2)), target), (w, h))[60:300, 150:470]
