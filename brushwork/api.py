@@ -293,6 +293,26 @@ def match_colors(style: np.ndarray, photo: np.ndarray) -> np.ndarray:
     return io.to_numpy(out)
 
 
+def render_stroke_scaled(
+    render: Callable[[np.ndarray, np.ndarray | None], np.ndarray],
+    rgb: np.ndarray,
+    scale: float,
+    masks: np.ndarray | None = None,
+) -> np.ndarray:
+    """``stroke_scale`` for any network: ``render(rgb, masks)`` at ``1/scale`` of the resolution, resized back, and
+    for larger strokes (``scale > 1``) rendered once more at full size on that result, so that the edges are redrawn
+    crisply instead of interpolated. ``rgb`` is ``H×W×3``; the result has its size."""
+    if scale == 1.0:
+        return render(rgb, masks)
+    h, w = rgb.shape[:2]
+    small = (max(opts.MIN_SIDE, round(w / scale)), max(opts.MIN_SIDE, round(h / scale)))
+    small_masks = None if masks is None else np.stack([io.resize(m[..., None], small)[..., 0] for m in masks])
+    out = io.resize(render(io.resize(rgb, small), small_masks), (w, h))
+    if scale > 1.0:  # the upscale is soft: one more pass at full size redraws crisp edges
+        out = render(out, masks)
+    return out
+
+
 class Renderer:
     """A method with its styles prepared: ``render(rgb, mask)`` for each photo or frame. See :func:`renderer`."""
 
@@ -327,16 +347,8 @@ class Renderer:
         return engine
 
     def _one_pass(self, rgb: np.ndarray, engine: Any, masks: np.ndarray | None) -> np.ndarray:
-        scale = self.options.stroke_scale
-        if scale == 1.0 or "stroke_scale" in self.native:
-            return engine.render(rgb, masks)
-        h, w = rgb.shape[:2]
-        small = (max(opts.MIN_SIDE, round(w / scale)), max(opts.MIN_SIDE, round(h / scale)))
-        small_masks = None if masks is None else np.stack([io.resize(m[..., None], small)[..., 0] for m in masks])
-        out = io.resize(engine.render(io.resize(rgb, small), small_masks), (w, h))
-        if scale > 1.0:  # the upscale is soft: one more pass at full size redraws crisp edges
-            out = engine.render(out, masks)
-        return out
+        scale = 1.0 if "stroke_scale" in self.native else self.options.stroke_scale
+        return render_stroke_scaled(engine.render, rgb, scale, masks)
 
     def render(self, rgb: np.ndarray, mask: Any = None) -> np.ndarray:
         """Render ``rgb`` (``H×W×3`` float32 in 0..1, used at its size) → ``H×W×3`` float32 in 0..1.

@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from brushwork import io, store, tiling
-from brushwork.api import NUM_BUILTIN, normalize_weights, parse_style
+from brushwork.api import NUM_BUILTIN, normalize_weights, parse_style, render_stroke_scaled
 from brushwork.device import resolve_device
 from brushwork.errors import BrushworkError, InputError, ModelUnavailable
 from brushwork.options import FastOptions
@@ -316,14 +316,7 @@ class FastStylizer:
         """Render ``rgb`` (H×W×3) in the target style at its own size, strokes scaled by ``stroke_scale``."""
         if not MIN_STROKE <= stroke_scale <= MAX_STROKE:
             raise InputError(f"stroke scale must be between {MIN_STROKE} and {MAX_STROKE}, got {stroke_scale}")
-        if stroke_scale == 1.0:
-            return self._forward(rgb, target)
-        h, w = rgb.shape[:2]
-        size = (max(MIN_SIDE, round(w / stroke_scale)), max(MIN_SIDE, round(h / stroke_scale)))
-        out = io.resize(self._forward(io.resize(rgb, size), target), (w, h))
-        if stroke_scale > 1.0:  # the upscale is soft: one more pass at full size redraws crisp edges
-            out = self._forward(out, target)
-        return out
+        return render_stroke_scaled(lambda x, _: self._forward(x, target), rgb, stroke_scale)
 
     def target(
         self, styles: Sequence[StyleRef], style_weights: Sequence[float] | None = None
