@@ -378,3 +378,30 @@ def test_killed_run_leaves_no_temporary_file_and_resumes(tmp_path: Path, sig: st
     assert record["resumed_frames"] == done and record["frames"] == 28
     assert len(list(io.read_video(out))) == 28 and io.probe_video(out).audio == "aac"
     assert not cache.exists() and not list(tmp_path.glob(".out.mp4.*"))
+
+
+def test_cli_folder_formats_crf_and_range(
+    clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Folder in, folder out in each format; --crf trades size for quality; --start/--end cut every video."""
+    monkeypatch.setattr(bv, "make_renderer", lambda *a, **k: Flickery())
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.mp4").write_bytes(clip.read_bytes())
+    make_clip(folder / "b.mp4", n=8, audio=False)
+    for fmt in ("webm", "gif"):
+        out = tmp_path / fmt
+        assert main(["video", str(folder), "builtin:3", "-o", str(out), "--quiet", "--format", fmt]) == 0
+        assert sorted(p.name for p in out.iterdir()) == [f"a.{fmt}", f"b.{fmt}"]
+        assert io.probe_video(out / f"a.{fmt}").audio == ("opus" if fmt == "webm" else None)
+    sizes = {}
+    for crf in (10, 40):
+        out = tmp_path / f"crf{crf}"
+        argv = ["video", str(folder), "builtin:3", "-o", str(out), "--quiet", "--crf", str(crf)]
+        assert main([*argv, "--start", "0.25", "--end", "0.5"]) == 0
+        assert [len(list(io.read_video(out / n))) for n in ("a.mp4", "b.mp4")] == [3, 3]
+        sizes[crf] = (out / "a.mp4").stat().st_size
+    assert sizes[40] < sizes[10]
+    capsys.readouterr()
+    assert main(["video", str(clip), "builtin:3", "-o", str(tmp_path / "x.mp4"), "--crf", "52"]) == 2
+    assert "--crf" in capsys.readouterr().err
