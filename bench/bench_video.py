@@ -216,6 +216,7 @@ def main() -> None:
     ap.add_argument("--style", type=int, default=7, help="built-in style index for both tools")
     ap.add_argument("--no-peer", action="store_true")
     ap.add_argument("--no-microast", action="store_true", help="skip the microast runs")
+    ap.add_argument("--no-fast", action="store_true", help="skip the fast-path runs")
     ap.add_argument("--no-ablation", action="store_true")
     ap.add_argument("--feed", action="store_true", help="also run with the warped previous result fed to the network")
     ap.add_argument("--optimize", action="store_true", help="also compare --method optimize on a short clip")
@@ -239,10 +240,10 @@ def main() -> None:
     results: dict[str, dict] = {}
 
     # (name, tool, keywords): the fast path and the peer first (the goals), microast last
-    runs: list[tuple[str, str, dict]] = [
-        ("brushwork c=0 (frame by frame)", "ours", dict(consistency=0.0)),
-        (f"brushwork c={bv.CONSISTENCY} (default)", "ours", dict(consistency=bv.CONSISTENCY)),
-    ]
+    runs: list[tuple[str, str, dict]] = []
+    if not args.no_fast:
+        runs.append(("brushwork c=0 (frame by frame)", "ours", dict(consistency=0.0)))
+        runs.append((f"brushwork c={bv.CONSISTENCY} (default)", "ours", dict(consistency=bv.CONSISTENCY)))
     if args.feed:
         runs.append((f"brushwork c={bv.CONSISTENCY} + feed 0.3", "ours", dict(consistency=bv.CONSISTENCY, feed=0.3)))
     if not args.no_peer:
@@ -287,23 +288,25 @@ def main() -> None:
     def ratio(a: dict, b: dict, key: str = "warping_error_median") -> float:
         return a[key] / b[key]
 
-    base = results["brushwork c=0 (frame by frame)"]
-    default = results[f"brushwork c={bv.CONSISTENCY} (default)"]
+    base = results.get("brushwork c=0 (frame by frame)")
+    default = results.get(f"brushwork c={bv.CONSISTENCY} (default)")
+    mb, md = results.get("microast c=0 (frame by frame)"), results.get(f"microast c={bv.CONSISTENCY} (default)")
+    p0, p5 = results.get("peer --smooth 0.0"), results.get("peer --smooth 0.5")
     print()
-    detail = ratio(default, base, "detail")
-    print(f"default / frame by frame: warping error x{ratio(default, base):.2f}, detail x{detail:.2f}")
-    if not args.no_microast:
-        mb, md = results["microast c=0 (frame by frame)"], results[f"microast c={bv.CONSISTENCY} (default)"]
+    if base and default:
+        detail = ratio(default, base, "detail")
+        print(f"default / frame by frame: warping error x{ratio(default, base):.2f}, detail x{detail:.2f}")
+    if mb and md:
         print(f"microast default / frame by frame: warping error x{ratio(md, mb):.2f}, "
               f"detail x{ratio(md, mb, 'detail'):.2f}")  # fmt: skip
-    if not args.no_peer:
-        p0, p5 = results["peer --smooth 0.0"], results["peer --smooth 0.5"]
+    if p0 and p5:
+        kept = ratio(p5, p0, "detail")
+        print(f"peer smooth 0.5 / peer smooth 0: warping error x{ratio(p5, p0):.2f}, detail x{kept:.2f}")
+    if default and p5:
         print(f"default / peer smooth 0.5: warping error x{ratio(default, p5):.2f}")
-        detail = ratio(p5, p0, "detail")
-        print(f"peer smooth 0.5 / peer smooth 0: warping error x{ratio(p5, p0):.2f}, detail x{detail:.2f}")
-        print(f"fps, default / peer frame by frame: x{ratio(default, p0, 'fps'):.2f}")
-        if not args.no_microast:
-            print(f"fps, microast default / peer frame by frame: x{ratio(md, p0, 'fps'):.2f}")
+    for name, run in (("default", default), ("microast default", md)):
+        if run and p0:
+            print(f"fps, {name} / peer frame by frame: x{ratio(run, p0, 'fps'):.2f}")
 
     if not args.no_ablation:  # flow size: 1 s clip (fast motion), flow at full size and reduced
         short = args.work / "clip_1s.mp4"
