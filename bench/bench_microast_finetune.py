@@ -1,18 +1,20 @@
 """Does fine-tuning MicroAST on a folder of paintings render *held-back* paintings of that folder better?
 
     flock /work/notes/bench.lock python bench/bench_microast_finetune.py [--group wikiart-sample] [--hold 0.33]
-        [--steps 150] [--minutes 13] [--crop 160] [--batch-size 4] [--lr 2e-4] [--photos 8] [--out DIR]
+        [--steps 100] [--minutes 13] [--crop 128] [--batch-size 4] [--lr LR] [--style-weight W] [--photos 4]
+        [--compare 5] [--out DIR]
 
 The paintings of one group of the corpus (file names starting with ``--group``; ``all`` = every painting) are
 split at random (seeded) into a training part and a held-back part (``--hold``); the corpus photos likewise into
 training photos and ``--photos`` evaluation photos. ``brushwork train decoder --arch microast`` (the API call
 behind it) fine-tunes the shipped MicroAST on the training part for ``--steps`` steps or ``--minutes`` minutes,
-whichever comes first. Then every evaluation photo is stylized with every held-back painting (and, for
-comparison, every training painting) by the shipped and by the fine-tuned model through
+whichever comes first. Then every evaluation photo is stylized with every held-back painting by the shipped and by the fine-tuned model through
 ``brushwork.api.stylize(..., method="microast", decoder=FILE)``, and :class:`brushwork.evaluate.Evaluator` scores
 each result. Prints the means of each metric for both models, their ratio, and the share of pairs where the
-fine-tuned model is better. Needs ``/work/shared/corpus`` (or ``--corpus``); writes only under ``--out``
-(default: a temporary folder), never into the repository.
+fine-tuned model is better; ``--compare`` training paintings are scored the same way, to tell fitting from
+generalising. ``--lr`` and ``--style-weight`` default to the training's (``ARCH_DEFAULTS["microast"]``).
+Needs ``/work/shared/corpus`` (or ``--corpus``); writes only under ``--out`` (default: a temporary folder), never
+into the repository.
 """
 
 from __future__ import annotations
@@ -80,13 +82,14 @@ def main() -> None:
     ap.add_argument("--corpus", default="/work/shared/corpus")
     ap.add_argument("--group", default="wikiart-sample", help="file-name prefix of the paintings; all = every one")
     ap.add_argument("--hold", type=float, default=0.33, help="share of the group's paintings held back")
-    ap.add_argument("--photos", type=int, default=8, help="photos held back for the evaluation")
-    ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--photos", type=int, default=4, help="photos held back for the evaluation")
+    ap.add_argument("--compare", type=int, default=5, help="training paintings scored too")
+    ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--minutes", type=float, default=13.0, help="stop training after this long")
-    ap.add_argument("--crop", type=int, default=160)
+    ap.add_argument("--crop", type=int, default=128)
     ap.add_argument("--batch-size", type=int, default=4)
-    ap.add_argument("--lr", type=float, default=2e-4)
-    ap.add_argument("--style-weight", type=float, default=None, help="default: the training config's")
+    ap.add_argument("--lr", type=float, default=None, help="default: the training's")
+    ap.add_argument("--style-weight", type=float, default=None, help="default: the training's")
     ap.add_argument("--encoder", default="", help="loss network (default: auto)")
     ap.add_argument("--size", type=int, default=384, help="longer side of the evaluated renderings")
     ap.add_argument("--threads", type=int, default=0)
@@ -107,11 +110,11 @@ def main() -> None:
     print(f"group {args.group!r}: {len(train_styles)} training paintings, {len(held_styles)} held back; "
           f"{len(train_photos)} training photos, {len(eval_photos)} evaluation photos; run folder {root}")  # fmt: skip
 
-    extra = {} if args.style_weight is None else {"style_weight": args.style_weight}
+    extra = {k: getattr(args, k) for k in ("lr", "style_weight") if getattr(args, k) is not None}
     t0 = time.time()
     model = train_decoder(
         arch="microast", content=str(photo_dir), style=str(style_dir), out=str(root / "run"), encoder=args.encoder,
-        steps=args.steps, time_limit=args.minutes, batch_size=args.batch_size, crop=args.crop, lr=args.lr,
+        steps=args.steps, time_limit=args.minutes, batch_size=args.batch_size, crop=args.crop,
         save_every=max(args.steps // 3, 1), val_every=args.steps, log_every=5, seed=args.seed, device="cpu",
         threads=args.threads, **extra,
     )  # fmt: skip
@@ -119,12 +122,14 @@ def main() -> None:
     import json
 
     conf = json.loads(model.with_suffix(".json").read_text())
+    lr, sw = conf["train"]["lr"], conf["train"]["style_weight"]
     print(f"trained {conf['trained']['steps']} steps in {train_s / 60:.1f} min (loss net {conf['loss_net']}, "
+          f"lr {lr:g}, style weight {sw:g}, crop {args.crop}, batch {args.batch_size}, "
           f"final losses {conf['trained']['final_losses']}); model {model}")  # fmt: skip
 
     photos_rgb = [io.load_image(p).rgb for p in eval_photos]
     held_rgb = [io.load_image(p).rgb for p in held_styles]
-    train_rgb = [io.load_image(p).rgb for p in train_styles[: len(held_styles)]]
+    train_rgb = [io.load_image(p).rgb for p in train_styles[: args.compare]]
     ev = evaluate.Evaluator(size=args.size, metrics=METRICS)
     t1 = time.time()
     base_held = _score(None, photos_rgb, held_rgb, ev, args.size)

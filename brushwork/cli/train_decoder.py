@@ -58,14 +58,16 @@ _FLAGS: list[tuple[str, str, str]] = [
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
-    from brushwork.train.decoder import DecoderTrainConfig
+    from brushwork.train.decoder import ARCH_DEFAULTS, DecoderTrainConfig
 
     defaults = DecoderTrainConfig()
     for flag, field, text in _FLAGS:
         default = getattr(defaults, field)
-        kind = type(default)
+        kind = float if default is None else type(default)
         metavar = field.upper() if kind is str else None
         required = field in ("content", "style")
+        if default is None:  # the arch's default
+            text += f" (default: {', '.join(f'{v[field]:g} for {a}' for a, v in ARCH_DEFAULTS.items())})"
         p.add_argument(
             flag,
             dest=field,
@@ -73,7 +75,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
             default=None if required else default,
             required=required,
             metavar=metavar,
-            help=text if required or default == "" else f"{text} (default: {default})",
+            help=text if required or default in ("", None) else f"{text} (default: {default})",
         )
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     p.add_argument(

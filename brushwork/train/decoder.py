@@ -32,7 +32,7 @@ import os
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,12 @@ from brushwork.transforms import adaptive_instance_normalization, calc_mean_std
 
 LOSS_NAMES = ("loss", "rec_pix", "rec_feat", "content", "style")  # the autoencoder's (log.csv's columns)
 ARCHS = ("autoencoder", "microast")
+# the defaults that differ between the archs: a decoder trained from scratch, a pretrained MicroAST fine-tuned
+# (at 1e-4 Adam's first steps throw MicroAST's small weights far off, docs/microast.md)
+ARCH_DEFAULTS: dict[str, dict[str, float]] = {
+    "autoencoder": {"lr": 1e-4, "style_weight": 10.0},
+    "microast": {"lr": 2e-5, "style_weight": 50.0},
+}
 
 
 @dataclass
@@ -69,10 +75,10 @@ class DecoderTrainConfig:
     batch_size: int = 8
     crop: int = 256  # random square crops of this size …
     max_scale: float = 2.0  # … after resizing the shorter side to a random size in [crop, max_scale·crop]
-    lr: float = 1e-4
+    lr: float | None = None  # Adam's learning rate; None: the arch's default (ARCH_DEFAULTS)
     lr_decay: float = 5e-5
     content_weight: float = 1.0
-    style_weight: float = 10.0
+    style_weight: float | None = None  # None: the arch's default (ARCH_DEFAULTS)
     rec_weight: float = 1.0
     rec_feat_weight: float = 1.0
     contrast_weight: float = 1.0  # microast: the style-signal contrastive term
@@ -88,6 +94,12 @@ class DecoderTrainConfig:
     threads: int = 0  # torch CPU threads per process (0: torch's default)
     time_limit: float = 0.0  # minutes; stop (with a checkpoint) after this long, 0 = no limit
     strict: bool = False  # refuse the run when any image is unusable (default: skip it with a warning)
+
+
+def resolve_defaults(config: DecoderTrainConfig) -> DecoderTrainConfig:
+    """``config`` with its unset (None) fields given their arch's default (:data:`ARCH_DEFAULTS`)."""
+    table = ARCH_DEFAULTS.get(config.arch, ARCH_DEFAULTS["autoencoder"])
+    return replace(config, **{k: v for k, v in table.items() if getattr(config, k) is None})
 
 
 # -- data ----------------------------------------------------------------------------------------------------
@@ -176,6 +188,7 @@ def decoder_losses(
         gm, gs = calc_mean_std(of[name][n:].float())
         sm, ss = calc_mean_std(sf[name].float())
         style_loss = style_loss + F.mse_loss(gm, sm) + F.mse_loss(gs, ss)
+    config = resolve_defaults(config)
     total = (
         config.rec_weight * rec_pix
         + config.rec_feat_weight * rec_feat
@@ -360,7 +373,7 @@ def train_decoder(
     from brushwork.io import check_output_folder, list_images, same_file, usable_images
     from brushwork.methods.autoencoder import ENCODERS, _backbone_names
 
-    config = DecoderTrainConfig(**{**asdict(config or DecoderTrainConfig()), **overrides})
+    config = resolve_defaults(DecoderTrainConfig(**{**asdict(config or DecoderTrainConfig()), **overrides}))
     check_config(config)
     if config.arch == "microast":
         from brushwork.train.microast import choose_loss_net

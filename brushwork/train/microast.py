@@ -139,7 +139,9 @@ def build_trainer(config: Any, device: torch.device) -> tuple[MicroastTrainer, s
     """The trainer for a :class:`brushwork.train.decoder.DecoderTrainConfig` with ``arch="microast"`` and the
     resolved loss network's name."""
     from brushwork.nets.backbone import build_backbone
+    from brushwork.train.decoder import resolve_defaults
 
+    config = resolve_defaults(config)
     loss_name = choose_loss_net(config.encoder or "auto", config.encoder_weights)
     weights = "imagenet" if config.encoder_weights == "pretrained" else config.encoder_weights
     lossnet = build_backbone(loss_name, weights, device=device, seed=config.seed)
