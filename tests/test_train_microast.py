@@ -84,6 +84,22 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch(data: tuple[Path, Path]) ->
     assert all(p.grad is None for p in trainer.lossnet.parameters())  # the loss network stays frozen
 
 
+def test_vgg19_losses_and_the_auto_loss_network(tmp_path: Path) -> None:
+    from brushwork.train.decoder import DecoderTrainConfig
+    from brushwork.train.microast import build_trainer, choose_loss_net
+
+    assert choose_loss_net("auto", "imagenet") == "mobilenet"  # no VGG-19 weights in the test's model store
+    assert choose_loss_net("auto", str(tmp_path / "vgg19.pth")) == "vgg19"  # a weights file: VGG
+    config = DecoderTrainConfig(arch="microast", encoder="vgg19", encoder_weights="random", init="random")
+    trainer, loss_net = build_trainer(config, torch.device("cpu"))
+    assert loss_net == "vgg19" and trainer.style_layers == ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+    torch.manual_seed(0)
+    terms = trainer(torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32))
+    terms["loss"].backward()
+    assert all(np.isfinite(float(v.detach())) for v in terms.values())
+    assert all(p.grad is not None for p in trainer.net.parameters())  # every part of MicroAST gets gradients
+
+
 def test_a_run_writes_its_files_and_a_microast_model(trained: Path) -> None:
     run = trained.parent
     for name in ("loss.png", "val/step-0000003.png", "decoder.json", "log.csv"):

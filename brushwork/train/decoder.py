@@ -53,7 +53,7 @@ ARCHS = ("autoencoder", "microast")
 # (at 1e-4 Adam's first steps throw MicroAST's small weights far off, docs/microast.md)
 ARCH_DEFAULTS: dict[str, dict[str, float]] = {
     "autoencoder": {"lr": 1e-4, "style_weight": 10.0},
-    "microast": {"lr": 2e-5, "style_weight": 50.0},
+    "microast": {"lr": 5e-5, "style_weight": 50.0},
 }
 
 
