@@ -8,7 +8,8 @@ The paintings of one group of the corpus (file names starting with ``--group``; 
 split at random (seeded) into a training part and a held-back part (``--hold``); the corpus photos likewise into
 training photos and ``--photos`` evaluation photos. ``brushwork train decoder --arch microast`` (the API call
 behind it) fine-tunes the shipped MicroAST on the training part for ``--steps`` steps or ``--minutes`` minutes,
-whichever comes first. Then every evaluation photo is stylized with every held-back painting by the shipped and by the fine-tuned model through
+whichever comes first (``--reuse``: evaluate the model an earlier run left in ``--out``). Then every evaluation
+photo is stylized with every held-back painting by the shipped and by the fine-tuned model through
 ``brushwork.api.stylize(..., method="microast", decoder=FILE)``, and :class:`brushwork.evaluate.Evaluator` scores
 each result. Prints the means of each metric for both models, their ratio, and the share of pairs where the
 fine-tuned model is better; ``--compare`` training paintings are scored the same way, to tell fitting from
@@ -43,7 +44,9 @@ def _split(items: list[Path], hold: float | int, seed: int) -> tuple[list[Path],
     return items[n:], items[:n]
 
 
-def _link(files: list[Path], folder: Path) -> Path:
+def _link(files: list[Path], folder: Path, reuse: bool = False) -> Path:
+    if reuse:
+        return folder
     folder.mkdir(parents=True, exist_ok=True)
     for f in files:
         (folder / f.name).symlink_to(f.resolve())
@@ -95,6 +98,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="", help="run folder (default: a temporary one)")
+    ap.add_argument("--reuse", action="store_true", help="evaluate the model already trained in --out")
     args = ap.parse_args()
 
     corpus = Path(args.corpus)
@@ -105,14 +109,16 @@ def main() -> None:
     train_styles, held_styles = _split(paintings, args.hold, args.seed)
     train_photos, eval_photos = _split(photos, args.photos, args.seed + 1)
     root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="microast-finetune-"))
-    style_dir = _link(train_styles, root / "data" / "styles")
-    photo_dir = _link(train_photos, root / "data" / "photos")
+    reuse = args.reuse and (root / "run" / "decoder.safetensors").is_file()
+    style_dir = _link(train_styles, root / "data" / "styles", reuse)
+    photo_dir = _link(train_photos, root / "data" / "photos", reuse)
     print(f"group {args.group!r}: {len(train_styles)} training paintings, {len(held_styles)} held back; "
           f"{len(train_photos)} training photos, {len(eval_photos)} evaluation photos; run folder {root}")  # fmt: skip
 
     extra = {k: getattr(args, k) for k in ("lr", "style_weight") if getattr(args, k) is not None}
     t0 = time.time()
-    model = train_decoder(
+    model = root / "run" / "decoder.safetensors"
+    model = model if reuse else train_decoder(
         arch="microast", content=str(photo_dir), style=str(style_dir), out=str(root / "run"), encoder=args.encoder,
         steps=args.steps, time_limit=args.minutes, batch_size=args.batch_size, crop=args.crop,
         save_every=max(args.steps // 3, 1), val_every=args.steps, log_every=5, seed=args.seed, device="cpu",

@@ -201,3 +201,33 @@ def test_bad_input_is_one_line_and_exit_code_2(
     assert main(["stylize", photo, style, "--method", "adain", "--decoder", str(trained), "-o", str(result)]) == 2
     _one_line_error(capsys, "--method microast")
     assert not result.exists()
+
+
+@pytest.mark.slow
+def test_torchrun_two_gloo_processes(data: tuple[Path, Path], tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = tmp_path / "ddp"
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
+        "--master_addr", "127.0.0.1", "--master_port", str(port),
+        "-m", "brushwork.cli.train_decoder", "--arch", "microast", "--content", str(data[0]), "--style", str(data[1]),
+        "--out", str(out), "--encoder", "mobilenet", "--encoder-weights", "random", "--steps", "2",
+        "--batch-size", "2", "--crop", "32", "--save-every", "1", "--val-every", "2", "--val-count", "1",
+        "--device", "cpu", "--threads", "1", "--quiet",
+    ]  # fmt: skip
+    root = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=root)
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("decoder written to") == 1  # only rank 0 reports
+    conf = json.loads((out / "decoder.json").read_text())
+    assert conf["format"] == "brushwork-microast"
+    assert conf["trained"]["world_size"] == 2 and conf["trained"]["steps"] == 2
+    assert checkpoint.load(out).step == 2 and (out / "val" / "step-0000002.png").is_file()
