@@ -81,7 +81,7 @@ def connect(address: str | None = None) -> Iterator[Any]:
         return
     try:
         if address in (None, "", "local"):
-            ray.init(include_dashboard=False, **kwargs)
+            ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", **kwargs)  # this machine only
         else:
             ray.init(address=address, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -271,9 +271,14 @@ class Stylizer:
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def _threads(cpus: float) -> int:
+    """A worker's compute threads: the whole CPUs Ray gave it (at least one)."""
+    return max(1, math.floor(cpus))
+
+
 def _spawner(ray: Any, worker_cpus: float, worker_gpus: float, *args: Any) -> Callable[[], Any]:
     remote = ray.remote(Stylizer).options(num_cpus=worker_cpus, num_gpus=worker_gpus, max_restarts=0)
-    threads = max(1, math.floor(worker_cpus)) if worker_cpus >= 1 else 1
+    threads = _threads(worker_cpus)
 
     def spawn() -> Any:
         return remote.remote(*args, threads=threads)
@@ -352,6 +357,82 @@ def stylize_images(
     for r in records:
         r["seconds"] = round(seconds / max(1, len(pairs)), 4)  # the job's mean: photos render concurrently
     return records
+
+
+# ---------------------------------------------------------------------------------------------- eval
+
+
+class Measurer:
+    """One Ray actor of ``brushwork eval --ray``: the methods (warmed once each) and the metric networks."""
+
+    def __init__(
+        self, options: dict[str, dict[str, Any]], max_size: int, device: str, metric_size: int, threads: int = 0
+    ) -> None:
+        if threads:
+            os.environ["BRUSHWORK_THREADS"] = str(threads)
+        from brushwork.cli.evaluate import Runner, make_evaluator
+
+        self.runner = Runner(options, max_size, device)
+        self.evaluator = make_evaluator(device, metric_size)
+        self.max_size = max_size
+        self.folder = Path(tempfile.mkdtemp(prefix="brushwork-eval-"))
+
+    def _file(self, kind: str, name: str, data: bytes) -> Path:
+        path = self.folder / kind / name  # the original name: the runner's caches and warm-up key on it
+        if not path.is_file():
+            path.parent.mkdir(exist_ok=True)
+            path.write_bytes(data)
+        return path
+
+    def run(self, items: list[tuple[str, str, bytes, str, bytes]]) -> list[tuple[Any, Any, dict[str, float]]]:
+        """``(method, photo name, photo bytes, style name, style bytes)`` -> (result, cost, metrics) each."""
+        from brushwork import io
+
+        results = []
+        for method, photo_name, photo_data, style_name, style_data in items:
+            photo = self._file("photos", photo_name, photo_data)
+            style = self._file("styles", style_name, style_data)
+            rgb, cost = self.runner.run(method, photo, style)
+            reference = [io.resize_to_max(io.load_image(p).rgb, self.max_size) for p in (photo, style)]
+            results.append((rgb, cost, self.evaluator(rgb, *reference)))
+        return results
+
+    def __del__(self) -> None:
+        folder = getattr(self, "folder", None)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def evaluate_pairs(
+    tasks: Sequence[tuple[int, str, Path, Path]],
+    options: dict[str, dict[str, Any]],
+    max_size: int,
+    device: str,
+    metric_size: int,
+    settings: Settings,
+    done: Callable[[tuple[int, str, Path, Path], Any, Any, dict[str, float]], None],
+) -> None:
+    """``brushwork eval`` on the cluster: each ``(row, method, photo, style)`` task runs on a worker, and
+    ``done(task, result, cost, metrics)`` gets its result on the driver (which writes the report). Costs are each
+    worker's own (workers share their machines, so times are longer than one process's)."""
+    with connect(settings.address) as ray:
+        slots = _worker_slots(ray, settings.workers, settings.worker_cpus)
+        remote = ray.remote(Measurer).options(
+            num_cpus=settings.worker_cpus, num_gpus=settings.worker_gpus, max_restarts=0
+        )
+        batches = [list(tasks[i : i + settings.batch]) for i in range(0, len(tasks), settings.batch)]
+
+        def submit(actor: Any, batch: list[tuple[int, str, Path, Path]]) -> Any:
+            items = [(m, photo.name, _blob(photo)[1], style.name, _blob(style)[1]) for _, m, photo, style in batch]
+            return actor.run.remote(items)
+
+        def handle(batch: list[tuple[int, str, Path, Path]], results: list[tuple[Any, Any, dict[str, float]]]) -> None:
+            for task, (rgb, cost, metrics) in zip(batch, results, strict=True):
+                done(task, rgb, cost, metrics)
+
+        threads = _threads(settings.worker_cpus)
+        spawn = lambda: remote.remote(options, max_size, device, metric_size, threads)  # noqa: E731
+        run_pool(ray, spawn, slots, batches, submit, handle)
 
 
 # ------------------------------------------------------------------------------------------------ videos

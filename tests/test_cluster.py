@@ -310,3 +310,37 @@ def test_video_in_segments_keeps_frames_audio_and_smooth_seams(connected: str, t
     inside = np.delete(per_pair, seams)
     assert per_pair[seams].max() <= inside.max()
     assert per_pair[seams].mean() <= 1.25 * inside.mean()
+
+
+@pytest.mark.slow
+@needs_ray
+def test_eval_on_the_cluster_measures_what_one_process_measures(
+    connected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from brushwork import samples
+
+    content, styles = tmp_path / "content", tmp_path / "styles"
+    content.mkdir()
+    styles.mkdir()
+    io.save_image(io.resize_to_max(io.load_image(samples.SAMPLE_PHOTO).rgb, 96), content / "photo.png")
+    for k in (1, 4):
+        io.save_image(np.asarray(io.load_image(samples.SAMPLE_STYLE).rgb)[::k, ::k][:96, :96], styles / f"s{k}.png")
+    common = ["--content", str(content), "--styles", str(styles), "--methods", "fast", "--max-size", "96"]
+    common += ["--metric-size", "96", "--set", "runtime=onnxruntime", "-q"]
+    assert main(["eval", *common, "--out", str(tmp_path / "one")]) == 0
+    assert main(["eval", *common, "--out", str(tmp_path / "ray"), "--ray", connected]) == 0
+    assert "evaluated 2 pairs × 1 methods (0 reused)" in capsys.readouterr().out
+
+    def table(name: str) -> list[dict[str, str]]:
+        rows = [line.split(",") for line in (tmp_path / name / "results.csv").read_text().splitlines()]
+        return [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
+
+    for ours, theirs in zip(table("ray"), table("one"), strict=True):
+        assert [ours[k] for k in ("method", "photo", "style", "output", "width", "height")] == [
+            theirs[k] for k in ("method", "photo", "style", "output", "width", "height")
+        ]
+        for k in ("ssim", "edges", "content", "style_code", "mean_std", "gram", "color_style", "color_photo"):
+            # the metric networks run with the worker's thread count: the last digits may differ
+            assert float(ours[k]) == pytest.approx(float(theirs[k]), rel=1e-4, abs=1e-4), k
+    for out in ("outputs/fast/photo__s1.jpg", "outputs/fast/photo__s4.jpg"):
+        assert (tmp_path / "ray" / out).read_bytes() == (tmp_path / "one" / out).read_bytes()
