@@ -291,15 +291,22 @@ def _clip(path: Path) -> Path:
 
 @pytest.mark.slow
 @needs_ray
-def test_video_in_segments_keeps_frames_audio_and_smooth_seams(connected: str, tmp_path: Path) -> None:
+def test_video_in_segments_resumes_keeps_frames_audio_and_smooth_seams(connected: str, tmp_path: Path) -> None:
     pytest.importorskip("av")
     clip = _clip(tmp_path / "clip.mp4")
     times, keys = cluster.frame_times(clip)
     assert len(times) == N and [i for i, k in enumerate(keys) if k] == list(range(0, N, GOP))
     out = tmp_path / "out.mp4"
     settings = cluster.Settings(address=connected, workers=2)
-    (record,) = cluster.stylize_videos([(clip, out)], [STYLE], segment_frames=GOP, settings=settings)
-    assert record["segments"] == N // GOP and record["frames"] == N
+
+    def interrupt(event: object) -> None:  # Ctrl-C once the first segment is in
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cluster.stylize_videos([(clip, out)], [STYLE], segment_frames=GOP, settings=settings, progress=interrupt)
+    assert not out.exists() and len(list(tmp_path.glob(".out.mp4.brushwork-segments/segment*.json"))) == 1
+    (record,) = cluster.stylize_videos([(clip, out)], [STYLE], segment_frames=GOP, settings=settings, resume=True)
+    assert record["segments"] == N // GOP and record["frames"] == N and record["resumed_frames"] == GOP
     info = io.probe_video(out)
     assert info.frames == N and info.audio == "aac" and abs(info.duration - N / FPS) < 0.1
     assert not list(tmp_path.glob(".*"))  # the segment cache and temporary files are gone
