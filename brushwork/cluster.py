@@ -79,6 +79,8 @@ def connect(address: str | None = None) -> Iterator[Any]:
     if ray.is_initialized():  # a caller (a test, a notebook) already holds a connection: use it as it is
         yield ray
         return
+    if address not in (None, "", "local", "auto") and not str(address).startswith("ray://"):
+        _reachable(str(address))
     try:
         if address in (None, "", "local"):
             ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", **kwargs)  # this machine only
@@ -91,6 +93,18 @@ def connect(address: str | None = None) -> Iterator[Any]:
         yield ray
     finally:
         ray.shutdown()
+
+
+def _reachable(address: str, timeout: float = 10.0) -> None:
+    """ClusterError at once when nothing listens at ``host:port`` (Ray itself would retry for minutes)."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ClusterError(f"--ray {address}: give the cluster's address as host:port, auto or ray://host:port")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        reason = (getattr(exc, "strerror", None) or str(exc) or type(exc).__name__).lower()
+        raise ClusterError(f"cannot reach the Ray cluster at {address}: {reason}") from None
 
 
 def _worker_slots(ray: Any, workers: int | None, cpus: float) -> int:

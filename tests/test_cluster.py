@@ -194,6 +194,17 @@ def test_without_ray_one_line_and_exit_2(
     assert not (tmp_path / "out").exists()
 
 
+@needs_ray
+def test_unreachable_cluster_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "in").mkdir()
+    io.save_image(np.full((H, W, 3), 0.5, np.float32), tmp_path / "in" / "a.png")
+    port = _free_port()  # nothing listens there
+    assert main(["stylize", str(tmp_path / "in"), STYLE, "-o", str(tmp_path / "out"), "--ray", f"127.0.0.1:{port}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"brushwork: error: cannot reach the Ray cluster at 127.0.0.1:{port}: connection refused"]
+    assert not list((tmp_path / "out").iterdir())
+
+
 @pytest.mark.slow
 @needs_ray
 def test_folder_on_the_cluster_matches_one_process(address: str, photos: tuple[Path, Path], tmp_path: Path) -> None:
