@@ -199,7 +199,8 @@ def test_unreachable_cluster_one_line_and_exit_2(tmp_path: Path, capsys: pytest.
     (tmp_path / "in").mkdir()
     io.save_image(np.full((H, W, 3), 0.5, np.float32), tmp_path / "in" / "a.png")
     port = _free_port()  # nothing listens there
-    assert main(["stylize", str(tmp_path / "in"), STYLE, "-o", str(tmp_path / "out"), "--ray", f"127.0.0.1:{port}"]) == 2
+    args = ["stylize", str(tmp_path / "in"), STYLE, "-o", str(tmp_path / "out"), "--ray", f"127.0.0.1:{port}"]
+    assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"brushwork: error: cannot reach the Ray cluster at 127.0.0.1:{port}: connection refused"]
     assert not list((tmp_path / "out").iterdir())
