@@ -347,7 +347,7 @@ def test_eval_on_the_cluster_measures_what_one_process_measures(
     common = ["--content", str(content), "--styles", str(styles), "--methods", "fast", "--max-size", "96"]
     common += ["--metric-size", "96", "--set", "runtime=onnxruntime", "-q"]
     assert main(["eval", *common, "--out", str(tmp_path / "one")]) == 0
-    assert main(["eval", *common, "--out", str(tmp_path / "ray"), "--ray", connected]) == 0
+    assert main(["eval", *common, "--out", str(tmp_path / "ray"), "--ray", connected, "--workers", "1"]) == 0
     assert "evaluated 2 pairs × 1 methods (0 reused)" in capsys.readouterr().out
 
     def table(name: str) -> list[dict[str, str]]:
