@@ -3,13 +3,13 @@
     python bench/bench_ray.py [--images 200] [--width 1024 --height 768] [--repeats 3] [--workers 1 2]
 
 Makes ``--images`` photos (crops of the sample photo, each shifted and tinted so that no two are alike) and
-stylizes them with ``builtin:5`` (fast method, default runtime) three ways, each timed as a whole job from the
-list of files to the last output written:
+stylizes them with ``builtin:5`` (fast method, default runtime), each job a fresh command, timed as a whole:
 
-  * one process: the same code as ``brushwork stylize DIR`` (a renderer made once, then every photo in turn);
-  * Ray with N workers (actors) for each N of ``--workers``, each with cores / N CPUs and as many threads, on a
-    local Ray runtime started once before the timed runs (its start is printed apart: on a cluster it is already
-    running). A job's time includes making its workers and loading their networks, as a user's run does.
+  * one process: ``brushwork stylize DIR builtin:5 -o OUT``;
+  * Ray with N workers for each N of ``--workers``: the same command with ``--ray ADDRESS --workers N
+    --worker-cpus cores/N``, joining a local Ray runtime that this script starts once before the timed runs (its
+    start is printed apart: on a cluster it is already running). A job's time includes the driver joining the
+    cluster, making its workers and loading their networks, as a user's run does.
 
 Prints the median time and images/s of each, the ratio to one process, and the overhead of one worker
 (acceptance: at most 10 %). Runs alternate between the kinds, so that a change in the machine's load falls on all.
@@ -21,6 +21,8 @@ import argparse
 import os
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -43,19 +45,15 @@ def make_photos(folder: Path, n: int, width: int, height: int) -> None:
         io.save_image(np.clip(big[y : y + height, x : x + width] * tint, 0, 1), folder / f"photo{i:04d}.jpg")
 
 
-def single(pairs: list[tuple[Path, Path]], style: str) -> None:
-    from brushwork import api, io
-
-    render = api.renderer([style])
-    for src, dst in pairs:
-        picture = render.render_picture(src)
-        io.save_image(picture, dst, alpha=picture.alpha)
-
-
-def on_ray(pairs: list[tuple[Path, Path]], style: str, workers: int, cpus: float) -> None:
-    from brushwork import cluster
-
-    cluster.stylize_images(pairs, [style], settings=cluster.Settings(workers=workers, worker_cpus=cpus))
+def job(photos: Path, out: Path, style: str, *ray: str) -> float:
+    """Seconds of one ``brushwork stylize`` command, from start to exit."""
+    cmd = [sys.executable, "-m", "brushwork", "stylize", str(photos), style, "-o", str(out), "-q", *ray]
+    t = time.perf_counter()
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    seconds = time.perf_counter() - t
+    if run.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{run.stderr[-2000:]}")
+    return seconds
 
 
 def main() -> None:
@@ -86,22 +84,28 @@ def main() -> None:
             _node_ip_address="127.0.0.1",
         )
         start = time.perf_counter() - t
-        kinds: dict[str, object] = {"one process": lambda pairs: single(pairs, style)}
+        address = ray.get_runtime_context().gcs_address
+        kinds: dict[str, list[str]] = {"one process": []}
         for n in args.workers:
-            kinds[f"Ray, {n} worker{'s' if n > 1 else ''}"] = lambda pairs, n=n: on_ray(
-                pairs, style, n, max(1.0, args.cpus / n)
-            )
+            cpus = f"{max(1.0, args.cpus / n):g}"
+            kinds[f"Ray, {n} worker{'s' if n > 1 else ''}"] = [
+                "--ray",
+                address,
+                "--workers",
+                str(n),
+                "--worker-cpus",
+                cpus,
+            ]
         times: dict[str, list[float]] = {k: [] for k in kinds}
-        single(list(zip(sources[:1], [root / "warm.png"], strict=True)), style)  # the network's export, once
+        warm = root / "warm"
+        warm.mkdir()
+        shutil.copy(sources[0], warm)
+        job(warm, root / "warm-out", style)  # the network's ONNX export, once: no timed job pays it
         for _ in range(args.repeats):
-            for name, job in kinds.items():
+            for name, flags in kinds.items():
                 out = root / "out"
                 shutil.rmtree(out, ignore_errors=True)
-                out.mkdir()
-                pairs = [(p, out / f"{p.stem}.png") for p in sources]
-                t = time.perf_counter()
-                job(pairs)  # type: ignore[operator]
-                times[name].append(time.perf_counter() - t)
+                times[name].append(job(photos, out, style, *flags))
                 assert len(list(out.iterdir())) == len(sources)
         ray.shutdown()
         print(f"{args.images} photos {args.width}×{args.height}, fast method ({style}), {args.cpus} CPUs, "
