@@ -28,3 +28,7 @@ class DeviceError(BrushworkError):
 class BrushworkWarning(UserWarning):
     """Something a run skipped or changed for the user's sake (an unreadable file in a folder, sub-folders not
     read); the CLI prints each as one ``brushwork: warning: …`` line."""
+
+
+class ClusterError(BrushworkError):
+    """Ray is missing, the cluster cannot be reached, or its workers keep failing."""

@@ -314,6 +314,44 @@ class OptimizeFrames:
         return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
+def stylize_frame(
+    frame: np.ndarray,
+    motion: Motion | None,
+    state: TemporalState,
+    renderer: Any,
+    consistency: float,
+    feed: float = 0.0,
+    stats: FrameStats | None = None,
+    optimizer: OptimizeFrames | None = None,
+) -> np.ndarray:
+    """One frame of the pipeline: ``frame`` (uint8 H×W×3) stylized and blended with ``state.output`` (the previous
+    output frame) along ``motion`` (this frame relative to the previous one; None for the first frame). Returns the
+    uint8 output frame; the caller keeps it as the next frame's ``state``. With ``optimizer`` (method
+    ``optimize``) the warped previous output starts the optimization and weights its temporal loss instead of a
+    pixel blend (Ruder et al.)."""
+    if stats is not None and motion is not None:
+        stats.reliable.append(1.0 - motion.unreliable_fraction)
+        if motion.cut:
+            stats.cuts += 1
+    usable = motion is not None and not motion.cut and state.output is not None
+    rgb = frame.astype(np.float32) / 255.0
+    if optimizer is not None:
+        previous = trust = None
+        if usable and consistency > 0.0:
+            assert motion is not None
+            previous = warp(state.output, motion, cubic=True).astype(np.float32) / 255.0
+            trust = consistency * motion.reliable
+        return to_uint8(optimizer.render(rgb, previous, trust))
+    if usable and feed > 0.0:
+        warped = warp(state.output, motion).astype(np.float32) / 255.0
+        w = (feed * motion.reliable)[..., None]
+        rgb = rgb + w * (warped - rgb)
+    stylized = renderer.render(rgb)
+    if stylized.shape != frame.shape:
+        raise InputError(f"the renderer changed the frame size to {stylized.shape[1]}×{stylized.shape[0]}")
+    return to_uint8(blend(stylized, state.output, motion if usable else None, consistency))
+
+
 # ------------------------------------------------------------------------------------------ the pipeline
 
 
@@ -370,11 +408,21 @@ def _cache_key(src: Path, settings: VideoSettings) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def encode_png(rgb: np.ndarray, name: str = "a frame") -> bytes:
+    """A uint8 RGB frame as fast (level 1) PNG bytes: the frame caches' format."""
+    import cv2
+
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise OutputError(f"cannot write {name}")
+    return buf.tobytes()
+
+
 class FrameCache:
     """Finished output frames (PNG) in a folder beside the output, valid for one source + settings key."""
 
-    def __init__(self, output: Path, key: str) -> None:
-        self.folder = output.with_name(f".{output.name}{CACHE_SUFFIX}")
+    def __init__(self, output: Path, key: str, suffix: str = CACHE_SUFFIX) -> None:
+        self.folder = output.with_name(f".{output.name}{suffix}")
         self.key = key
 
     def _frame(self, index: int) -> Path:
@@ -408,12 +456,10 @@ class FrameCache:
         return None if data is None else np.ascontiguousarray(data[..., ::-1])
 
     def store(self, index: int, rgb: np.ndarray) -> None:
-        import cv2
+        self.store_png(index, encode_png(rgb, f"the frame cache {self.folder}"))
 
-        ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 1])
-        if not ok:
-            raise OutputError(f"cannot write the frame cache {self.folder}")
-        io.write_atomic(self._frame(index), buf.tobytes())
+    def store_png(self, index: int, data: bytes) -> None:
+        io.write_atomic(self._frame(index), data)
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -615,30 +661,8 @@ def stylize_video(
                 out = item.cached
                 fresh = False
             else:
-                motion = item.motion
-                if motion is not None:
-                    stats.reliable.append(1.0 - motion.unreliable_fraction)
-                    if motion.cut:
-                        stats.cuts += 1
-                usable = motion is not None and not motion.cut and state.output is not None
-                rgb = item.rgb.astype(np.float32) / 255.0
+                out = stylize_frame(item.rgb, item.motion, state, renderer, consistency, feed, stats, frames_optimizer)
                 fresh = True
-                if frames_optimizer is not None:  # Ruder et al.: warped start + temporal loss, no pixel blend
-                    previous = trust = None
-                    if usable and consistency > 0.0:
-                        previous = warp(state.output, motion, cubic=True).astype(np.float32) / 255.0
-                        trust = consistency * motion.reliable
-                    out = to_uint8(frames_optimizer.render(rgb, previous, trust))
-                else:
-                    if usable and feed > 0.0:
-                        warped = warp(state.output, motion).astype(np.float32) / 255.0
-                        w = (feed * motion.reliable)[..., None]
-                        rgb = rgb + w * (warped - rgb)
-                    stylized = renderer.render(rgb)
-                    if stylized.shape != item.rgb.shape:
-                        size = f"{stylized.shape[1]}×{stylized.shape[0]}"
-                        raise InputError(f"the renderer changed the frame size to {size}")
-                    out = to_uint8(blend(stylized, state.output, motion if usable else None, consistency))
             state = TemporalState(item.gray, out)
             if not _put(finished, (item.index, item.time, out, fresh), stop):
                 break

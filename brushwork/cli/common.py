@@ -191,3 +191,39 @@ class ProgressBar:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def add_ray(parser: argparse.ArgumentParser) -> None:
+    """The flags that run a command on a Ray cluster (``brushwork.cluster``)."""
+    g = parser.add_argument_group("cluster (Ray; pip install 'brushwork[ray]')")
+    g.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="run on Ray: without ADDRESS a local Ray runtime on this machine, with it the cluster at ADDRESS "
+        "(host:port, auto, ray://host:port); put it after the positional arguments",
+    )
+    g.add_argument(
+        "--workers", type=positive_int, help="Ray workers, each loading the networks once (default: CPUs / worker CPUs)"
+    )
+    g.add_argument(
+        "--worker-cpus", type=positive_float, default=1.0, help="CPUs each worker takes (default: %(default)s)"
+    )
+    g.add_argument(
+        "--worker-gpus", type=nonnegative_float, default=0.0, help="GPUs each worker takes (default: %(default)s)"
+    )
+
+
+def ray_settings(args: argparse.Namespace) -> Any:
+    """``brushwork.cluster.Settings`` from the flags of :func:`add_ray`; ClusterError (exit 2, one line) when Ray
+    is not installed, before any other work."""
+    from brushwork import cluster
+
+    cluster.require_ray()
+    return cluster.Settings(
+        address=None if args.ray == "local" else args.ray,
+        workers=args.workers,
+        worker_cpus=args.worker_cpus,
+        worker_gpus=args.worker_gpus,
+    )

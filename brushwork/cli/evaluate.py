@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from brushwork.cli.common import add_device, emit_json, positive_int
+from brushwork.cli.common import add_device, add_ray, emit_json, positive_int, ray_settings
 from brushwork.errors import InputError, OutputError
 
 DEFAULT_METHODS = "fast,adain,wct,optimize"
@@ -73,6 +73,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="also evaluate existing results: DIR/<photo>__<style>.<ext> for each pair, reported as NAME",
     )
     e.add_argument("--tile", type=positive_int, default=192, help="tile size of the sheets (default: %(default)s)")
+    add_ray(e)
     e.set_defaults(run=run_eval)
 
     t = sub.add_parser(
@@ -289,11 +290,14 @@ def _progress(total: int, desc: str, quiet: bool) -> Any:
 
 
 def _evaluator(args: argparse.Namespace) -> Any:
+    return make_evaluator(args.device, args.metric_size)
+
+
+def make_evaluator(device: str, metric_size: int) -> Any:
     from brushwork import evaluate
     from brushwork.methods.fast import resolve_device
 
-    device = resolve_device(args.device) if args.device != "mps" else "cpu"
-    return evaluate.Evaluator(size=args.metric_size, device=device)
+    return evaluate.Evaluator(size=metric_size, device=resolve_device(device) if device != "mps" else "cpu")
 
 
 def _prepare_output(path: str | None, protect: Sequence[Path]) -> Path | None:
@@ -436,60 +440,84 @@ def run_eval(args: argparse.Namespace) -> int:
     io.check_folder_writable(out, str(out))
 
     pairs = [(contents[c], styles[s]) for c, s in spread_pairs(len(contents), len(styles), args.limit)]
+    cluster = ray_settings(args) if getattr(args, "ray", None) else None  # Ray missing: one line, before any work
     runner = Runner(options, args.max_size, args.device)
-    evaluator = _evaluator(args)
+    evaluator = _evaluator(args) if cluster is None else None
     signature = {"max_size": args.max_size, "metric_size": args.metric_size}
-    rows: list[dict[str, Any]] = []
+    rows: list[dict[str, Any] | None] = []
     reused = 0
     names = [*methods, *externals]
     bar = _progress(len(pairs) * len(names), "eval", args.quiet)
     images: dict[tuple[str, str, str], Path] = {}
     loaded: dict[Path, Any] = {}
+    todo: list[tuple[int, str, Path, Path]] = []  # (row, method, photo, style) for the cluster
 
     def load(p: Path) -> Any:  # photos and styles read once, kept for the evaluator's caches
         if p not in loaded:
             loaded[p] = io.resize_to_max(io.load_image(p).rgb, args.max_size)
         return loaded[p]
 
+    def finish(m: str, photo: Path, style: Path, rgb: Any, cost: Any, metrics: dict[str, float]) -> dict[str, Any]:
+        dest = out / "outputs" / m / f"{photo.stem}__{style.stem}.jpg"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        io.save_image(rgb, dest, quality=92, protect=[photo, style])
+        row = {
+            "method": m,
+            "photo": photo.name,
+            "style": style.name,
+            "output": str(dest.relative_to(out)),
+            "width": int(rgb.shape[1]),
+            "height": int(rgb.shape[0]),
+            "seconds": _round(cost.seconds),
+            "memory_mb": _round(cost.delta_mb, 1),
+            **{k: _round(v) for k, v in metrics.items()},
+        }
+        sig = {**signature, "options": runner.call_options(m) if m in methods else {"results": str(externals[m])}}
+        io.write_atomic(dest.with_suffix(".json"), json.dumps({"signature": sig, "row": row}, indent=1).encode())
+        return row
+
     for photo, style in pairs:
         for m in names:
             bar.set_postfix_str(f"{m}: {photo.name} × {style.name}")
             dest = out / "outputs" / m / f"{photo.stem}__{style.stem}.jpg"
-            sidecar = dest.with_suffix(".json")
             sig = {**signature, "options": runner.call_options(m) if m in methods else {"results": str(externals[m])}}
-            row = _reuse(dest, sidecar, sig)
+            row = _reuse(dest, dest.with_suffix(".json"), sig)
             if row is not None:
                 reused += 1
-            else:
-                if m in externals:
-                    found = _external_result(externals[m], photo, style)
-                    if found is None:
-                        bar.update()
-                        continue
-                    from brushwork import evaluate
+            elif m in externals:
+                found = _external_result(externals[m], photo, style)
+                if found is None:
+                    bar.update()
+                    continue
+                from brushwork import evaluate
 
-                    rgb, cost = io.load_image(found).rgb, evaluate.Cost(math.nan, math.nan, math.nan)
-                else:
-                    rgb, cost = runner.run(m, photo, style)
-                metrics = evaluator(rgb, load(photo), load(style))
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                io.save_image(rgb, dest, quality=92, protect=[photo, style])
-                row = {
-                    "method": m,
-                    "photo": photo.name,
-                    "style": style.name,
-                    "output": str(dest.relative_to(out)),
-                    "width": int(rgb.shape[1]),
-                    "height": int(rgb.shape[0]),
-                    "seconds": _round(cost.seconds),
-                    "memory_mb": _round(cost.delta_mb, 1),
-                    **{k: _round(v) for k, v in metrics.items()},
-                }
-                io.write_atomic(sidecar, json.dumps({"signature": sig, "row": row}, indent=1).encode())
+                rgb, cost = io.load_image(found).rgb, evaluate.Cost(math.nan, math.nan, math.nan)
+                if evaluator is None:
+                    evaluator = _evaluator(args)
+                row = finish(m, photo, style, rgb, cost, evaluator(rgb, load(photo), load(style)))
+            elif cluster is not None:
+                todo.append((len(rows), m, photo, style))
+                rows.append(None)
+                continue
+            else:
+                rgb, cost = runner.run(m, photo, style)
+                row = finish(m, photo, style, rgb, cost, evaluator(rgb, load(photo), load(style)))
             rows.append(row)
             images[(m, photo.name, style.name)] = out / row["output"]
             bar.update()
+    if todo:
+        from brushwork import cluster as ray_cluster
+
+        def done(task: tuple[int, str, Path, Path], rgb: Any, cost: Any, metrics: dict[str, float]) -> None:
+            k, m, photo, style = task
+            rows[k] = row = finish(m, photo, style, rgb, cost, metrics)
+            images[(m, photo.name, style.name)] = out / row["output"]
+            bar.set_postfix_str(f"{m}: {photo.name} × {style.name}")
+            bar.update()
+
+        ray_cluster.evaluate_pairs(todo, options, args.max_size, args.device, args.metric_size, cluster, done)
     bar.close()
+    rows = [row for row in rows if row is not None]
     if not rows:
         raise InputError("nothing was evaluated: no pair had a result")
     written = write_report(out, rows, pairs, names, images, tile=args.tile)

@@ -10,7 +10,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-from brushwork.cli.common import ProgressBar, add_device, emit_json, positive_int
+from brushwork.cli.common import ProgressBar, add_device, add_ray, emit_json, positive_int, ray_settings
 from brushwork.errors import BrushworkError, InputError, OutputError
 
 FORMATS = ("png", "jpg", "webp", "tif")
@@ -53,7 +53,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=positive_int,
         help="refuse inputs with more pixels than this (default: $BRUSHWORK_MAX_PIXELS or 64 million)",
     )
+    p.add_argument(
+        "--resume", action="store_true", help="folder mode: skip photos whose output exists (an interrupted run)"
+    )
     add_option_flags(p, option_classes(METHODS))
+    add_ray(p)
     p.set_defaults(run=run)
 
     s = sub.add_parser("styles", help="render all 26 built-in styles on a photo, as a labelled contact sheet")
@@ -155,7 +159,17 @@ def run(args: argparse.Namespace) -> int:
 
     options = options_from_args(args, option_classes(api.METHODS))
     api.check_options(args.method, options)  # values and options the method lacks, before any file work
+    cluster = ray_settings(args) if getattr(args, "ray", None) else None  # Ray missing: one line, before any work
+    if cluster is not None and "-" in (args.content, args.output):
+        raise InputError("--ray stylizes files and folders, not standard input or output")
     pairs = _jobs(args)
+    finished = 0
+    if getattr(args, "resume", False):  # outputs are written atomically: one that exists is complete
+        finished = sum(1 for _, dst in pairs if dst is not None and dst.exists())
+        pairs = [(src, dst) for src, dst in pairs if dst is None or not dst.exists()]
+        if not pairs:
+            print(f"nothing to do: the {finished} outputs exist in {args.output}")
+            return 0
     protect = [p for p, _ in pairs if p is not None] + [Path(s) for s in _style_paths(args)]
     protect += [Path(m) for m in args.mask or []]
     mask = args.mask[0] if args.mask and len(args.mask) == 1 else args.mask
@@ -163,9 +177,14 @@ def run(args: argparse.Namespace) -> int:
     records: list[dict[str, Any]] = []
     failures = 0
     with ProgressBar(quiet=args.quiet or args.json or len(pairs) < 2 and args.method != "optimize") as bar:
-        render = api.renderer(args.styles, method=args.method, progress=bar, max_pixels=args.max_pixels, **options)
+        if cluster is not None:
+            records, failures = _run_cluster(args, pairs, options, mask, cluster, bar, folder)
+            pairs_left: list[tuple[Path | None, Path | None]] = []
+        else:
+            pairs_left = pairs
+            render = api.renderer(args.styles, method=args.method, progress=bar, max_pixels=args.max_pixels, **options)
         batch = api.Reporter(bar if len(pairs) > 1 else None, "batch", len(pairs))
-        for i, (src, dst) in enumerate(pairs, 1):
+        for i, (src, dst) in enumerate(pairs_left, 1):
             t0 = time.perf_counter()
             try:
                 picture = render.render_picture(_read_stdin() if src is None else src, mask)
@@ -205,8 +224,47 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {records[0]['output']} ({records[0]['width']}×{records[0]['height']})")
     else:
         skipped = f", {failures} skipped" if failures else ""
-        print(f"wrote {len(records)} of {len(records) + failures} images to {args.output}{skipped}")
+        earlier = f", {finished} done before" if finished else ""
+        print(f"wrote {len(records)} of {len(records) + failures} images to {args.output}{skipped}{earlier}")
     return 0
+
+
+def _run_cluster(
+    args: argparse.Namespace,
+    pairs: list[tuple[Path | None, Path | None]],
+    options: dict[str, Any],
+    mask: Any,
+    settings: Any,
+    bar: ProgressBar,
+    folder: bool,
+) -> tuple[list[dict[str, Any]], int]:
+    """The photos of ``pairs`` on a Ray cluster (``brushwork.cluster``): the same outputs, written by this process."""
+    from brushwork import cluster
+
+    failures = 0
+
+    def skip(src: Path, message: str) -> None:
+        nonlocal failures
+        if not folder or args.strict:
+            raise InputError(message)
+        failures += 1
+        bar.write(f"brushwork: warning: skipped {src}: {message}")
+
+    records = cluster.stylize_images(
+        [(src, dst) for src, dst in pairs if src is not None and dst is not None],
+        args.styles,
+        method=args.method,
+        options=options,
+        mask=[mask] if isinstance(mask, str) else mask,
+        quality=args.quality,
+        max_pixels=args.max_pixels,
+        settings=settings,
+        progress=bar,
+        on_error=skip,
+    )
+    for r in records:
+        r.update(styles=args.styles, method=args.method)
+    return records, failures
 
 
 def run_sheet(args: argparse.Namespace) -> int:

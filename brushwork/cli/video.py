@@ -11,7 +11,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from brushwork.cli.common import ProgressBar, emit_json, nonnegative_float, positive_int, unit_float
+from brushwork.cli.common import (
+    ProgressBar,
+    add_ray,
+    emit_json,
+    nonnegative_float,
+    nonnegative_int,
+    positive_int,
+    ray_settings,
+    unit_float,
+)
 from brushwork.errors import BrushworkError, InputError, OutputError
 
 FORMATS = ("mp4", "webm", "gif")
@@ -76,6 +85,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print a machine-readable record of each result")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_option_flags(p, option_classes(methods))  # --max-size bounds the frames
+    add_ray(p)
+    p.add_argument(
+        "--warm-frames",
+        type=nonnegative_int,
+        default=8,
+        help="with --ray: frames before each segment that warm its history, so seams do not flicker (default: "
+        "%(default)s)",
+    )
+    p.add_argument(
+        "--segment-frames",
+        type=positive_int,
+        help="with --ray: frames per segment (cut at the next key frame; default: two segments per worker, "
+        "24 to 240 frames)",
+    )
     p.set_defaults(run=run)
 
     e = sub.add_parser(
@@ -175,13 +198,7 @@ def _one_video(
         src,
         dst,
         args.styles,
-        method=args.method,
-        consistency=args.consistency,
-        crf=args.crf,
-        start=args.start,
-        end=args.end,
-        max_size=max_size,
-        resume=args.resume,
+        **_settings(args, max_size),
         temporal_weight=args.temporal_weight,
         frame_iterations=args.frame_iterations,
         progress=bar,
@@ -195,12 +212,17 @@ def run(args: argparse.Namespace) -> int:
     from brushwork.api import METHODS
     from brushwork.video import make_renderer
 
+    cluster = ray_settings(args) if getattr(args, "ray", None) else None  # Ray missing: one line, before any work
     pairs = _jobs(args)
     options = _options(args)
     if args.method != "optimize" and (args.temporal_weight is not None or args.frame_iterations is not None):
         raise InputError("--temporal-weight and --frame-iterations apply to --method optimize only")
     # bounds the frames (the pipeline resizes); the method's default bound when not given
     max_size = options.pop("max_size", METHODS[args.method].options.max_size)
+    if cluster is not None:
+        if args.method == "optimize":
+            raise InputError("--method optimize runs a video in one process: drop --ray")
+        return _run_cluster(args, pairs, options, max_size, cluster)
     renderer = make_renderer(args.styles, args.method, **options)  # style work done once for every video
     protect = [Path(s) for s in args.styles if not s.startswith("builtin:")]
     records: list[dict[str, Any]] = []
@@ -228,16 +250,61 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
         records.append(record)
         if not args.json:
-            audio = f", audio {record['audio']}" if record["audio"] else ""
-            print(
-                f"wrote {record['output']} ({record['frames']} frames, {record['width']}×{record['height']}, "
-                f"{record['frames_per_second']:.2f} frames/s{audio})"
-            )
+            _print(record)
     if args.json:
         emit_json(records[0] if len(pairs) == 1 and records else records)
     elif len(pairs) > 1:
         print(f"wrote {len(records)} of {len(pairs)} videos to {args.output}")
     return 2 if failures else 0
+
+
+def _settings(args: argparse.Namespace, max_size: Any) -> dict[str, Any]:
+    """The video flags both pipelines take (one process, or a Ray cluster)."""
+    return {
+        "method": args.method,
+        "consistency": args.consistency,
+        "crf": args.crf,
+        "start": args.start,
+        "end": args.end,
+        "max_size": max_size,
+        "resume": args.resume,
+    }
+
+
+def _print(record: dict[str, Any]) -> None:
+    audio = f", audio {record['audio']}" if record["audio"] else ""
+    print(
+        f"wrote {record['output']} ({record['frames']} frames, {record['width']}×{record['height']}, "
+        f"{record['frames_per_second']:.2f} frames/s{audio})"
+    )
+
+
+def _run_cluster(
+    args: argparse.Namespace, pairs: list[tuple[Path, Path]], options: dict[str, Any], max_size: Any, settings: Any
+) -> int:
+    """Every video of ``pairs`` split into segments across a Ray cluster, with one progress bar for the job."""
+    from brushwork import cluster
+
+    with ProgressBar(args.quiet or args.json, unit="frame") as bar:
+        records = cluster.stylize_videos(
+            pairs,
+            args.styles,
+            **_settings(args, max_size),
+            options=options,
+            warm=args.warm_frames,
+            segment_frames=args.segment_frames,
+            settings=settings,
+            progress=bar,
+            protect=[Path(s) for s in args.styles if not s.startswith("builtin:")],
+        )
+    if args.json:
+        emit_json(records[0] if len(pairs) == 1 else records)
+        return 0
+    for record in records:
+        _print(record)
+    if len(pairs) > 1:
+        print(f"wrote {len(records)} of {len(pairs)} videos to {args.output}")
+    return 0
 
 
 def run_eval(args: argparse.Namespace) -> int:

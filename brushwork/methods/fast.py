@@ -63,6 +63,15 @@ def register_export(name: str, inputs: dict[str, tuple[int, ...]], dynamic: dict
     _EXPORTS[name] = (inputs, dynamic)
 
 
+def session_threads() -> int:
+    """onnxruntime's intra-op threads: ``$BRUSHWORK_THREADS`` (set by cluster workers to the CPUs Ray gave them,
+    so that workers sharing a machine do not oversubscribe it), or 0 = onnxruntime's default (every core)."""
+    try:
+        return max(0, int(os.environ.get("BRUSHWORK_THREADS", "0")))
+    except ValueError:
+        return 0
+
+
 class _OrtRuntime:
     """Runs the store's networks in onnxruntime (CPU) from their cached ONNX exports."""
 
@@ -79,6 +88,7 @@ class _OrtRuntime:
 
             options = ort.SessionOptions()
             options.log_severity_level = 3
+            options.intra_op_num_threads = session_threads()
             path = store.onnx_path(net)
             try:
                 session = ort.InferenceSession(str(store.export_onnx(net, *_EXPORTS[net])), options, _CPU)
@@ -248,6 +258,7 @@ class _Segments:
         path = store.export_onnx(name, shapes, dynamic, module=module, tag=f"-steps{start}-{stop}", outputs=outs)
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        options.intra_op_num_threads = session_threads()
         options.enable_cpu_mem_arena = False  # tiles of many sizes: return memory instead of growing an arena
         session = ort.InferenceSession(str(path), options, _CPU)
 
