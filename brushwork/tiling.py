@@ -94,16 +94,18 @@ class ArraySource:
 
 
 class Padded:
-    """``source`` reflect-padded on the right and bottom to ``shape`` (numpy's ``reflect``, as the fast path)."""
+    """``source`` padded on the right and bottom to ``shape``: numpy's ``reflect`` (as the fast path) or ``edge``
+    (repeat the last row/column, as MicroAST's masks)."""
 
-    def __init__(self, source: Source, shape: tuple[int, int]) -> None:
-        self.source, self.shape = source, shape
+    def __init__(self, source: Source, shape: tuple[int, int], mode: str = "reflect") -> None:
+        self.source, self.shape, self.mode = source, shape, mode
 
     def read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         h, w = self.source.shape
         if y1 <= h and x1 <= w:
             return self.source.read(y0, y1, x0, x1)
-        rows, cols = _reflect(np.arange(y0, y1), h), _reflect(np.arange(x0, x1), w)
+        index = _reflect if self.mode == "reflect" else lambda i, n: np.minimum(i, n - 1)
+        rows, cols = index(np.arange(y0, y1), h), index(np.arange(x0, x1), w)
         block = self.source.read(int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1)
         return np.ascontiguousarray(block[rows - rows.min()][:, cols - cols.min()])
 

@@ -96,6 +96,9 @@ def test_moments_combine_over_tiles() -> None:
         ([STYLE, STYLE2], {"mask": "half"}),
         ([STYLE, STYLE2], {"method": "adain", "mask": "half", "color_match": True}),
         ([STYLE, STYLE2], {"method": "wct", "style_weights": [0.3, 0.7], "strength": 0.7}),
+        ([STYLE, STYLE2], {"method": "microast", "style_weights": [0.3, 0.7], "strength": 0.6}),
+        ([STYLE, STYLE2], {"method": "microast", "mask": "half", "stroke_scale": 0.7}),
+        ([STYLE], {"method": "microast", "mask": "half", "stroke_scale": 1.5, "preserve_color": True}),
     ],
 )
 def test_tiled_equals_untiled(photo: np.ndarray, styles: list[str], options: dict) -> None:
@@ -108,6 +111,21 @@ def test_tiled_equals_untiled(photo: np.ndarray, styles: list[str], options: dic
     tiled = render(photo, styles, 32, **options)
     assert untiled.dtype == np.float32 and tiled.dtype == np.uint8
     assert_same(untiled, tiled)
+
+
+def test_microast_recomputes_states_that_do_not_fit(photo: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    from brushwork.methods import microast_tiled
+
+    m = np.zeros(photo.shape[:2], np.uint8)
+    m[10:50, 30:] = 255
+    options = {"method": "microast", "mask": m}
+    untiled = render(photo, [STYLE2, STYLE], 0, **options)
+    monkeypatch.setattr(microast_tiled, "STATE_BYTES_PER_PIXEL", 1e9)  # no state fits: every pass from the image
+    counts = []
+    real = microast_tiled.render_tiled
+    monkeypatch.setattr(microast_tiled, "render_tiled", lambda *a: counts.append(real(*a)) or counts[-1])
+    assert_same(untiled, render(photo, [STYLE2, STYLE], 24, **options))
+    assert counts and counts[0]["stored"] == 0 and counts[0]["passes"] == 3
 
 
 def test_tile_larger_than_the_image_and_max_size(photo: np.ndarray) -> None:
