@@ -298,6 +298,18 @@ class Moments:
         self.m2 = self.m2 + m2 + delta * delta * (self.n * k / total)
         self.n = total
 
+    def add_sums(self, k: int, first: np.ndarray, second: np.ndarray) -> None:
+        """Add ``k`` values per channel given by their sums and sums of squares (float64)."""
+        if k == 0:
+            return
+        mean = first / k
+        m2 = np.maximum(second - k * mean * mean, 0.0)
+        delta = mean - self.mean
+        total = self.n + k
+        self.mean = self.mean + delta * (k / total)
+        self.m2 = self.m2 + m2 + delta * delta * (self.n * k / total)
+        self.n = total
+
     @property
     def var(self) -> np.ndarray:
         return self.m2 / max(self.n, 1)
@@ -323,7 +335,9 @@ def tiles(height: int, width: int, tile: int) -> Iterator[tuple[int, int, int, i
             yield y, min(height, y + tile), x, min(width, x + tile)
 
 
-SegmentRunner = Callable[[str, int, int, list[np.ndarray], list[np.ndarray]], list[np.ndarray]]
+# (network, start, stop, inputs, affines, box) -> outputs; with a box (y0, y1, x0, x1 in the last output's pixels)
+# also the last output's per-channel sum and sum of squares over it (see brushwork.methods.fast._Segments)
+SegmentRunner = Callable[..., list[np.ndarray]]
 
 
 @dataclass
@@ -370,7 +384,8 @@ def run_staged(
     affines: list[np.ndarray] = []
     stats = {"passes": 0, "stored": 0, "tiles": 0}
 
-    def segment(stop: int, region: tuple[int, int, int, int]) -> list[np.ndarray]:
+    def segment(stop: int, region: tuple[int, int, int, int], sums: bool = False) -> list[np.ndarray]:
+        """The outputs' centres (and, with ``sums``, the last one's sum and sum of squares over its centre)."""
         y0, y1, x0, x1 = region
         halo = net.halo(start, stop)
         iy0, iy1, ix0, ix1 = max(0, y0 - halo), min(height, y1 + halo), max(0, x0 - halo), min(width, x1 + halo)
@@ -382,12 +397,15 @@ def run_staged(
                 np.ascontiguousarray(m[:, iy0 // s : iy1 // s, ix0 // s : ix1 // s][None], dtype=np.float32)
                 for m, s in zip(maps, strides, strict=True)
             ]
-        outs = runner(net.name, start, stop, inputs, affines[2 * max(start - 1, 0) : 2 * (stop - 1)])
         strides = [s for _, s in net.steps[stop - 1].outputs]
-        return [
+        last = strides[-1]
+        box = ((y0 - iy0) // last, (y1 - iy0) // last, (x0 - ix0) // last, (x1 - ix0) // last) if sums else None
+        outs = runner(net.name, start, stop, inputs, affines[2 * max(start - 1, 0) : 2 * (stop - 1)], box)
+        centres = [
             o[0, :, (y0 - iy0) // s : (y1 - iy0) // s, (x0 - ix0) // s : (x1 - ix0) // s]
-            for o, s in zip(outs, strides, strict=True)
+            for o, s in zip(outs, strides, strict=False)
         ]
+        return centres + list(outs[len(strides) :])
 
     for k in range(net.norms):
         outputs = net.steps[k].outputs
@@ -411,8 +429,10 @@ def run_staged(
         regions = list(tiles(height, width, plan.side(net, start, k + 1)))
         stats["tiles"] += len(regions)
         for region in regions:
-            outs = segment(k + 1, region)
-            moments.add(outs[-1])
+            outs = segment(k + 1, region, sums=True)
+            first, second = outs[-2:]
+            outs = outs[:-2]
+            moments.add_sums(outs[-1].shape[1] * outs[-1].shape[2], first, second)
             if keep:
                 y0, y1, x0, x1 = region
                 for j, (o, (_, s)) in enumerate(zip(outs, outputs, strict=True)):
