@@ -348,12 +348,17 @@ class Plan:
     tile_bytes: int
     map_bytes: int
     tile: int | None = None
+    free: int = 0  # all the bytes the two may take together (0: tile_bytes + map_bytes)
 
-    def side(self, net: StagedNet, start: int, stop: int) -> int:
-        """Tile side (image pixels, a multiple of the alignment) for steps start..stop − 1."""
+    def side(self, net: StagedNet, start: int, stop: int, held: int = 0) -> int:
+        """Tile side (image pixels, a multiple of the alignment) for steps start..stop − 1, while stored states
+        take ``held`` bytes (more than ``map_bytes`` leaves less for the tiles)."""
         if self.tile is not None:
             return max(net.align, round_up(self.tile, net.align))
-        side = int(math.sqrt(self.tile_bytes / net.work_per_pixel(start, stop))) - 2 * net.halo(start, stop)
+        room = self.tile_bytes
+        if held > self.map_bytes:
+            room = max(min(room, int((self.free or self.tile_bytes + self.map_bytes) * 0.9) - held), 16 * 2**20)
+        side = int(math.sqrt(room / net.work_per_pixel(start, stop))) - 2 * net.halo(start, stop)
         return max(4 * net.align, min(4096, side // net.align * net.align))
 
 
@@ -361,7 +366,7 @@ def plan(net: StagedNet, budget: int, tile: int | None, fixed_bytes: int) -> Pla
     """Split ``budget`` bytes (less the baseline and ``fixed_bytes``, the image buffers kept anyway) between the
     tile working memory (40 %) and the stored states (50 %), keeping 10 % for the allocator's slack."""
     free = max(budget - BASELINE_BYTES - fixed_bytes, 32 * 2**20)
-    return Plan(tile_bytes=int(free * 0.40), map_bytes=int(free * 0.50), tile=tile)
+    return Plan(tile_bytes=int(free * 0.40), map_bytes=int(free * 0.50), tile=tile, free=free)
 
 
 def run_staged(
@@ -380,8 +385,16 @@ def run_staged(
     height, width = source.shape
     if height % net.align or width % net.align:
         raise ValueError(f"the source must be a multiple of {net.align} pixels, got {width}×{height}")
-    start, maps, map_dtypes = 0, [], []
+    start, maps = 0, []
     affines: list[np.ndarray] = []
+    # States at the network's lowest resolution (the residual blocks: two maps, four while a pass writes the
+    # next) may take up to 85 % of the free memory, as their tiles need little; in float16 when four float32
+    # maps would not fit there (print sizes: several times faster than recomputing them from the last stored
+    # state, within 0.1/255 on average of the float32 result; docs/tiling.md).
+    low_channels = max((c for st in net.steps for c, s in st.outputs if s == net.align), default=0)
+    low_bytes = low_channels * (height // net.align) * (width // net.align) * 4
+    wide = int((plan.free or plan.tile_bytes + plan.map_bytes) * 0.85)
+    low_dtype = np.float32 if 4 * low_bytes <= wide else np.float16
     stats = {"passes": 0, "stored": 0, "tiles": 0}
 
     def segment(stop: int, region: tuple[int, int, int, int], sums: bool = False) -> list[np.ndarray]:
@@ -414,9 +427,10 @@ def run_staged(
         fresh = [
             (c * (height // s) * (width // s)) for j, (c, s) in enumerate(outputs) if j not in through
         ]  # elements of the new maps
-        # float32 only: float16 storage measured slower than recomputing (numpy's conversions) and inexact
-        dtype = np.float32
-        keep = current + sum(fresh) * 4 <= plan.map_bytes
+        low = all(s == net.align for _, s in outputs)
+        dtype = low_dtype if low else np.float32
+        fresh_bytes = sum(fresh) * np.dtype(dtype).itemsize
+        keep = current + fresh_bytes <= (max(wide, plan.map_bytes) if low else plan.map_bytes)
         new_maps = (
             [
                 maps[through[j]] if j in through else np.empty((c, height // s, width // s), dtype)
@@ -426,7 +440,7 @@ def run_staged(
             else []
         )
         moments = Moments(outputs[-1][0])
-        regions = list(tiles(height, width, plan.side(net, start, k + 1)))
+        regions = list(tiles(height, width, plan.side(net, start, k + 1, current + (fresh_bytes if keep else 0))))
         stats["tiles"] += len(regions)
         for region in regions:
             outs = segment(k + 1, region, sums=True)
@@ -445,9 +459,8 @@ def run_staged(
         affines += [scale.astype(np.float32), (beta - moments.mean * scale).astype(np.float32)]
         if keep:
             maps, start = new_maps, k + 1
-            map_dtypes.append(dtype)
             stats["stored"] += 1
-    regions = list(tiles(height, width, plan.side(net, start, len(net.steps))))
+    regions = list(tiles(height, width, plan.side(net, start, len(net.steps), sum(m.nbytes for m in maps))))
     stats["tiles"] += len(regions)
     for region in regions:
         sink(region, segment(len(net.steps), region)[0])

@@ -128,6 +128,28 @@ def test_microast_recomputes_states_that_do_not_fit(photo: np.ndarray, monkeypat
     assert counts and counts[0]["stored"] == 0 and counts[0]["passes"] == 3
 
 
+def test_float16_states_when_float32_ones_do_not_fit(photo: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the quarter-resolution maps of dumoulin-26 for this photo (68×104 padded): 32 channels, float32
+    q = 32 * (68 // 4) * (104 // 4) * 4
+    counts = []
+    real = tiling.run_staged
+
+    def staged(*args: object) -> dict:
+        counts.append(real(*args))
+        return counts[-1]
+
+    # room for 2.2 float32 maps at 85 %, not four: float16 states (two maps' worth) instead of recomputing
+    monkeypatch.setattr(
+        tiling, "plan", lambda net, budget, tile, fixed: tiling.Plan(2**24, 0, tile, int(2.2 * q / 0.85))
+    )
+    monkeypatch.setattr(tiling, "run_staged", staged)
+    untiled = render(photo, ["builtin:7"], 0)
+    tiled = render(photo, ["builtin:7"], 32)
+    assert counts and counts[0]["stored"] >= 12, counts  # every residual state stored, in float16
+    d = np.abs(as_float(untiled) - as_float(tiled))
+    assert d.mean() < 0.3 / 255 and d.max() <= 2.5 / 255, (d.mean() * 255, d.max() * 255)
+
+
 def test_tile_larger_than_the_image_and_max_size(photo: np.ndarray) -> None:
     untiled = render(photo, ["builtin:1"], 0, max_size=80)
     tiled = render(photo, ["builtin:1"], 4096, max_size=80)
