@@ -150,6 +150,12 @@ def test_float16_states_when_float32_ones_do_not_fit(photo: np.ndarray, monkeypa
     assert d.mean() < 0.3 / 255 and d.max() <= 2.5 / 255, (d.mean() * 255, d.max() * 255)
 
 
+@pytest.mark.parametrize("method", ["fast", "microast"])
+def test_integer_pictures_render_untiled_as_floats(photo: np.ndarray, method: str) -> None:
+    picture = io.Picture(rgb=photo, alpha=None, path=None, bit_depth=8)  # as io.load_pixels gives (uint8)
+    assert_same(render(photo, [STYLE], 0, method=method), render(picture, [STYLE], 0, method=method))
+
+
 def test_tile_larger_than_the_image_and_max_size(photo: np.ndarray) -> None:
     untiled = render(photo, ["builtin:1"], 0, max_size=80)
     tiled = render(photo, ["builtin:1"], 4096, max_size=80)
