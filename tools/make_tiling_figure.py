@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -36,6 +38,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
 
+    # export the tiled segments first in a child process (once, cached): exporting imports torch, whose memory
+    # would otherwise count in this process's peak
+    warm = "from brushwork import api, samples; import sys; api.stylize_picture(samples.SAMPLE_PHOTO, [sys.argv[1]], "
+    warm += "method=sys.argv[2], tile=64)"
+    subprocess.run([sys.executable, "-c", warm, str(samples.STYLES[args.style]), args.method], check=True)
     photo = io.load_pixels(samples.SAMPLE_PHOTO).rgb  # 8-bit, 600×400
     h, w = photo.shape[:2]
     size = (args.width, round(h * args.width / w))
