@@ -446,7 +446,10 @@ class Renderer:
             with reporting(self.progress):
                 return render_picture_tiled(self, content, mask)
         photo = content if isinstance(content, io.Picture) else io.load_image(content, max_pixels=self.max_pixels)
-        rgb = io.resize_to_max(photo.rgb, self.options.max_size)
+        rgb = photo.rgb
+        if rgb.dtype != np.float32:  # 8/16-bit pixels (io.load_pixels, a tiled result): float32 in 0..1
+            rgb = rgb.astype(np.float32) / np.float32(65535.0 if rgb.dtype == np.uint16 else 255.0)
+        rgb = io.resize_to_max(rgb, self.options.max_size)
         if min(rgb.shape[:2]) < opts.MIN_SIDE:
             name = photo.path if photo.path is not None else "the photo"
             raise InputError(f"{name} is too small ({rgb.shape[1]}×{rgb.shape[0]}): both sides need {opts.MIN_SIDE} px")

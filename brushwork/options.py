@@ -71,7 +71,7 @@ class WctOptions(TiledOptions):
 
 
 @dataclass(frozen=True)
-class MicroastOptions(StyleOptions):
+class MicroastOptions(TiledOptions):
     """``method="microast"``: MicroAST's micro encoders and modulated decoder (Wang et al. 2023), one pass."""
 
     style_size: int = 512  # longer side the style images (and the photo, for its own signal) are bounded to

@@ -94,16 +94,18 @@ class ArraySource:
 
 
 class Padded:
-    """``source`` reflect-padded on the right and bottom to ``shape`` (numpy's ``reflect``, as the fast path)."""
+    """``source`` padded on the right and bottom to ``shape``: numpy's ``reflect`` (as the fast path) or ``edge``
+    (repeat the last row/column, as MicroAST's masks)."""
 
-    def __init__(self, source: Source, shape: tuple[int, int]) -> None:
-        self.source, self.shape = source, shape
+    def __init__(self, source: Source, shape: tuple[int, int], mode: str = "reflect") -> None:
+        self.source, self.shape, self.mode = source, shape, mode
 
     def read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         h, w = self.source.shape
         if y1 <= h and x1 <= w:
             return self.source.read(y0, y1, x0, x1)
-        rows, cols = _reflect(np.arange(y0, y1), h), _reflect(np.arange(x0, x1), w)
+        index = _reflect if self.mode == "reflect" else lambda i, n: np.minimum(i, n - 1)
+        rows, cols = index(np.arange(y0, y1), h), index(np.arange(x0, x1), w)
         block = self.source.read(int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1)
         return np.ascontiguousarray(block[rows - rows.min()][:, cols - cols.min()])
 
@@ -296,6 +298,18 @@ class Moments:
         self.m2 = self.m2 + m2 + delta * delta * (self.n * k / total)
         self.n = total
 
+    def add_sums(self, k: int, first: np.ndarray, second: np.ndarray) -> None:
+        """Add ``k`` values per channel given by their sums and sums of squares (float64)."""
+        if k == 0:
+            return
+        mean = first / k
+        m2 = np.maximum(second - k * mean * mean, 0.0)
+        delta = mean - self.mean
+        total = self.n + k
+        self.mean = self.mean + delta * (k / total)
+        self.m2 = self.m2 + m2 + delta * delta * (self.n * k / total)
+        self.n = total
+
     @property
     def var(self) -> np.ndarray:
         return self.m2 / max(self.n, 1)
@@ -321,7 +335,9 @@ def tiles(height: int, width: int, tile: int) -> Iterator[tuple[int, int, int, i
             yield y, min(height, y + tile), x, min(width, x + tile)
 
 
-SegmentRunner = Callable[[str, int, int, list[np.ndarray], list[np.ndarray]], list[np.ndarray]]
+# (network, start, stop, inputs, affines, box) -> outputs; with a box (y0, y1, x0, x1 in the last output's pixels)
+# also the last output's per-channel sum and sum of squares over it (see brushwork.methods.fast._Segments)
+SegmentRunner = Callable[..., list[np.ndarray]]
 
 
 @dataclass
@@ -332,12 +348,17 @@ class Plan:
     tile_bytes: int
     map_bytes: int
     tile: int | None = None
+    free: int = 0  # all the bytes the two may take together (0: tile_bytes + map_bytes)
 
-    def side(self, net: StagedNet, start: int, stop: int) -> int:
-        """Tile side (image pixels, a multiple of the alignment) for steps start..stop − 1."""
+    def side(self, net: StagedNet, start: int, stop: int, held: int = 0) -> int:
+        """Tile side (image pixels, a multiple of the alignment) for steps start..stop − 1, while stored states
+        take ``held`` bytes (more than ``map_bytes`` leaves less for the tiles)."""
         if self.tile is not None:
             return max(net.align, round_up(self.tile, net.align))
-        side = int(math.sqrt(self.tile_bytes / net.work_per_pixel(start, stop))) - 2 * net.halo(start, stop)
+        room = self.tile_bytes
+        if held > self.map_bytes:
+            room = max(min(room, int((self.free or self.tile_bytes + self.map_bytes) * 0.9) - held), 16 * 2**20)
+        side = int(math.sqrt(room / net.work_per_pixel(start, stop))) - 2 * net.halo(start, stop)
         return max(4 * net.align, min(4096, side // net.align * net.align))
 
 
@@ -345,7 +366,7 @@ def plan(net: StagedNet, budget: int, tile: int | None, fixed_bytes: int) -> Pla
     """Split ``budget`` bytes (less the baseline and ``fixed_bytes``, the image buffers kept anyway) between the
     tile working memory (40 %) and the stored states (50 %), keeping 10 % for the allocator's slack."""
     free = max(budget - BASELINE_BYTES - fixed_bytes, 32 * 2**20)
-    return Plan(tile_bytes=int(free * 0.40), map_bytes=int(free * 0.50), tile=tile)
+    return Plan(tile_bytes=int(free * 0.40), map_bytes=int(free * 0.50), tile=tile, free=free)
 
 
 def run_staged(
@@ -364,11 +385,20 @@ def run_staged(
     height, width = source.shape
     if height % net.align or width % net.align:
         raise ValueError(f"the source must be a multiple of {net.align} pixels, got {width}×{height}")
-    start, maps, map_dtypes = 0, [], []
+    start, maps = 0, []
     affines: list[np.ndarray] = []
+    # States at the network's lowest resolution (the residual blocks: two maps, four while a pass writes the
+    # next) may take up to 85 % of the free memory, as their tiles need little; in float16 when four float32
+    # maps would not fit there (print sizes: several times faster than recomputing them from the last stored
+    # state, within 0.1/255 on average of the float32 result; docs/tiling.md).
+    low_channels = max((c for st in net.steps for c, s in st.outputs if s == net.align), default=0)
+    low_bytes = low_channels * (height // net.align) * (width // net.align) * 4
+    wide = int((plan.free or plan.tile_bytes + plan.map_bytes) * 0.85)
+    low_dtype = np.float32 if 4 * low_bytes <= wide else np.float16
     stats = {"passes": 0, "stored": 0, "tiles": 0}
 
-    def segment(stop: int, region: tuple[int, int, int, int]) -> list[np.ndarray]:
+    def segment(stop: int, region: tuple[int, int, int, int], sums: bool = False) -> list[np.ndarray]:
+        """The outputs' centres (and, with ``sums``, the last one's sum and sum of squares over its centre)."""
         y0, y1, x0, x1 = region
         halo = net.halo(start, stop)
         iy0, iy1, ix0, ix1 = max(0, y0 - halo), min(height, y1 + halo), max(0, x0 - halo), min(width, x1 + halo)
@@ -380,12 +410,15 @@ def run_staged(
                 np.ascontiguousarray(m[:, iy0 // s : iy1 // s, ix0 // s : ix1 // s][None], dtype=np.float32)
                 for m, s in zip(maps, strides, strict=True)
             ]
-        outs = runner(net.name, start, stop, inputs, affines[2 * max(start - 1, 0) : 2 * (stop - 1)])
         strides = [s for _, s in net.steps[stop - 1].outputs]
-        return [
+        last = strides[-1]
+        box = ((y0 - iy0) // last, (y1 - iy0) // last, (x0 - ix0) // last, (x1 - ix0) // last) if sums else None
+        outs = runner(net.name, start, stop, inputs, affines[2 * max(start - 1, 0) : 2 * (stop - 1)], box)
+        centres = [
             o[0, :, (y0 - iy0) // s : (y1 - iy0) // s, (x0 - ix0) // s : (x1 - ix0) // s]
-            for o, s in zip(outs, strides, strict=True)
+            for o, s in zip(outs, strides, strict=False)
         ]
+        return centres + list(outs[len(strides) :])
 
     for k in range(net.norms):
         outputs = net.steps[k].outputs
@@ -394,9 +427,10 @@ def run_staged(
         fresh = [
             (c * (height // s) * (width // s)) for j, (c, s) in enumerate(outputs) if j not in through
         ]  # elements of the new maps
-        # float32 only: float16 storage measured slower than recomputing (numpy's conversions) and inexact
-        dtype = np.float32
-        keep = current + sum(fresh) * 4 <= plan.map_bytes
+        low = all(s == net.align for _, s in outputs)
+        dtype = low_dtype if low else np.float32
+        fresh_bytes = sum(fresh) * np.dtype(dtype).itemsize
+        keep = current + fresh_bytes <= (max(wide, plan.map_bytes) if low else plan.map_bytes)
         new_maps = (
             [
                 maps[through[j]] if j in through else np.empty((c, height // s, width // s), dtype)
@@ -406,11 +440,13 @@ def run_staged(
             else []
         )
         moments = Moments(outputs[-1][0])
-        regions = list(tiles(height, width, plan.side(net, start, k + 1)))
+        regions = list(tiles(height, width, plan.side(net, start, k + 1, current + (fresh_bytes if keep else 0))))
         stats["tiles"] += len(regions)
         for region in regions:
-            outs = segment(k + 1, region)
-            moments.add(outs[-1])
+            outs = segment(k + 1, region, sums=True)
+            first, second = outs[-2:]
+            outs = outs[:-2]
+            moments.add_sums(outs[-1].shape[1] * outs[-1].shape[2], first, second)
             if keep:
                 y0, y1, x0, x1 = region
                 for j, (o, (_, s)) in enumerate(zip(outs, outputs, strict=True)):
@@ -423,9 +459,8 @@ def run_staged(
         affines += [scale.astype(np.float32), (beta - moments.mean * scale).astype(np.float32)]
         if keep:
             maps, start = new_maps, k + 1
-            map_dtypes.append(dtype)
             stats["stored"] += 1
-    regions = list(tiles(height, width, plan.side(net, start, len(net.steps))))
+    regions = list(tiles(height, width, plan.side(net, start, len(net.steps), sum(m.nbytes for m in maps))))
     stats["tiles"] += len(regions)
     for region in regions:
         sink(region, segment(len(net.steps), region)[0])

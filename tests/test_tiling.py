@@ -96,6 +96,9 @@ def test_moments_combine_over_tiles() -> None:
         ([STYLE, STYLE2], {"mask": "half"}),
         ([STYLE, STYLE2], {"method": "adain", "mask": "half", "color_match": True}),
         ([STYLE, STYLE2], {"method": "wct", "style_weights": [0.3, 0.7], "strength": 0.7}),
+        ([STYLE, STYLE2], {"method": "microast", "style_weights": [0.3, 0.7], "strength": 0.6}),
+        ([STYLE, STYLE2], {"method": "microast", "mask": "half", "stroke_scale": 0.7}),
+        ([STYLE], {"method": "microast", "mask": "half", "stroke_scale": 1.5, "preserve_color": True}),
     ],
 )
 def test_tiled_equals_untiled(photo: np.ndarray, styles: list[str], options: dict) -> None:
@@ -108,6 +111,49 @@ def test_tiled_equals_untiled(photo: np.ndarray, styles: list[str], options: dic
     tiled = render(photo, styles, 32, **options)
     assert untiled.dtype == np.float32 and tiled.dtype == np.uint8
     assert_same(untiled, tiled)
+
+
+def test_microast_recomputes_states_that_do_not_fit(photo: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    from brushwork.methods import microast_tiled
+
+    m = np.zeros(photo.shape[:2], np.uint8)
+    m[10:50, 30:] = 255
+    options = {"method": "microast", "mask": m}
+    untiled = render(photo, [STYLE2, STYLE], 0, **options)
+    monkeypatch.setattr(microast_tiled, "STATE_BYTES_PER_PIXEL", 1e9)  # no state fits: every pass from the image
+    counts = []
+    real = microast_tiled.render_tiled
+    monkeypatch.setattr(microast_tiled, "render_tiled", lambda *a: counts.append(real(*a)) or counts[-1])
+    assert_same(untiled, render(photo, [STYLE2, STYLE], 24, **options))
+    assert counts and counts[0]["stored"] == 0 and counts[0]["passes"] == 3
+
+
+def test_float16_states_when_float32_ones_do_not_fit(photo: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the quarter-resolution maps of dumoulin-26 for this photo (68×104 padded): 32 channels, float32
+    q = 32 * (68 // 4) * (104 // 4) * 4
+    counts = []
+    real = tiling.run_staged
+
+    def staged(*args: object) -> dict:
+        counts.append(real(*args))
+        return counts[-1]
+
+    # room for 2.2 float32 maps at 85 %, not four: float16 states (two maps' worth) instead of recomputing
+    monkeypatch.setattr(
+        tiling, "plan", lambda net, budget, tile, fixed: tiling.Plan(2**24, 0, tile, int(2.2 * q / 0.85))
+    )
+    monkeypatch.setattr(tiling, "run_staged", staged)
+    untiled = render(photo, ["builtin:7"], 0)
+    tiled = render(photo, ["builtin:7"], 32)
+    assert counts and counts[0]["stored"] >= 12, counts  # every residual state stored, in float16
+    d = np.abs(as_float(untiled) - as_float(tiled))
+    assert d.mean() < 0.3 / 255 and d.max() <= 2.5 / 255, (d.mean() * 255, d.max() * 255)
+
+
+@pytest.mark.parametrize("method", ["fast", "microast"])
+def test_integer_pictures_render_untiled_as_floats(photo: np.ndarray, method: str) -> None:
+    picture = io.Picture(rgb=photo, alpha=None, path=None, bit_depth=8)  # as io.load_pixels gives (uint8)
+    assert_same(render(photo, [STYLE], 0, method=method), render(picture, [STYLE], 0, method=method))
 
 
 def test_tile_larger_than_the_image_and_max_size(photo: np.ndarray) -> None:

@@ -184,3 +184,14 @@ class Engine:
             blend = np.where(total > 1e-6, masks / np.maximum(total, 1e-6), self.weights[:, None, None])
             out = self.stylizer.forward(rgb, signals, blend.astype(np.float32))
         return out  # not clamped: the API clamps once, after its own steps
+
+    # -- tiled rendering (brushwork.tiling, called by brushwork.api for print-size photos) ----------------------
+
+    UNTILED_BYTES_PER_PIXEL = 520  # measured peak of an untiled onnxruntime rendering, per output pixel
+    TILE_ALIGN = 4
+
+    def render_tiled(self, source: Any, masks: Any, sink: Any, tile: int | None, budget: int, fixed_bytes: int) -> Any:
+        """Render ``source`` in exact tiles as :meth:`render` (:mod:`brushwork.methods.microast_tiled`)."""
+        from brushwork.methods.microast_tiled import render_tiled
+
+        return render_tiled(self, source, masks, sink, tile, budget, fixed_bytes)
