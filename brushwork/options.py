@@ -79,7 +79,7 @@ class MicroastOptions(StyleOptions):
 
 
 @dataclass(frozen=True)
-class OptimizeOptions(StyleOptions):
+class OptimizeOptions(TiledOptions):
     """``method="optimize"``: the image itself optimized against content, style and smoothness losses.
 
     Defaults chosen by measurement (docs/optimize.md): starting from the fast network's result (``init="fast"``)
@@ -106,6 +106,7 @@ class OptimizeOptions(StyleOptions):
     swag: float | None = None  # SWAG temperature; None: the backbone's default
     normalize_gradients: bool = False
     preview_every: int = 10  # a preview image in the progress events every this many iterations (0: none)
+    tile_iterations: int = 10  # large sizes (tiled, docs/optimize.md): iterations of each tile at the finest scale
 
 
 def option_names(cls: type) -> list[str]:

@@ -857,3 +857,18 @@ class Engine:
         if result.interrupted:  # Ctrl-C: the best image so far is the result, and the last event says so
             reporter.step(result.iterations, message="interrupted")
         return io.to_numpy(result.image)
+
+    # -- large sizes: coarse-to-fine, the finest scale in tiles (brushwork.methods.optimize_large) ---------------
+
+    UNTILED_BYTES_PER_PIXEL = 2600  # measured peak of an untiled optimisation per output pixel (MobileNetV2)
+
+    def render_tiled(self, source: Any, masks: Any, sink: Any, tile: int | None, budget: int, fixed_bytes: int) -> Any:
+        """Optimise the ``tiling.Source`` coarse-to-fine, its finest scale in tiles with global style statistics;
+        ``sink(region, rgb)`` gets the result (called by :func:`brushwork.tiling.render_picture_tiled`)."""
+        from brushwork import io
+        from brushwork.methods import optimize_large
+
+        optimize_large.check_large(self.options, masks)
+        styles = [io.to_numpy(s) for s in self.styles]
+        return optimize_large.optimize_tiled(styles, self.options, self.progress, source, sink, tile, budget,
+                                             fixed_bytes)  # fmt: skip
