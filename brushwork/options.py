@@ -92,7 +92,7 @@ class OptimizeOptions(TiledOptions):
     style_weight: float = 1e4  # beta (relative scale, see methods/optimize.py)
     tv_weight: float = 100.0  # gamma
     iterations: int = 80  # the whole run, split over the pyramid's scales
-    init: str = "fast"  # content | noise | style | fast
+    init: str = "fast"  # content | noise | style | fast | microast
     min_size: int | None = None  # longer side of the first scale of a coarse-to-fine pyramid; None: one scale
     loss: str = "gram"  # gram | mean_std | w2
     optimizer: str = "lbfgs"  # lbfgs | adam

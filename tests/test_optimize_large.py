@@ -113,10 +113,11 @@ def test_one_tile_objective_equals_the_untiled_objective() -> None:
             for n in c_layers}  # fmt: skip
     targets = {n: whole.style[n][0] for n in s_layers}
     g_sums = ol.statistics_pass(net, "gram", canvas, tiles, list(s_layers), strides, torch.device("cpu"))
+    start = ol.whole_terms(net, canvas, src, tiles, c_layers, norm, strides, torch.device("cpu"))
     with torch.no_grad():
         c_feats = {n: f for n, f in net(content, c_layers).items()}
-    tile = ol.TileObjective(net, "gram", tiles[0], x0, c_feats, norm, s_layers, targets, g_sums, strides, weights,
-                            (3.0 * 63 * 96, 3.0 * 64 * 95), False)  # fmt: skip
+    tile = ol.TileObjective(net, "gram", tiles[0], x0, c_feats, norm, s_layers, targets, g_sums, weights,
+                            (3.0 * 63 * 96, 3.0 * 64 * 95), start, False)  # fmt: skip
     xa = x0.clone().requires_grad_(True)
     ta, va = whole(xa)
     ta.backward()
@@ -190,3 +191,10 @@ def test_peak_memory_stays_under_the_budget(tmp_path: Path) -> None:
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert tuple(result["shape"]) == (800, 1200, 3) and result["tiles"] > 1
     assert result["peak"] < tiling.parse_bytes("640MB"), result
+
+
+def test_microast_start_image_untiled_and_tiled() -> None:
+    for tile in (0, 32):
+        out = api.stylize_picture(picture(64, 96), stripes(), method="optimize", max_size=None, tile=tile,
+                                  init="microast", iterations=1, tile_iterations=1, **NET)  # fmt: skip
+        assert out.rgb.shape == (64, 96, 3)

@@ -49,9 +49,10 @@ if TYPE_CHECKING:
 TILE_STEPS = 5  # optimiser iterations per tile visit; a statistics pass runs before each pass over the tiles
 HALO = 64  # context around a tile's centre, image px (rounded up to the backbone's stride)
 LARGE_INITS = ("fast", "microast", "content", "noise", "style")
-TORCH_BYTES = 420 * 2**20  # torch, the backbone and the interpreter (measured ~350-420 MB with MobileNetV2)
-UNTILED_BYTES_PER_PIXEL = 2600  # peak of an untiled optimisation per output pixel (MobileNetV2, L-BFGS history 50)
-TILE_BYTES_PER_PIXEL = 1400  # forward + backward of a tile (halo included) per pixel, with fresh L-BFGS state
+TORCH_BYTES = 400 * 2**20  # interpreter, torch, MobileNetV2 (measured 251 MiB) and the fast path's runtime
+UNTILED_BYTES_PER_PIXEL = 3700  # peak of an untiled optimisation per output pixel (MobileNetV2, L-BFGS history 50)
+TILE_BYTES_PER_PIXEL = 2400  # a tile's visit (forward + backward, 5 L-BFGS steps) per pixel, halo included
+TILE_SHARE = 0.75  # of the memory the budget leaves, what a tile's visit may take
 MIN_COARSE = 64  # smallest longer side of the whole (coarse) optimisation
 
 
@@ -226,8 +227,13 @@ def _content_scale(sums: _Sums, channels: int) -> float:
 class TileObjective:
     """The whole image's loss as a function of one tile's centre pixels ``1×3×h×w``, the rest held fixed.
 
-    Style: each style layer's global sums with this tile's contribution live (``rest + tile(x)``); content and TV:
-    this tile's share of the whole image's mean squares. Same interface as ``optimize._Objective``.
+    The tile's *outer* region (centre and halo) is where a change of the centre changes features. Style: each
+    style layer's global sums become ``rest + outer(x)`` with ``rest`` = the global sums less ``outer(x₀)`` (x₀ the
+    centre at the visit's start): the change of the global sums is ``outer(x) − outer(x₀)``, computed in the same
+    context, so the neighbours' features that the centre reaches count too, and whatever the halo gets wrong at its
+    own border is the same in both terms and cancels. Content and TV: the whole image's terms at the visit's start
+    (``start``, unweighted) plus the change over the outer region / the differences touching the centre.
+    Same interface as ``optimize._Objective``.
     """
 
     def __init__(
@@ -241,20 +247,21 @@ class TileObjective:
         style_layers: dict[str, float],
         targets: dict[str, Any],
         global_sums: dict[str, _Sums],
-        strides: dict[str, int],
         weights: dict[str, float],
         tv_norm: tuple[float, float],
+        start: dict[str, float],
         normalize_gradients: bool,
     ) -> None:
         self.net, self.kind, self.tile, self.outer = net, kind, tile, outer
         self.content, self.content_norm = content, content_norm
-        self.style_layers, self.targets, self.strides = style_layers, targets, strides
+        self.style_layers, self.targets = style_layers, targets
         self.global_sums = global_sums
-        self.rest: dict[str, _Sums] | None = None  # global sums less this tile's contribution at the start
-        self.weights, self.tv_norm = weights, tv_norm
+        self.weights, self.tv_norm, self.start = weights, tv_norm, start
         self.normalize_gradients = normalize_gradients
         self.layers = list(dict.fromkeys([*content, *style_layers]))
-        self.evaluations: list[tuple[float, dict[str, _Sums], dict[str, float]]] = []  # (total, tile sums, terms)
+        self.rest: dict[str, _Sums] | None = None  # global sums less the outer region's at the visit's start
+        self.first: tuple[float, float] | None = None  # content and TV over the region at the visit's start
+        self.evaluations: list[tuple[float, dict[str, _Sums], dict[str, float]]] = []  # (total, sums, raw terms)
 
     def __call__(self, x: Tensor) -> tuple[Tensor, dict[str, float]]:
         from brushwork import losses
@@ -266,41 +273,42 @@ class TileObjective:
         grad_norm = losses.normalize_gradient if self.normalize_gradients else (lambda t: t)
         c_loss = x.new_zeros(())
         for n, target in self.content.items():
-            f = _crop(grad_norm(feats[n]), self.tile, self.strides[n])
-            c_loss = c_loss + ((f - target) ** 2).sum() / self.content_norm[n]
-        s_loss = x.new_zeros(())
-        mine: dict[str, _Sums] = {}
-        for n, lw in self.style_layers.items():
-            f = self.net.style_transform(_crop(grad_norm(feats[n]), self.tile, self.strides[n]))
-            s = _sums(self.kind, f.double())
-            mine[n] = s.detach()
-            if self.rest is None or n not in self.rest:
-                self.rest = self.rest or {}
-                self.rest[n] = self.global_sums[n] - mine[n]
-            stats = _stats_from_sums(self.kind, self.rest[n] + s)
-            s_loss = s_loss + lw * _style_value(self.kind, tuple(v.float() for v in stats), self.targets[n])
-        # TV: every difference that touches the centre (the ring just outside it is the fixed halo)
+            c_loss = c_loss + ((grad_norm(feats[n]) - target) ** 2).sum() / self.content_norm[n]
         ry0, ry1, rx0, rx1 = _ring(self.tile, (full.shape[-2], full.shape[-1]))
-        ring = full[..., ry0:ry1, rx0:rx1]
+        ring = full[..., ry0:ry1, rx0:rx1]  # every pixel difference that touches the centre
         dy = ring[..., 1:, :] - ring[..., :-1, :]
         dx = ring[..., :, 1:] - ring[..., :, :-1]
         tv = (dy**2).sum() / self.tv_norm[0] + (dx**2).sum() / self.tv_norm[1]
+        mine = {n: _sums(self.kind, self.net.style_transform(grad_norm(feats[n])).double()) for n in self.style_layers}
+        if self.rest is None:
+            self.rest = {n: self.global_sums[n] - s.detach() for n, s in mine.items()}
+            self.first = (float(c_loss.detach()), float(tv.detach()))
+        assert self.first is not None
+        s_loss = x.new_zeros(())
+        for n, lw in self.style_layers.items():
+            stats = _stats_from_sums(self.kind, self.rest[n] + mine[n])
+            s_loss = s_loss + lw * _style_value(self.kind, tuple(v.float() for v in stats), self.targets[n])
+        content = self.start["content"] + c_loss - self.first[0]
+        tv_total = self.start["tv"] + tv - self.first[1]
         terms = {
-            "content": self.weights["content"] * c_loss,
+            "content": self.weights["content"] * content,
             "style": self.weights["style"] * s_loss,
-            "tv": self.weights["tv"] * tv,
+            "tv": self.weights["tv"] * tv_total,
         }
         total = terms["content"] + terms["style"] + terms["tv"]
         values = {k: float(v.detach()) for k, v in terms.items()}
         values["total"] = float(total.detach())
-        self.evaluations.append((values["total"], mine, values))
+        raw = {"content": float(content.detach()), "tv": float(tv_total.detach())}
+        self.evaluations.append((values["total"], {n: s.detach() for n, s in mine.items()}, raw))
         return total, values
 
-    def sums_at(self, loss: float) -> tuple[dict[str, _Sums], dict[str, float]] | None:
-        """The tile's sums and loss terms at the evaluation whose total was ``loss``."""
-        for total, sums, values in self.evaluations:
+    def state_at(self, loss: float) -> tuple[dict[str, _Sums], dict[str, float]] | None:
+        """The global sums and the unweighted content and TV terms at the evaluation whose total was ``loss``."""
+        if self.rest is None:
+            return None
+        for total, sums, raw in self.evaluations:
             if total == loss:
-                return sums, values
+                return {n: self.rest[n] + s for n, s in sums.items()}, raw
         return None
 
 
@@ -310,7 +318,7 @@ def _ring(t: _Tile, shape: tuple[int, int]) -> tuple[int, int, int, int]:
     return max(0, y0 - 1), min(shape[0], y1 + 1), max(0, x0 - 1), min(shape[1], x1 + 1)
 
 
-def initial_shares(
+def whole_terms(
     net: FeatureExtractor,
     canvas: tiling.Source,
     source: tiling.Source,
@@ -318,33 +326,25 @@ def initial_shares(
     content_layers: Sequence[str],
     content_norm: dict[str, float],
     strides: dict[str, int],
-    weights: dict[str, float],
-    tv_norm: tuple[float, float],
     device: torch.device,
-) -> dict[int, tuple[float, float]]:
-    """Each tile's share of the whole image's (weighted) content and TV terms at the start of the finest scale, so
-    that the progress events report whole-image losses from the first tile on."""
+) -> dict[str, float]:
+    """The whole image's unweighted content and TV terms, streamed over the tiles' centres."""
     import torch
 
-    shares = {}
+    content = tv = 0.0
+    h, w = canvas.shape
     with torch.no_grad():
-        for i, t in enumerate(tiles):
-            now, photo = canvas.read(*t.outer), source.read(*t.outer)
-            f_now = net(_tensor(now, device), list(content_layers))
-            f_photo = net(_tensor(photo, device), list(content_layers))
-            content = sum(
-                float(((_crop(f_now[n], t, strides[n]) - _crop(f_photo[n], t, strides[n])) ** 2).sum())
-                / content_norm[n]
-                for n in content_layers
-            )
-            y0, y1, x0, x1 = _ring(t, now.shape[:2])
-            ring = now[y0:y1, x0:x1].astype(np.float64)
-            tv = (
-                float((np.diff(ring, axis=0) ** 2).sum()) / tv_norm[0]
-                + float((np.diff(ring, axis=1) ** 2).sum()) / tv_norm[1]
-            )
-            shares[i] = (weights["content"] * content, weights["tv"] * tv)
-    return shares
+        for t in tiles:
+            f_now = net(_tensor(canvas.read(*t.outer), device), list(content_layers))
+            f_photo = net(_tensor(source.read(*t.outer), device), list(content_layers))
+            for n in content_layers:
+                diff = _crop(f_now[n], t, strides[n]) - _crop(f_photo[n], t, strides[n])
+                content += float((diff.double() ** 2).sum()) / content_norm[n]
+            y0, y1, x0, x1 = t.centre
+            block = canvas.read(y0, min(h, y1 + 1), x0, min(w, x1 + 1)).astype(np.float64)  # one more row, column
+            tv += float((np.diff(block, axis=0)[:, : x1 - x0] ** 2).sum()) / (3.0 * max(h - 1, 1) * w)
+            tv += float((np.diff(block, axis=1)[: y1 - y0] ** 2).sum()) / (3.0 * h * max(w - 1, 1))
+    return {"content": content, "tv": tv}
 
 
 def seam_energy(rgb: np.ndarray, side: int) -> tuple[float, float, float]:
@@ -413,7 +413,7 @@ def tile_side(budget: int, fixed: int, halo: int, align: int, tile: int | None) 
     if tile:
         return tiling.round_up(int(tile), align)
     free = max(0, budget - fixed - TORCH_BYTES)
-    outer = int(math.sqrt(0.6 * free / TILE_BYTES_PER_PIXEL))
+    outer = int(math.sqrt(TILE_SHARE * free / TILE_BYTES_PER_PIXEL))
     return max(2 * align, (outer - 2 * halo) // align * align)
 
 
@@ -537,7 +537,7 @@ def optimize_tiled(
             channels = c_sums[n].first.shape[0]
             content_norm[n] = c_sums[n].count * channels * _content_scale(c_sums[n], channels)
         tv_norm = (3.0 * max(h - 1, 1) * w, 3.0 * h * max(w - 1, 1))
-        shares = initial_shares(net, canvas, source, tiles, c_layers, content_norm, strides, weights, tv_norm, dev)
+        terms = whole_terms(net, canvas, source, tiles, c_layers, content_norm, strides, dev)
         try:
             for p in range(passes):
                 steps = min(TILE_STEPS, iterations_per_tile - p * TILE_STEPS)
@@ -545,10 +545,9 @@ def optimize_tiled(
                 for ti, t in enumerate(tiles):
                     outer = _tensor(canvas.read(*t.outer), dev)
                     with torch.no_grad():
-                        c_feats = net(_tensor(source.read(*t.outer), dev), c_layers)
-                    content = {n: _crop(c_feats[n], t, strides[n]) for n in c_layers}
+                        content = net(_tensor(source.read(*t.outer), dev), c_layers)
                     objective = TileObjective(net, kind, t, outer, content, content_norm, s_layers, targets,
-                                              global_sums, strides, weights, tv_norm,
+                                              global_sums, weights, tv_norm, terms,
                                               o.normalize_gradients)  # fmt: skip
                     cy0, cy1, cx0, cx1 = t.inner()
                     x = outer[..., cy0:cy1, cx0:cx1].clone().contiguous().requires_grad_(True)
@@ -559,23 +558,11 @@ def optimize_tiled(
                     except opt._Stop as stop:
                         best_t, best_loss, _ = stop.args
                         interrupted = True
-                    canvas.write(*t.centre, _numpy(best_t))
-                    found = objective.sums_at(best_loss)
-                    if found is not None and objective.rest is not None:
-                        for n in s_layers:
-                            global_sums[n] = objective.rest[n] + found[0][n]
-                        shares[ti] = (found[1]["content"], found[1]["tv"])
-                    style_now = sum(
-                        lw * float(_style_value(kind, tuple(v.float() for v in _stats_from_sums(kind, global_sums[n])),
-                                                targets[n]))
-                        for n, lw in s_layers.items()
-                    ) * weights["style"]  # fmt: skip
-                    values = {
-                        "content": sum(c for c, _ in shares.values()),
-                        "style": style_now,
-                        "tv": sum(v for _, v in shares.values()),
-                    }
-                    values["total"] = sum(values.values())
+                    state = objective.state_at(best_loss)
+                    if state is not None:  # else (no finite evaluation) the tile stays as it was
+                        canvas.write(*t.centre, _numpy(best_t))
+                        global_sums, terms = state[0], state[1]
+                    values = next((v for v in local if v["total"] == best_loss), local[0] if local else {})
                     history.append(values)
                     step += 1
                     reporter.step(
