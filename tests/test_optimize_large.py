@@ -127,6 +127,15 @@ def test_one_tile_objective_equals_the_untiled_objective() -> None:
     for k in ("content", "style", "tv"):
         assert vb[k] == pytest.approx(va[k], rel=1e-3), k
     torch.testing.assert_close(xb.grad, xa.grad, rtol=1e-3, atol=1e-3 * float(xa.grad.abs().max()))
+    # streamed over 32 px tiles, the whole image's terms stay those of the untiled objective
+    small = ol._tiles((64, 96), 32, 64)
+    streamed = ol.whole_terms(net, canvas, src, small, c_layers, norm, strides, torch.device("cpu"))
+    assert streamed["tv"] * weights["tv"] == pytest.approx(va["tv"], rel=1e-4)
+    assert streamed["content"] * weights["content"] == pytest.approx(va["content"], rel=1e-2)
+    sums = ol.statistics_pass(net, "gram", canvas, small, list(s_layers), strides, torch.device("cpu"))
+    style = sum(lw * float(ol._style_value("gram", ol._stats_from_sums("gram", sums[n]), targets[n]))
+                for n, lw in s_layers.items())  # fmt: skip
+    assert style * weights["style"] == pytest.approx(va["style"], rel=1e-2)
 
 
 def test_the_api_decides_to_tile_by_the_budget() -> None:

@@ -383,8 +383,9 @@ def _init_full(
         from brushwork.options import FastOptions
 
         engine = FastEngine([style], FastOptions(device=options.device), None)
+        fixed += out.nbytes + TORCH_BYTES - tiling.BASELINE_BYTES  # torch and the backbone are loaded already
         if tiling.BASELINE_BYTES + fixed + h * w * FastEngine.UNTILED_BYTES_PER_PIXEL > budget:
-            engine.render_tiled(source, None, keep, None, budget, fixed + out.nbytes)
+            engine.render_tiled(source, None, keep, None, budget, fixed)
         else:
             keep((0, h, 0, w), engine.render(tiling.materialize(source)))
     elif init == "microast":
