@@ -94,6 +94,22 @@ def test_statistics_from_sums_equal_the_whole_image_statistics(kind: str) -> Non
         torch.testing.assert_close(a.reshape(b.shape), b, rtol=1e-6, atol=1e-6)
 
 
+def test_tiled_statistics_equal_the_whole_image_at_odd_sizes() -> None:
+    """Tiles see the whole image's stride-2 phases (SAME padding) even when the size is no multiple of the stride."""
+    net = build_backbone("mobilenet", "random", seed=0)
+    layers = list(net.style_layers)
+    strides = ol._strides(net, layers, torch.device("cpu"))
+    rgb = np.random.default_rng(0).random((75, 101, 3), dtype=np.float32)  # high frequencies, as optimised images
+    with torch.no_grad():
+        whole = net(ol._tensor(rgb, torch.device("cpu")), layers)
+    tiled = ol.statistics_pass(net, "gram", tiling.ArraySource(rgb), ol._tiles((75, 101), 32, 128), layers, strides,
+                               torch.device("cpu"))  # fmt: skip
+    for n in layers:
+        a = opt._stats("gram", net.style_transform(whole[n]))[0][0].double()
+        b = tiled[n].second / tiled[n].count
+        assert float((a - b).norm() / a.norm()) < 1e-4, n
+
+
 def test_one_tile_objective_equals_the_untiled_objective() -> None:
     """With one tile covering the image, the tile objective (global sums, global normalisations) is the untiled
     objective: same terms, same gradient."""

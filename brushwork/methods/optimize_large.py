@@ -129,10 +129,21 @@ class _Tile:
         return y0 - oy, y1 - oy, x0 - ox, x1 - ox
 
 
-def _tiles(shape: tuple[int, int], side: int, halo: int) -> list[_Tile]:
+def _tiles(shape: tuple[int, int], side: int, halo: int, align: int = 16) -> list[_Tile]:
+    """Tiles of centre ``side`` with a ``halo`` (multiples of ``align``, the backbone's total stride).
+
+    Every outer region's height and width are congruent to the image's modulo ``align`` (the bottom and right halos
+    grow by ``height % align`` / ``width % align``): TensorFlow-style SAME padding (MobileNetV2) pads a stride-2
+    convolution's input on top only when its size is odd, so a region of another parity would sample its features
+    one pixel off the whole image's. Optimised images are sensitive to that phase: without it the tiled statistics
+    of a 1024×683 result were 3× off its whole-image style loss."""
     h, w = shape
+    ry, rx = h % align, w % align
     return [
-        _Tile((y0, y1, x0, x1), (max(0, y0 - halo), min(h, y1 + halo), max(0, x0 - halo), min(w, x1 + halo)))
+        _Tile(
+            (y0, y1, x0, x1),
+            (max(0, y0 - halo), min(h, y1 + halo + ry), max(0, x0 - halo), min(w, x1 + halo + rx)),
+        )
         for y0, y1, x0, x1 in tiling.tiles(h, w, side)
     ]
 
@@ -470,7 +481,7 @@ def optimize_tiled(
     coarse_sizes = [opt.fit_size(w, h, s) for s in opt.pyramid_sizes(longer, o.min_size)]
     per_scale = opt.split_iterations(o.iterations, len(coarse_sizes))
     side = tile_side(budget, fixed, halo, align, tile)
-    tiles = _tiles((h, w), side, halo)
+    tiles = _tiles((h, w), side, halo, align)
     passes = math.ceil(iterations_per_tile / TILE_STEPS) if iterations_per_tile > 0 else 0
     reporter = api.Reporter(progress, "optimize", o.iterations + passes * len(tiles))
     style_ts = [_tensor(s, dev) for s in styles]
@@ -526,7 +537,7 @@ def optimize_tiled(
         per_style = []
         for s in styles:
             s_src = tiling.Resized(tiling.ArraySource(s), opt.fit_size(s.shape[1], s.shape[0], s_long))
-            s_tiles = _tiles(s_src.shape, side, halo)
+            s_tiles = _tiles(s_src.shape, side, halo, align)
             per_style.append(statistics_pass(net, kind, s_src, s_tiles, list(s_layers), strides, dev))
         for n in s_layers:
             stats = [tuple(v.float() for v in _stats_from_sums(kind, p[n])) for p in per_style]
