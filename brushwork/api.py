@@ -27,11 +27,13 @@ masks (normalised per pixel).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import importlib
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,6 +107,25 @@ class Reporter:
                 message,
             )
         )
+
+
+_AMBIENT: contextvars.ContextVar[ProgressFn | None] = contextvars.ContextVar("brushwork_progress", default=None)
+
+
+@contextlib.contextmanager
+def reporting(progress: ProgressFn | None) -> Iterator[None]:
+    """Make ``progress`` the receiver of events from code below the engines that has no ``progress`` argument
+    (the one-time ONNX exports of :func:`brushwork.store.export_onnx`), for the current thread or task."""
+    token = _AMBIENT.set(progress)
+    try:
+        yield
+    finally:
+        _AMBIENT.reset(token)
+
+
+def ambient_reporter(stage: str, total: int = 0) -> Reporter:
+    """A :class:`Reporter` to the receiver set by :func:`reporting` (none: events go nowhere)."""
+    return Reporter(_AMBIENT.get(), stage, total)
 
 
 # ------------------------------------------------------------------------------------------------ methods
@@ -355,6 +376,10 @@ class Renderer:
 
         ``mask``: None, a mask as in :func:`load_masks`, or ``K×H×W`` weights already at the photo's size.
         """
+        with reporting(self.progress):
+            return self._render(rgb, mask)
+
+    def _render(self, rgb: np.ndarray, mask: Any) -> np.ndarray:
         rgb = np.asarray(rgb)
         if rgb.ndim != 3 or rgb.shape[2] != 3:
             raise InputError(f"expected an H×W×3 image, got shape {rgb.shape}")
@@ -418,7 +443,8 @@ class Renderer:
         if self._tiled(content):
             from brushwork.tiling import render_picture_tiled
 
-            return render_picture_tiled(self, content, mask)
+            with reporting(self.progress):
+                return render_picture_tiled(self, content, mask)
         photo = content if isinstance(content, io.Picture) else io.load_image(content, max_pixels=self.max_pixels)
         rgb = io.resize_to_max(photo.rgb, self.options.max_size)
         if min(rgb.shape[:2]) < opts.MIN_SIDE:

@@ -27,35 +27,12 @@ def labelled_grid(
     *,
     columns: int = 6,
     tile: int = 256,
-    pad: int = 6,
-    label_height: int = 16,
 ) -> np.ndarray:
-    """Lay out ``H×W×3`` float images (0..1) on a white grid, each fitted in a ``tile``-px box with its label.
-
-    A label may hold several lines (``\n``); the label band grows to the longest one (``label_height`` per line).
-    Returns an ``H×W×3`` float32 image in 0..1.
-    """
+    """:func:`contact_sheet` for ``H×W×3`` float images (0..1), labels above the pictures, each picture fitted in
+    a ``tile``-px box: an ``H×W×3`` float32 image in 0..1 (the form the evaluation and CLI sheets compose)."""
     if not images:
         raise ValueError("labelled_grid needs at least one image")
-    columns = max(1, min(columns, len(images)))
-    rows = -(-len(images) // columns)
-    lines = max((str(t).count("\n") + 1 for t in labels), default=1) if labels else 0
-    label_height = label_height * lines if labels else 0
-    thumbs = []
-    for rgb in images:
-        h, w = rgb.shape[:2]
-        scale = tile / max(h, w)
-        thumbs.append(io.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale)))))
-    cell_w = max(t.shape[1] for t in thumbs)
-    cell_h = max(t.shape[0] for t in thumbs) + label_height
-    sheet = Image.new("RGB", (columns * (cell_w + pad) + pad, rows * (cell_h + pad) + pad), "white")
-    draw = ImageDraw.Draw(sheet)
-    for n, thumb in enumerate(thumbs):
-        r, c = divmod(n, columns)
-        x, y = pad + c * (cell_w + pad), pad + r * (cell_h + pad)
-        sheet.paste(Image.fromarray((thumb * 255 + 0.5).astype(np.uint8)), (x, y + label_height))
-        if labels:
-            draw.multiline_text((x + 2, y + 2), str(labels[n]), fill="black", spacing=3)
+    sheet = contact_sheet([to_pil(rgb) for rgb in images], labels, cell=tile, columns=columns, above=True)
     return np.asarray(sheet, dtype=np.float32) / 255.0
 
 
@@ -90,31 +67,63 @@ def square_thumbnail(image: Image.Image | np.ndarray, size: int) -> Image.Image:
 
 
 def contact_sheet(
-    images: Sequence[Image.Image], captions: Sequence[str] | None = None, *, cell: int = 256, columns: int = 0
+    images: Sequence[Image.Image],
+    captions: Sequence[str] | None = None,
+    *,
+    cell: int = 256,
+    columns: int = 0,
+    above: bool = False,
 ) -> Image.Image:
-    """A grid of pictures with an optional caption under each: a PIL image. Cells are ``cell`` pixels wide and
-    shaped like the first picture (every picture is fitted into its cell); ``columns=0`` makes the grid square."""
+    """A grid of pictures with an optional caption under each (``above=True``: over each): a PIL image.
+
+    The one grid layout of brushwork. By default cells are ``cell`` pixels wide and shaped like the first picture;
+    with ``above=True`` each picture is fitted in a ``cell``-px square box and the cells take the largest fitted
+    size (sheets mixing styles and results of different shapes). Every picture is centred in its cell; a caption
+    may hold several lines (``\\n``). ``columns=0`` makes the grid square.
+    """
     if not images:
         raise ValueError("contact_sheet needs at least one image")
     n = len(images)
-    cols = columns or math.ceil(math.sqrt(n))
+    cols = max(1, min(columns, n)) if columns else math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
-    w0, h0 = images[0].size
-    cell_w, cell_h = cell, max(1, round(cell * h0 / w0))
-    pad, text_h = 8, (24 if captions else 0)
+    pictures = [img.convert("RGB") for img in images]
+    if above:
+        box_w = box_h = cell
+    else:
+        box_w, box_h = cell, max(1, round(cell * pictures[0].height / pictures[0].width))
+    thumbs = [_fit(p, box_w, box_h) for p in pictures]
+    cell_w, cell_h = (max(t.width for t in thumbs), max(t.height for t in thumbs)) if above else (box_w, box_h)
+    text_font = font(16 if not above else 12)
+    lines = max((str(c).count("\n") + 1 for c in captions), default=1) if captions else 0
+    line_h = int(getattr(text_font, "size", 12)) + 6
+    pad, text_h = 8, lines * line_h
     size = (cols * (cell_w + pad) + pad, rows * (cell_h + pad + text_h) + pad)
     sheet = Image.new("RGB", size, (250, 250, 248))
     draw = ImageDraw.Draw(sheet)
-    text_font = font(16)
-    for i, img in enumerate(images):
-        thumb = img.convert("RGB")
-        thumb.thumbnail((cell_w, cell_h), Image.Resampling.LANCZOS)
+    for i, thumb in enumerate(thumbs):
         x0 = pad + (i % cols) * (cell_w + pad)
         y0 = pad + (i // cols) * (cell_h + pad + text_h)
-        sheet.paste(thumb, (x0 + (cell_w - thumb.width) // 2, y0 + (cell_h - thumb.height) // 2))
+        y_pic = y0 + (text_h if above else 0)
+        sheet.paste(thumb, (x0 + (cell_w - thumb.width) // 2, y_pic + (cell_h - thumb.height) // 2))
         if captions:
-            draw.text((x0 + cell_w // 2, y0 + cell_h + 4), captions[i], fill=(40, 40, 40), font=text_font, anchor="ma")
+            y_text = y0 + 2 if above else y0 + cell_h + 4
+            draw.multiline_text(
+                (x0 + cell_w // 2, y_text),
+                str(captions[i]),
+                fill=(40, 40, 40),
+                font=text_font,
+                anchor="ma",
+                spacing=3,
+                align="center",
+            )
     return sheet
+
+
+def _fit(image: Image.Image, width: int, height: int) -> Image.Image:
+    """``image`` scaled (up or down, aspect kept) to fit a ``width``×``height`` box."""
+    scale = min(width / image.width, height / image.height)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image if size == image.size else image.resize(size, Image.Resampling.LANCZOS)
 
 
 def strip(images: Sequence[Image.Image], *, count: int = 8, height: int = 192) -> Image.Image:
@@ -254,7 +263,7 @@ def compare_sheet(
         labels += [photo_label, style_label] + [text for _, text in results]
     lines = max(t.count("\n") + 1 for t in labels)
     labels = [t + "\n" * (lines - 1 - t.count("\n")) for t in labels]  # equal bands: tiles stay aligned
-    return labelled_grid(images, labels, columns=width, tile=tile, label_height=14)
+    return labelled_grid(images, labels, columns=width, tile=tile)
 
 
 def _figure(width: float, height: float) -> Any:

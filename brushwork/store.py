@@ -571,7 +571,13 @@ def export_onnx(
     with _EXPORT_LOCK:  # torch.onnx.export is not thread-safe (threaded callers: video, the studio)
         if path.is_file():
             return path
-        return _export_onnx(name, path, inputs, dynamic, module, outputs)
+        from brushwork.api import ambient_reporter
+
+        rep = ambient_reporter("export", total=2)  # seconds, once per network: say so to the caller's progress
+        rep.step(1, message=f"exporting {name}{tag} to ONNX (once)")
+        exported = _export_onnx(name, path, inputs, dynamic, module, outputs)
+        rep.step(2, message=f"exported {name}{tag}")
+        return exported
 
 
 _EXPORT_LOCK = threading.Lock()

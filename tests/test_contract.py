@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -265,3 +266,20 @@ def test_one_renderer_in_several_threads(photo: np.ndarray) -> None:
     for out in outs:
         assert out.shape == frame.shape
         assert np.abs(out - outs[0]).max() < 2e-3
+
+
+@pytest.mark.parametrize("method", ["fast", "microast"])
+def test_a_first_onnx_export_is_reported(
+    method: str, photo: np.ndarray, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BRUSHWORK_HOME", str(tmp_path))  # an empty cache: the networks export again
+    shared = importlib.import_module(f"brushwork.methods.{method}").get_stylizer
+    shared.cache_clear()  # and no sessions loaded earlier in this process
+    events: list[api.Progress] = []
+    api.renderer([samples.STYLES["ink"]], method=method, progress=events.append, **quick(method)).render(photo)
+    exports = [e for e in events if e.stage == "export"]
+    assert exports and exports[0].step == 1 and exports[-1].step == 2 and "ONNX" in exports[0].message
+    assert list((tmp_path / "onnx").glob("*.onnx"))
+    events.clear()
+    api.renderer([samples.STYLES["ink"]], method=method, progress=events.append, **quick(method)).render(photo)
+    assert not [e for e in events if e.stage == "export"]  # cached: nothing to report

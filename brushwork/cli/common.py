@@ -147,6 +147,9 @@ class ProgressBar:
     def __call__(self, event: Any) -> None:
         if self.quiet:
             return
+        if event.stage == "export" and self._bar is not None and self._stage != "export":
+            self._bar.set_postfix_str(event.message[-40:])  # a one-time export inside other work: a note on its bar
+            return
         if self._bar is None or event.stage != self._stage:
             self.close()
             from tqdm import tqdm
