@@ -536,7 +536,11 @@ def optimize_tiled(
         targets: dict[str, Any] = {}
         per_style = []
         for s in styles:
-            s_src = tiling.Resized(tiling.ArraySource(s), opt.fit_size(s.shape[1], s.shape[0], s_long))
+            s_size = opt.fit_size(s.shape[1], s.shape[0], s_long)
+            if s_size[0] * s_size[1] * 12 <= budget // 8:  # as the untiled path: torch's bicubic resize
+                s_src: tiling.Source = tiling.ArraySource(_numpy(opt.resize(_tensor(s, dev), s_size)))
+            else:  # too large to hold: OpenCV's Lanczos, streamed
+                s_src = tiling.Resized(tiling.ArraySource(s), s_size)
             s_tiles = _tiles(s_src.shape, side, halo, align)
             per_style.append(statistics_pass(net, kind, s_src, s_tiles, list(s_layers), strides, dev))
         for n in s_layers:
