@@ -129,7 +129,14 @@ class _Tile:
         return y0 - oy, y1 - oy, x0 - ox, x1 - ox
 
 
-def _tiles(shape: tuple[int, int], side: int, halo: int, align: int = 16) -> list[_Tile]:
+def _grid(h: int, w: int, side: int, offset: int) -> list[tuple[int, int, int, int]]:
+    """Centres of side ``side`` whose grid is shifted by ``offset`` (the first row and column are shorter)."""
+    ys = sorted({0, *range(offset % side or side, h, side)} - {h})
+    xs = sorted({0, *range(offset % side or side, w, side)} - {w})
+    return [(y0, ([*ys[1:], h])[i], x0, ([*xs[1:], w])[j]) for i, y0 in enumerate(ys) for j, x0 in enumerate(xs)]
+
+
+def _tiles(shape: tuple[int, int], side: int, halo: int, align: int = 16, offset: int = 0) -> list[_Tile]:
     """Tiles of centre ``side`` with a ``halo`` (multiples of ``align``, the backbone's total stride).
 
     Every outer region's height and width are congruent to the image's modulo ``align`` (the bottom and right halos
@@ -144,7 +151,7 @@ def _tiles(shape: tuple[int, int], side: int, halo: int, align: int = 16) -> lis
             (y0, y1, x0, x1),
             (max(0, y0 - halo), min(h, y1 + halo + ry), max(0, x0 - halo), min(w, x1 + halo + rx)),
         )
-        for y0, y1, x0, x1 in tiling.tiles(h, w, side)
+        for y0, y1, x0, x1 in _grid(h, w, side, offset)
     ]
 
 
@@ -483,7 +490,10 @@ def optimize_tiled(
     side = tile_side(budget, fixed, halo, align, tile)
     tiles = _tiles((h, w), side, halo, align)
     passes = math.ceil(iterations_per_tile / TILE_STEPS) if iterations_per_tile > 0 else 0
-    reporter = api.Reporter(progress, "optimize", o.iterations + passes * len(tiles))
+    # odd passes shift the grid by half a tile, so that every tile border lies inside a centre in the next pass
+    shift = (side // 2) // align * align
+    grids = [tiles if p % 2 == 0 else _tiles((h, w), side, halo, align, shift) for p in range(passes)]
+    reporter = api.Reporter(progress, "optimize", o.iterations + sum(len(g) for g in grids))
     style_ts = [_tensor(s, dev) for s in styles]
     history: list[dict[str, float]] = []
     step = 0
@@ -557,6 +567,7 @@ def optimize_tiled(
         try:
             for p in range(passes):
                 steps = min(TILE_STEPS, iterations_per_tile - p * TILE_STEPS)
+                tiles = grids[p]
                 global_sums = statistics_pass(net, kind, canvas, tiles, list(s_layers), strides, dev)
                 for ti, t in enumerate(tiles):
                     outer = _tensor(canvas.read(*t.outer), dev)
