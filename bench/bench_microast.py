@@ -1,7 +1,7 @@
 """Benchmark MicroAST against the fast path: warm rendering of one photo at the same size, in the same process.
 
     python bench/bench_microast.py [--repeats 5] [--width 1024 --height 768] [--runtime auto|onnxruntime|openvino]
-                                   [--threads N] [--profile]
+                                   [--threads N] [--graphs] [--profile]
 
 Both methods render the same photo through the public API (``brushwork.api.renderer(...).render``) with one
 style image whose per-style work (the fast path's style code, MicroAST's style signal) is done before timing
@@ -9,6 +9,7 @@ style image whose per-style work (the fast path's style code, MicroAST's style s
 two so that drifting load on a shared machine hits both alike. Prints the medians, the ratio of paired runs
 (goal: MicroAST at most 0.5 s and at most 1.5× the fast path at 1024×768), and the process CPU time per render
 (with ``--threads 1`` a measure of work that load on a shared machine disturbs less than wall time).
+``--graphs`` also times the two networks alone in each runtime on 1 thread (CPU time per run, paired ratios).
 ``--profile`` prints where MicroAST's time goes, per node of its onnxruntime graph (onnxruntime's profiler).
 """
 
@@ -20,6 +21,7 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -61,20 +63,64 @@ def profile(rgb: np.ndarray, signal: np.ndarray, top: int = 15) -> None:
     options = ort.SessionOptions()
     options.enable_profiling = True
     options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, ["CPUExecutionProvider"])
-    feeds = {"image": np.ascontiguousarray(rgb.transpose(2, 0, 1)[None]), "signal": signal[None]}
-    runs = 3
-    for _ in range(runs):
-        session.run(None, feeds)
-    events = json.loads(Path(session.end_profiling()).read_text())
+    options.intra_op_num_threads = 1
+    with tempfile.TemporaryDirectory() as folder:  # the profiler's file, not in the working directory
+        options.profile_file_prefix = str(Path(folder) / "profile")
+        session = ort.InferenceSession(str(path), options, ["CPUExecutionProvider"])
+        feeds = {"image": np.ascontiguousarray(rgb.transpose(2, 0, 1)[None]), "signal": signal[None]}
+        runs = 3
+        for _ in range(runs):
+            session.run(None, feeds)
+        events = json.loads(Path(session.end_profiling()).read_text())
     by_node: collections.Counter[str] = collections.Counter()
     for e in events:
         if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
             by_node[f"{e['args']['op_name']:<14} {e['name'][:-12]}"] += e["dur"]
     total = sum(by_node.values())
-    print(f"\nwhere MicroAST's time goes (onnxruntime profiler, {runs} runs, {total / runs / 1000:.0f} ms per run):")
+    print(f"\nwhere MicroAST's time goes (onnxruntime profiler, 1 thread, {total / runs / 1000:.0f} ms per run):")
     for name, dur in by_node.most_common(top):
         print(f"  {100 * dur / total:5.1f}%  {name}")
+
+
+def graphs(rgb: np.ndarray, signal: np.ndarray, code: np.ndarray, repeats: int) -> None:
+    """The two networks alone (no API), each runtime on 1 thread: CPU time per run, the work a render costs
+    with less disturbance from other processes than wall time; runs alternate, ratios are of paired runs."""
+    import onnxruntime as ort
+    import openvino as ov
+
+    image = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None])
+    nets = {"microast": (microast.RENDER_NET, [image, signal[None]]), "fast": ("ghiasi-transformer", [image, code])}
+    runs = {}
+    core = ov.Core()
+    for name, (net, arrays) in nets.items():
+        path = str(store.export_onnx(net, *fast._EXPORTS[net]))
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.log_severity_level = 3
+        session = ort.InferenceSession(path, options, ["CPUExecutionProvider"])
+        feeds = dict(zip([i.name for i in session.get_inputs()], arrays, strict=True))
+        runs[("onnxruntime", name)] = lambda s=session, f=feeds: s.run(None, f)
+        model = core.read_model(path)
+        names = [i.get_any_name() for i in model.inputs]
+        model.reshape({n: list(a.shape) for n, a in zip(names, arrays, strict=True)})
+        config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": 1}
+        request = core.compile_model(model, "CPU", config).create_infer_request()
+        inputs = dict(zip(names, arrays, strict=True))
+        runs[("openvino", name)] = lambda r=request, f=inputs: r.infer(f)
+    for fn in runs.values():
+        fn()
+    cpus: dict[tuple[str, str], list[float]] = {k: [] for k in runs}
+    for _ in range(repeats):
+        for key, fn in runs.items():
+            cpus[key].append(timed(fn)[1])
+    print(f"\nthe networks alone, 1 thread, CPU time per run (median, min of {repeats}):")
+    for runtime in ("onnxruntime", "openvino"):
+        m, f = cpus[(runtime, "microast")], cpus[(runtime, "fast")]
+        ratio = statistics.median(a / b for a, b in zip(m, f, strict=True))
+        print(
+            f"  {runtime:<12} microast {1000 * statistics.median(m):5.0f} ms (min {1000 * min(m):5.0f})"
+            f"   fast {1000 * statistics.median(f):5.0f} ms (min {1000 * min(f):5.0f})   microast / fast {ratio:.2f}"
+        )
 
 
 def main() -> None:
@@ -85,6 +131,7 @@ def main() -> None:
     parser.add_argument("--runtime", default="auto", choices=["auto", "onnxruntime", "openvino"])
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime's threads (default: its own)")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--graphs", action="store_true", help="also time the two networks alone, 1 thread each")
     args = parser.parse_args()
 
     photo = io.resize(io.load_image(samples.SAMPLE_PHOTO).rgb, (args.width, args.height))
@@ -114,8 +161,12 @@ def main() -> None:
     cpu_ratio = statistics.median(m / f for m, f in zip(cpus["microast"], cpus["fast"], strict=True))
     ms = 1000 * statistics.median(walls["microast"])
     print(f"  microast / fast: wall {ratio:.2f}, cpu {cpu_ratio:.2f}   (goal: <= 1.5; microast <= 500 ms: {ms:.0f} ms)")
+    signal = renderers["microast"]._engine("all", renderers["microast"].styles).signals[0]
+    if args.graphs:
+        code = renderers["fast"]._engine("all", renderers["fast"].styles).target[1][None].astype(np.float32)
+        graphs(photo, signal, code, args.repeats)
     if args.profile:
-        profile(photo, renderers["microast"]._engine("all", renderers["microast"].styles).signals[0])
+        profile(photo, signal)
 
 
 if __name__ == "__main__":

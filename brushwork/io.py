@@ -988,7 +988,11 @@ def _av():  # noqa: ANN202 - the module, imported on first use
         import av
     except ImportError:
         raise InputError("video needs PyAV: pip install 'brushwork[video]'") from None
-    av.logging.set_level(av.logging.PANIC)  # FFmpeg's own chatter is not for our users; errors come as exceptions
+    # FFmpeg's own chatter is not for our users (errors come as exceptions). None removes PyAV's Python log callback
+    # altogether: with it installed (any level), a decoder's worker thread that logs waits for the GIL while the
+    # thread closing that decoder holds the GIL and waits for the worker, a deadlock (seen when --end stops
+    # decoding early; PyAV issues #751, #2276)
+    av.logging.set_level(None)
     return av
 
 

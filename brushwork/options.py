@@ -76,6 +76,7 @@ class MicroastOptions(StyleOptions):
 
     style_size: int = 512  # longer side the style images (and the photo, for its own signal) are bounded to
     runtime: str = "auto"  # auto | onnxruntime | openvino | torch
+    decoder: str | None = None  # a MicroAST file from `train decoder --arch microast`; None: the shipped weights
 
 
 @dataclass(frozen=True)

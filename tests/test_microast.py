@@ -187,6 +187,19 @@ def test_fast_encoder_equals_the_definition() -> None:
         torch.testing.assert_close(fast, reference, atol=1e-5, rtol=1e-5)
 
 
+def test_decoder_upsampling_by_size_equals_the_definition() -> None:
+    """``Decoder.upsample`` (bilinear ×2 exported by output size) computes ``dec3`` (``nn.Upsample`` by scale)."""
+    import torch
+
+    from brushwork.nets.microast import Decoder
+
+    torch.manual_seed(0)
+    decoder = Decoder().eval()
+    x = torch.randn(1, 64, 6, 10)
+    with torch.no_grad():
+        torch.testing.assert_close(decoder.upsample(x), decoder.dec3(x), atol=1e-6, rtol=1e-6)
+
+
 def test_region_adain_normalises_each_region_by_its_own_statistics() -> None:
     import torch
 

@@ -261,3 +261,147 @@ def test_cli_fast_path_folder_and_eval(clip: Path, tmp_path: Path, capsys: pytes
     assert result["warping_error"] > 0 and len(result["warping_error_per_frame"]) == N - 1
     assert len(result["style_distance_per_frame"]) == N
     assert all(d >= 0 for d in result["style_distance_per_frame"])
+
+
+# ------------------------------------------------------------------------------ method optimize (Ruder et al.)
+
+
+@pytest.mark.slow
+def test_optimize_temporal_loss_lowers_warping_error(tmp_path: Path) -> None:
+    """Each frame starts from the warped previous result and adds the temporal loss: steadier than optimizing every
+    frame on its own (random-weight VGG-19, no downloads; a 6-frame clip)."""
+    from tests.test_optimize import texture
+
+    src = make_clip(tmp_path / "clip.mp4", n=6, audio=False)
+    style = tmp_path / "style.png"
+    io.save_image(io.to_numpy(texture((0.9, 0.2, 0.1), 64, 64)), style)
+    original = [f.rgb for f in io.read_video(src)]
+    kw = dict(method="optimize", backbone="vgg19", weights="random", init="content", iterations=10, crf=10)
+    metrics = {}
+    for c in (0.0, bv.CONSISTENCY):
+        out = tmp_path / f"c{c}.mp4"
+        record = bv.stylize_video(src, out, [str(style)], consistency=c, frame_iterations=5, **kw)
+        assert record["frames"] == 6
+        info = io.probe_video(out)
+        assert (info.width, info.height, info.frames) == (W, H, 6)
+        metrics[c] = bv.temporal_metrics(original, [f.rgb for f in io.read_video(out)])
+    assert metrics[bv.CONSISTENCY]["warping_error"] < 0.75 * metrics[0.0]["warping_error"]
+    assert metrics[bv.CONSISTENCY]["detail"] > 0.8 * metrics[0.0]["detail"]
+
+
+def test_frame_optimizer_temporal_term_pulls_towards_previous() -> None:
+    """FrameOptimizer.frame: with a previous result and trust 1 the frame ends closer to it than without one, and
+    the temporal term is reported; trust 0 leaves the start image to the frame's own init."""
+    import torch
+
+    from brushwork.methods.optimize import FrameOptimizer
+    from tests.test_optimize import photo, texture
+
+    opt = FrameOptimizer(
+        [texture((0.1, 0.3, 0.9))], backbone="vgg19", weights="random", init="content", iterations=4,
+        frame_iterations=4, temporal_weight=1000.0,
+    )  # fmt: skip
+    frame = photo(24, 32)
+    previous = texture((0.9, 0.6, 0.1), 24, 32)
+    alone = opt.frame(frame)
+    pulled = opt.frame(frame, previous, torch.ones(24, 32))
+    assert pulled.iterations == 4 and "temporal" in pulled.history[0]
+    assert (pulled.image - previous).abs().mean() < 0.5 * (alone.image - previous).abs().mean()
+    with pytest.raises(InputError, match="previous frame"):
+        opt.frame(frame, previous[..., :16], torch.ones(24, 32))
+
+
+def test_optimize_only_options(clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["video", str(clip), "builtin:0", "-o", str(tmp_path / "o.mp4"), "--quiet", "--frame-iterations", "3"]
+    assert main(args) == 2
+    assert "apply to --method optimize only" in capsys.readouterr().err
+    with pytest.raises(InputError, match="feed"):
+        bv.stylize_video(clip, tmp_path / "o.mp4", ["x.png"], method="optimize", feed=0.3)
+
+
+# ------------------------------------------------------------------------------------------ killed runs
+
+_SLOW_CLI = """
+import sys, time
+import numpy as np
+import brushwork.video as bv
+
+class Slow:
+    def render(self, rgb, mask=None):
+        time.sleep(0.3)
+        return np.clip(0.5 * rgb + 0.25, 0.0, 1.0).astype(np.float32)
+
+bv.make_renderer = lambda *a, **k: Slow()
+from brushwork.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_killed_run_leaves_no_temporary_file_and_resumes(tmp_path: Path, sig: str) -> None:
+    """A CLI run killed mid-way removes its hidden temporary output, leaves OUT alone, keeps the finished frames for
+    --resume, and exits 128 + the signal's number; the resumed run completes the video."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = make_clip(tmp_path / "long.mp4", n=28, audio=True)
+    out = tmp_path / "out.mp4"
+    script = tmp_path / "slow_cli.py"
+    script.write_text(_SLOW_CLI)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), *sys.path])}
+    cmd = [sys.executable, str(script), "video", str(src), "builtin:0", "-o", str(out), "--quiet"]
+    cache = tmp_path / f".out.mp4{bv.CACHE_SUFFIX}"
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(list(cache.glob("*.png"))) < 3:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the run made no frames"
+        time.sleep(0.05)
+    assert list(tmp_path.glob(".out.mp4.*.tmp*")), "the unfinished output is a hidden file beside OUT"
+    proc.send_signal(getattr(signal, sig))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + getattr(signal, sig), err
+    assert f"stopped by {sig}" in err and "--resume" in err and "Traceback" not in err
+    assert not out.exists()
+    assert not list(tmp_path.glob(".out.mp4.*.tmp*")), "no temporary file left behind"
+    done = len(list(cache.glob("*.png")))
+    assert 3 <= done < 28
+
+    resumed = subprocess.run([*cmd, "--resume", "--json"], env=env, capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    import json
+
+    record = json.loads(resumed.stdout)
+    assert record["resumed_frames"] == done and record["frames"] == 28
+    assert len(list(io.read_video(out))) == 28 and io.probe_video(out).audio == "aac"
+    assert not cache.exists() and not list(tmp_path.glob(".out.mp4.*"))
+
+
+def test_cli_folder_formats_crf_and_range(
+    clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Folder in, folder out in each format; --crf trades size for quality; --start/--end cut every video."""
+    monkeypatch.setattr(bv, "make_renderer", lambda *a, **k: Flickery())
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.mp4").write_bytes(clip.read_bytes())
+    make_clip(folder / "b.mp4", n=8, audio=False)
+    for fmt in ("webm", "gif"):
+        out = tmp_path / fmt
+        assert main(["video", str(folder), "builtin:3", "-o", str(out), "--quiet", "--format", fmt]) == 0
+        assert sorted(p.name for p in out.iterdir()) == [f"a.{fmt}", f"b.{fmt}"]
+        assert io.probe_video(out / f"a.{fmt}").audio == ("opus" if fmt == "webm" else None)
+    sizes = {}
+    for crf in (10, 40):
+        out = tmp_path / f"crf{crf}"
+        argv = ["video", str(folder), "builtin:3", "-o", str(out), "--quiet", "--crf", str(crf)]
+        assert main([*argv, "--start", "0.25", "--end", "0.5"]) == 0
+        assert [len(list(io.read_video(out / n))) for n in ("a.mp4", "b.mp4")] == [3, 3]
+        sizes[crf] = (out / "a.mp4").stat().st_size
+    assert sizes[40] < sizes[10]
+    capsys.readouterr()
+    assert main(["video", str(clip), "builtin:3", "-o", str(tmp_path / "x.mp4"), "--crf", "52"]) == 2
+    assert "--crf" in capsys.readouterr().err

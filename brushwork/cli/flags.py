@@ -44,7 +44,11 @@ _FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
         {"type": int, "metavar": "N"},
     ),
     "memory_budget": ("memory to stay within, e.g. 512MB, 1GB, 2.5GB", {"metavar": "SIZE"}),
-    "decoder": ("a decoder in the model store or a .safetensors file (wct: several = cascade)", {"nargs": "+"}),
+    "decoder": (
+        "a decoder in the model store or a .safetensors file (wct: several = cascade; "
+        "microast: a file from `train decoder --arch microast`)",
+        {"nargs": "+"},
+    ),
     "content_weight": ("alpha, the content loss weight", {"type": weight_float}),
     "style_weight": ("beta, the style loss weight", {"type": weight_float}),
     "tv_weight": ("gamma, the total-variation (smoothness) weight", {"type": weight_float}),

@@ -23,7 +23,14 @@ _FLAGS: list[tuple[str, str, str]] = [
     ("--content", "content", "folder of photos (content images)"),
     ("--style", "style", "folder of paintings (style images)"),
     ("--out", "out", "output folder: decoder.safetensors, checkpoints/, log.csv, loss.png, val/"),
-    ("--encoder", "encoder", "backbone of the encoder: vgg19, vgg16 or mobilenet (offline)"),
+    ("--arch", "arch", "autoencoder: a decoder for adain/wct; microast: the whole MicroAST model (docs/microast.md)"),
+    (
+        "--encoder",
+        "encoder",
+        "autoencoder: the encoder's backbone, vgg19, vgg16 or mobilenet (offline; the default); microast: "
+        "the loss network, auto (the default: vgg19 if its weights are here, else mobilenet), mobilenet or vgg19",
+    ),
+    ("--init", "init", "microast: starting weights, shipped, random or a MicroAST .safetensors file"),
     ("--layer", "layer", "layer the encoder stops at (default: relu4_1 for VGG, block5 for mobilenet)"),
     ("--encoder-weights", "encoder_weights", "encoder weights: imagenet, random or a local weights file"),
     ("--width", "width", "decoder hidden-channel multiplier, above 0 and at most 16"),
@@ -33,10 +40,11 @@ _FLAGS: list[tuple[str, str, str]] = [
     ("--max-scale", "max_scale", "the shorter side is resized to a random size in [crop, max-scale × crop]"),
     ("--lr", "lr", "Adam learning rate, above 0 and at most 10"),
     ("--lr-decay", "lr_decay", "learning rate at step s: lr / (1 + lr-decay × s)"),
-    ("--content-weight", "content_weight", "weight of the AdaIN content loss"),
-    ("--style-weight", "style_weight", "weight of the AdaIN style loss (mean/std)"),
+    ("--content-weight", "content_weight", "weight of the content loss"),
+    ("--style-weight", "style_weight", "weight of the style loss (mean/std)"),
     ("--rec-weight", "rec_weight", "weight of the pixel reconstruction loss ||x − D(E(x))||²"),
     ("--rec-feat-weight", "rec_feat_weight", "weight of the feature reconstruction loss ||E(x) − E(D(E(x)))||²"),
+    ("--contrast-weight", "contrast_weight", "microast: weight of the style-signal contrastive loss"),
     ("--save-every", "save_every", "write a checkpoint every N steps (at least 1)"),
     ("--val-every", "val_every", "write a grid of validation stylizations every N steps (0: never)"),
     ("--log-every", "log_every", "append the mean losses to log.csv every N steps (at least 1)"),
@@ -50,14 +58,16 @@ _FLAGS: list[tuple[str, str, str]] = [
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
-    from brushwork.train.decoder import DecoderTrainConfig
+    from brushwork.train.decoder import ARCH_DEFAULTS, DecoderTrainConfig
 
     defaults = DecoderTrainConfig()
     for flag, field, text in _FLAGS:
         default = getattr(defaults, field)
-        kind = type(default)
+        kind = float if default is None else type(default)
         metavar = field.upper() if kind is str else None
         required = field in ("content", "style")
+        if default is None:  # the arch's default
+            text += f" (default: {', '.join(f'{v[field]:g} for {a}' for a, v in ARCH_DEFAULTS.items())})"
         p.add_argument(
             flag,
             dest=field,
@@ -65,7 +75,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
             default=None if required else default,
             required=required,
             metavar=metavar,
-            help=text if required or default == "" else f"{text} (default: {default})",
+            help=text if required or default in ("", None) else f"{text} (default: {default})",
         )
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     p.add_argument(
@@ -105,8 +115,9 @@ def register(train_sub: Any) -> argparse.ArgumentParser:
     """Add ``decoder`` to the ``brushwork train`` subcommands (``train_sub`` from ``add_subparsers``)."""
     p = train_sub.add_parser(
         "decoder",
-        help="train an AdaIN/WCT decoder for an encoder",
-        description="Train a decoder that inverts a frozen encoder, with reconstruction and AdaIN losses. "
+        help="train an AdaIN/WCT decoder for an encoder, or fine-tune MicroAST (--arch microast)",
+        description="Train a decoder that inverts a frozen encoder, with reconstruction and AdaIN losses, or "
+        "(--arch microast) train or fine-tune the whole MicroAST model on your own paintings. "
         "Under torchrun, every process trains on its own batches (DDP).",
     )
     p.set_defaults(run=run)

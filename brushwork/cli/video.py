@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +18,15 @@ FORMATS = ("mp4", "webm", "gif")
 
 
 def _methods() -> dict[str, Any]:
-    """The methods a video can use: every feed-forward one (optimize would take minutes per frame)."""
+    """The methods a video can use: all of them (optimize is slow: seconds to minutes per frame)."""
     from brushwork.api import METHODS
 
-    return {name: spec for name, spec in METHODS.items() if name != "optimize"}
+    return dict(METHODS)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     from brushwork.cli.flags import add_option_flags, option_classes
+    from brushwork.methods.optimize import FRAME_ITERATIONS, TEMPORAL_WEIGHT
     from brushwork.video import CONSISTENCY
 
     methods = _methods()
@@ -50,6 +55,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=CONSISTENCY,
         help="0..1: how much each frame keeps the previous result, warped along the motion, outside occlusions; "
         "0 = frame by frame (default: %(default)s)",
+    )
+    p.add_argument(
+        "--temporal-weight",
+        type=nonnegative_float,
+        help="--method optimize: weight of the temporal loss (difference to the warped previous result; "
+        f"default: {TEMPORAL_WEIGHT:g})",
+    )
+    p.add_argument(
+        "--frame-iterations",
+        type=positive_int,
+        help="--method optimize: iterations of a frame that starts from the warped previous result; frames without "
+        f"one (the first, after a scene cut) run --iterations (default: {FRAME_ITERATIONS})",
     )
     p.add_argument("--crf", type=int, default=20, help="quality of MP4/WebM, 0 (best) to 51 (default: %(default)s)")
     p.add_argument("--start", type=nonnegative_float, help="first second to stylize")
@@ -112,19 +129,78 @@ def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
     return pairs
 
 
+@contextmanager
+def _unwind_on_signals() -> Iterator[list[int]]:
+    """SIGTERM and SIGINT raise KeyboardInterrupt in the main thread while a video runs, so the pipeline unwinds:
+    the unfinished output (a hidden temporary file beside OUT) is removed, and the finished frames stay in the
+    resume cache. Yields the list of signals received; a second signal while unwinding is ignored."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if received:
+            return
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     from brushwork.cli.flags import option_classes, options_from_args
 
     return options_from_args(args, option_classes(_methods()))
 
 
+def _one_video(
+    args: argparse.Namespace,
+    src: Path,
+    dst: Path,
+    renderer: Any,
+    protect: list[Path],
+    max_size: int | None,
+    options: dict[str, Any],
+    bar: ProgressBar,
+) -> dict[str, Any]:
+    from brushwork.video import stylize_video
+
+    return stylize_video(
+        src,
+        dst,
+        args.styles,
+        method=args.method,
+        consistency=args.consistency,
+        crf=args.crf,
+        start=args.start,
+        end=args.end,
+        max_size=max_size,
+        resume=args.resume,
+        temporal_weight=args.temporal_weight,
+        frame_iterations=args.frame_iterations,
+        progress=bar,
+        renderer=renderer,
+        protect=protect,
+        **options,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
-    from brushwork import options as opts
-    from brushwork.video import make_renderer, stylize_video
+    from brushwork.api import METHODS
+    from brushwork.video import make_renderer
 
     pairs = _jobs(args)
     options = _options(args)
-    max_size = options.pop("max_size", opts.StyleOptions.max_size)  # bounds the frames (the pipeline resizes)
+    if args.method != "optimize" and (args.temporal_weight is not None or args.frame_iterations is not None):
+        raise InputError("--temporal-weight and --frame-iterations apply to --method optimize only")
+    # bounds the frames (the pipeline resizes); the method's default bound when not given
+    max_size = options.pop("max_size", METHODS[args.method].options.max_size)
     renderer = make_renderer(args.styles, args.method, **options)  # style work done once for every video
     protect = [Path(s) for s in args.styles if not s.startswith("builtin:")]
     records: list[dict[str, Any]] = []
@@ -132,22 +208,16 @@ def run(args: argparse.Namespace) -> int:
     for src, dst in pairs:
         bar = ProgressBar(args.quiet, unit="frame")
         try:
-            record = stylize_video(
-                src,
-                dst,
-                args.styles,
-                method=args.method,
-                consistency=args.consistency,
-                crf=args.crf,
-                start=args.start,
-                end=args.end,
-                max_size=max_size,
-                resume=args.resume,
-                progress=bar,
-                renderer=renderer,
-                protect=protect,
-                **options,
+            with _unwind_on_signals() as received:
+                record = _one_video(args, src, dst, renderer, protect, max_size, options, bar)
+        except KeyboardInterrupt:
+            bar.close()
+            signum = received[0] if received else int(signal.SIGINT)
+            sys.stderr.write(
+                f"brushwork: stopped by {signal.Signals(signum).name}; {dst} was not written; the finished frames "
+                "are kept: run the same command with --resume to continue\n"
             )
+            return 128 + signum
         except BrushworkError as exc:
             bar.close()
             if len(pairs) == 1:

@@ -65,13 +65,21 @@ CONFIG = {
 # the networks the runtimes run (sub-modules of the ``microast`` entry) and their ONNX export specs
 STYLE_NET, RENDER_NET, REGIONS_NET = f"{NAME}/style", f"{NAME}/render", f"{NAME}/regions"
 _IMAGE = {"image": {2: "h", 3: "w"}, "output": {2: "h", 3: "w"}}
-fast.register_export(STYLE_NET, {"image": (1, 3, 64, 64)}, {"image": {2: "h", 3: "w"}})
-fast.register_export(RENDER_NET, {"image": (1, 3, 64, 64), "signal": (1, SIGNAL_SIZE)}, _IMAGE)
-fast.register_export(
-    REGIONS_NET,
-    {"image": (1, 3, 64, 64), "signals": (2, SIGNAL_SIZE), "masks": (1, 2, 16, 16)},
-    {**_IMAGE, "signals": {0: "k"}, "masks": {1: "k", 2: "mh", 3: "mw"}},
-)
+
+
+def register_exports(model: str) -> None:
+    """Let the runtimes run the three networks of store model ``model`` (``microast``, or a user's trained
+    MicroAST registered by :func:`brushwork.decoders.register_microast`)."""
+    fast.register_export(f"{model}/style", {"image": (1, 3, 64, 64)}, {"image": {2: "h", 3: "w"}})
+    fast.register_export(f"{model}/render", {"image": (1, 3, 64, 64), "signal": (1, SIGNAL_SIZE)}, _IMAGE)
+    fast.register_export(
+        f"{model}/regions",
+        {"image": (1, 3, 64, 64), "signals": (2, SIGNAL_SIZE), "masks": (1, 2, 16, 16)},
+        {**_IMAGE, "signals": {0: "k"}, "masks": {1: "k", 2: "mh", 3: "mw"}},
+    )
+
+
+register_exports(NAME)
 
 
 def _nchw(rgb: np.ndarray) -> np.ndarray:
@@ -79,18 +87,21 @@ def _nchw(rgb: np.ndarray) -> np.ndarray:
 
 
 class MicroastStylizer:
-    """MicroAST's two networks in one runtime; reuse one instance for many images."""
+    """MicroAST's two networks in one runtime; reuse one instance for many images. ``model``: the store name of
+    the weights (the shipped ``microast``, or a trained file's name from :func:`brushwork.decoders.register_microast`).
+    """
 
-    def __init__(self, device: str = "auto", runtime: str = "auto") -> None:
+    def __init__(self, device: str = "auto", runtime: str = "auto", model: str = NAME) -> None:
         self.device = resolve_device(device)
         self.runtime = fast.make_runtime(runtime, self.device)
+        self.nets = (f"{model}/style", f"{model}/render", f"{model}/regions")
 
     def signal(self, rgb: np.ndarray, size: int = MicroastOptions.style_size) -> np.ndarray:
         """The style signal (``SIGNAL_SIZE`` floats) of a picture, its longer side bounded to ``size``."""
         rgb = io.resize_to_max(rgb, size)
         if min(rgb.shape[:2]) < MIN_SIDE:
             raise InputError(f"style image is too small ({rgb.shape[1]}×{rgb.shape[0]}): both sides need {MIN_SIDE} px")
-        return self.runtime.run(STYLE_NET, _nchw(rgb))[0]
+        return self.runtime.run(self.nets[0], _nchw(rgb))[0]
 
     def forward(self, rgb: np.ndarray, signals: np.ndarray, masks: np.ndarray | None = None) -> np.ndarray:
         """One pass at ``rgb``'s size: one signal ``1×SIGNAL_SIZE``, or ``K×SIGNAL_SIZE`` with ``K×H×W`` masks
@@ -100,19 +111,36 @@ class MicroastStylizer:
         x = _nchw(np.pad(rgb, ((0, ph), (0, pw), (0, 0)), mode="reflect") if ph or pw else rgb)
         signals = np.ascontiguousarray(signals, dtype=np.float32)
         if masks is None:
-            out = self.runtime.run(RENDER_NET, x, signals)
+            out = self.runtime.run(self.nets[1], x, signals)
         else:  # pad like the photo, then the mean of each 4×4 cell: the weights at the features' resolution
             m = np.pad(masks, ((0, 0), (0, ph), (0, pw)), mode="edge") if ph or pw else masks
             k, hh, ww = m.shape
             m = np.ascontiguousarray(m.reshape(1, k, hh // 4, 4, ww // 4, 4).mean((3, 5)), dtype=np.float32)
-            out = self.runtime.run(REGIONS_NET, x, signals, m)
+            out = self.runtime.run(self.nets[2], x, signals, m)
         return out[0].transpose(1, 2, 0)[:h, :w]
 
 
 @lru_cache(maxsize=4)
-def get_stylizer(device: str = "auto", runtime: str = "auto") -> MicroastStylizer:
-    """A shared :class:`MicroastStylizer` per device and runtime (networks load once per process)."""
-    return MicroastStylizer(device, runtime)
+def get_stylizer(device: str = "auto", runtime: str = "auto", model: str = NAME) -> MicroastStylizer:
+    """A shared :class:`MicroastStylizer` per device, runtime and model (networks load once per process)."""
+    return MicroastStylizer(device, runtime, model)
+
+
+def _model(decoder: str | Sequence[str] | None) -> str:
+    """The store name of the weights ``decoder`` names: None = the shipped model, else a trained MicroAST file."""
+    if decoder is None:
+        return NAME
+    if isinstance(decoder, list | tuple):
+        if len(decoder) != 1:
+            raise InputError(f"microast takes one --decoder file, got {len(decoder)}")
+        decoder = decoder[0]
+    if str(decoder) == NAME:
+        return NAME
+    from brushwork.decoders import register_microast  # reads the file: methods delegate files to decoders.py
+
+    model = register_microast(decoder)
+    register_exports(model)
+    return model
 
 
 class Engine:
@@ -129,7 +157,7 @@ class Engine:
             raise InputError(f"style size must be at least {MIN_SIDE} pixels, got {options.style_size}")
         self.options = options
         self.weights = normalize_weights(options.style_weights, len(styles))
-        self.stylizer = get_stylizer(options.device, options.runtime)
+        self.stylizer = get_stylizer(options.device, options.runtime, _model(options.decoder))
         self.signals = np.stack([self.stylizer.signal(np.asarray(s), options.style_size) for s in styles])
 
     def render(self, rgb: np.ndarray, masks: np.ndarray | None = None) -> np.ndarray:

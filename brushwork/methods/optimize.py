@@ -805,6 +805,217 @@ def split_iterations(total: int, scales: int) -> list[int]:
     return [share] * (scales - 1) + [total - share * (scales - 1)]
 
 
+# ------------------------------------------------------------------------------------ video frames (Ruder et al.)
+
+TEMPORAL_WEIGHT = 200.0  # weight of the temporal term (mean squared difference to the warped previous result)
+FRAME_ITERATIONS = 20  # iterations of a frame that starts from the warped previous result
+
+
+class _TemporalObjective(_Objective):
+    """:class:`_Objective` plus the temporal loss of Ruder et al. 2016: ``temporal_weight · mean(c · (x − ω)²)``,
+    with ω the previous output warped onto this frame and c the per-pixel weight (0 at occlusions). The style
+    targets are computed once; :meth:`set_frame` swaps in a new frame's content target and ω."""
+
+    def __init__(self, *args: Any, temporal_weight: float = TEMPORAL_WEIGHT, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.temporal_weight = temporal_weight
+        self.previous: Tensor | None = None
+        self.trust: Tensor | None = None
+
+    def set_frame(self, content: Tensor, previous: Tensor | None, trust: Tensor | None) -> None:
+        import torch
+
+        from brushwork import losses
+
+        with torch.no_grad():
+            feats = self.net(content, self.content_layers)
+            self.content = {n: (feats[n], float(feats[n].pow(2).mean()) + losses.EPS) for n in self.content_layers}
+        self.previous, self.trust = previous, trust
+
+    def __call__(self, x: Tensor) -> tuple[Tensor, dict[str, float]]:
+        total, values = super().__call__(x)
+        if self.previous is not None and self.trust is not None and self.temporal_weight > 0:
+            term = self.temporal_weight * (self.trust * (x - self.previous) ** 2).mean()
+            total = total + term
+            values["temporal"] = float(term.detach())
+            values["total"] = float(total.detach())
+        return total, values
+
+
+class FrameOptimizer:
+    """Optimization-based stylization of consecutive video frames (Ruder, Dosovitskiy & Brox 2016).
+
+    The backbone and the style targets are built once (per frame size). :meth:`frame` optimizes one frame: a
+    frame with history starts from the previous output warped onto it (``previous``, where ``trust`` > 0; the frame's
+    own start image — ``init``, by default the fast network's stylization — elsewhere) and adds the temporal loss
+    ``temporal_weight · mean(trust · (x − previous)²)``, for ``frame_iterations`` iterations; a frame without history
+    (the first, after a scene cut, or frame by frame) starts from ``init`` and runs ``iterations``. The keyword
+    options are those of :func:`optimize` (single scale; no mask).
+    """
+
+    def __init__(
+        self,
+        styles: Any,
+        *,
+        style_weights: Sequence[float] | None = None,
+        content_weight: float = DEFAULTS.content_weight,
+        style_weight: float = DEFAULTS.style_weight,
+        tv_weight: float = DEFAULTS.tv_weight,
+        temporal_weight: float = TEMPORAL_WEIGHT,
+        content_layers: Sequence[str] | None = DEFAULTS.content_layers,
+        style_layers: Sequence[str] | Mapping[str, float] | None = DEFAULTS.style_layers,
+        style_layer_weights: Sequence[float] | None = DEFAULTS.style_layer_weights,
+        loss: str = DEFAULTS.loss,
+        optimizer: str = DEFAULTS.optimizer,
+        learning_rate: float | None = DEFAULTS.learning_rate,
+        iterations: int = _API.iterations,
+        frame_iterations: int = FRAME_ITERATIONS,
+        init: str = _API.init,
+        style_scale: float = DEFAULTS.style_scale,
+        preserve_color: bool = False,
+        seed: int = DEFAULTS.seed,
+        backbone: str | FeatureExtractor = DEFAULTS.backbone,
+        weights: str | os.PathLike[str] = DEFAULTS.weights,
+        pool: str = DEFAULTS.pool,
+        swag: float | None = DEFAULTS.swag,
+        normalize_gradients: bool = DEFAULTS.normalize_gradients,
+        device: str | torch.device = DEFAULTS.device,
+    ) -> None:
+        import torch
+
+        self.loss = _choice(loss, LOSSES, "style loss")
+        self.optimizer = _choice(optimizer, OPTIMIZERS, "optimizer")
+        self.init = _choice(init, INITS, "init")
+        self.weights = {
+            "content": _positive(content_weight, "the content weight"),
+            "style": _positive(style_weight, "the style weight"),
+            "tv": _positive(tv_weight, "the TV weight"),
+        }
+        self.temporal_weight = _positive(temporal_weight, "the temporal weight")
+        self.style_scale = _positive(style_scale, "the style scale", allow_zero=False)
+        for n, what in ((iterations, "iterations"), (frame_iterations, "frame iterations")):
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise InputError(f"{what} must be a positive whole number, got {n!r}")
+        self.iterations, self.frame_iterations = iterations, frame_iterations
+        if learning_rate is not None:
+            learning_rate = _positive(learning_rate, "the learning rate", allow_zero=False)
+            if learning_rate > MAX_LR:
+                raise InputError(f"the learning rate must be at most {MAX_LR:g}, got {learning_rate:g}")
+        self.lr = learning_rate if learning_rate is not None else (1.0 if self.optimizer == "lbfgs" else 0.02)
+        self.preserve_color = bool(preserve_color)
+        self.normalize_gradients = normalize_gradients
+        self.dev = resolve_device(device)
+        style_list = list(styles) if isinstance(styles, (list, tuple)) else [styles]
+        if not style_list:
+            raise InputError("at least one style image is needed")
+        self.styles = [_as_image(s, f"style image {i + 1}").to(self.dev) for i, s in enumerate(style_list)]
+        if style_weights is None:
+            mix = [1.0] * len(self.styles)
+        else:
+            mix = [_positive(w, "a style weight") for w in style_weights]
+            if len(mix) != len(self.styles) or sum(mix) <= 0:
+                raise InputError(f"give {len(self.styles)} style weights, not all zero")
+        self.mix = [w / sum(mix) for w in mix]
+        self.heaviest = max(range(len(self.mix)), key=lambda i: self.mix[i])
+        self.net, self.c_layers, self.s_layers = _network(
+            backbone, weights, pool, swag, self.dev, seed, content_layers, style_layers, style_layer_weights,
+            self.weights["style"],
+        )  # fmt: skip
+        self.gen = torch.Generator().manual_seed(seed)
+        self._objectives: dict[tuple[int, int], _TemporalObjective] = {}
+        self._fast_code: Any = None
+
+    def _objective(self, content: Tensor) -> _TemporalObjective:
+        from brushwork import color
+
+        w, h = content.shape[-1], content.shape[-2]
+        objective = self._objectives.get((w, h))
+        if objective is None:
+            longer = _style_longer(max(w, h), self.style_scale)
+            styles = [resize(s, fit_size(s.shape[-1], s.shape[-2], longer)) for s in self.styles]
+            if self.preserve_color:
+                styles = [color.luminance_image(s) for s in styles]
+            objective = _TemporalObjective(
+                self.net, self.loss, content, styles, self.mix, self.c_layers, self.s_layers, self.weights, None,
+                self.normalize_gradients, temporal_weight=self.temporal_weight,
+            )  # fmt: skip
+            self._objectives = {(w, h): objective}  # one frame size at a time
+        return objective
+
+    def _own_start(self, work: Tensor, photo: Tensor) -> Tensor:
+        """The start image of a frame without history (``init``); "fast" renders the heaviest style's code."""
+        import torch
+
+        from brushwork import color
+
+        if self.init != "fast":
+            style = resize(self.styles[self.heaviest], (work.shape[-1], work.shape[-2]))
+            return _start_image(self.init, None, work, style, photo, [], None, None, self.gen, self.dev)
+        try:
+            from brushwork.methods.fast import get_stylizer, render
+        except ImportError:
+            raise InputError(
+                "init fast needs the fast method (brushwork.methods.fast), which is not available"
+            ) from None
+        if self._fast_code is None:
+            from brushwork import io
+
+            code = get_stylizer(self.dev.type).style_code(io.to_numpy(self.styles[self.heaviest].cpu()))
+            self._fast_code = torch.as_tensor(code, dtype=torch.float32).clone()
+        with torch.no_grad():
+            out = render(photo.cpu(), self._fast_code, device=self.dev.type).to(self.dev).float().clamp(0, 1)
+        out = resize(out, (photo.shape[-1], photo.shape[-2]))
+        return color.luminance_image(out) if self.preserve_color else out
+
+    def frame(
+        self,
+        content: Any,
+        previous: Any = None,
+        trust: Any = None,
+        callback: Callback | None = None,
+    ) -> OptimizeResult:
+        """Optimize one frame. ``content``: the frame (``1×3×H×W`` tensor, or H×W×3 array, 0..1); ``previous``: the
+        previous output warped onto this frame (same forms) or None; ``trust``: ``H×W`` (or ``1×1×H×W``) weights
+        0..1 of the temporal term (0 at occlusions; the start image takes ``previous`` where it is > 0)."""
+        import torch
+
+        from brushwork import color
+
+        photo = _as_image(content, "the frame").to(self.dev)
+        work = color.luminance_image(photo) if self.preserve_color else photo
+        objective = self._objective(work)
+        start = self._own_start(work, photo)
+        prev_t = trust_t = None
+        if previous is not None and trust is not None:
+            prev_t = _as_image(previous, "the previous frame").to(self.dev)
+            if prev_t.shape != photo.shape:
+                raise InputError(f"the previous frame is {tuple(prev_t.shape)}, the frame {tuple(photo.shape)}")
+            if self.preserve_color:
+                prev_t = color.luminance_image(prev_t)
+            trust_t = torch.as_tensor(trust).float().reshape(1, 1, *photo.shape[-2:]).clamp(0, 1).to(self.dev)
+            start = torch.where(trust_t > 0, prev_t, start)
+        objective.set_frame(work, prev_t, trust_t)
+        iterations = self.frame_iterations if prev_t is not None else self.iterations
+        x = start.detach().clone().contiguous().requires_grad_(True)
+        result = OptimizeResult(image=photo.new_zeros(1), sizes=[(photo.shape[-1], photo.shape[-2])])
+        result.backbone = self.net.name
+        started = time.perf_counter()
+        try:
+            best, best_loss, step = _run_scale(
+                objective, x, self.optimizer, self.lr, iterations, 0, result.history, x.detach().clone(), math.inf,
+                callback, "luminance" if self.preserve_color else None, photo,
+            )  # fmt: skip
+        except _Stop as stop:
+            best, best_loss, step = stop.args
+            result.interrupted = True
+        out = best.detach().clamp(0, 1)
+        if self.preserve_color:
+            out = color.combine_luminance(out, photo)
+        result.image, result.best_loss, result.iterations = out.float().cpu(), best_loss, step
+        result.seconds = time.perf_counter() - started
+        return result
+
+
 class Engine:
     """The contract's engine of ``method="optimize"`` (see :mod:`brushwork.api`).
 

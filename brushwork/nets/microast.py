@@ -233,6 +233,14 @@ def adain(x: Tensor, mean: Tensor, std: Tensor, alpha: Tensor | float = 1.0) -> 
     return t if isinstance(alpha, float) and alpha == 1.0 else x + alpha * (t - x)
 
 
+def upsample2(x: Tensor) -> Tensor:
+    """Bilinear ×2 (``align_corners=False``, as ``nn.Upsample``), exported with the output size instead of the
+    scale: onnxruntime then keeps it in plain layout (its blocked-layout resize at full resolution needs a
+    reorder that cost more than the resize itself). The same numbers."""
+    h, w = x.shape[2:]
+    return F.interpolate(x, size=(2 * h, 2 * w), mode="bilinear", align_corners=False)
+
+
 def region_adain(x: Tensor, masks: Tensor, mean: Tensor, std: Tensor) -> Tensor:
     """AdaIN per region: ``masks`` ``1×K×H×W`` (weights summing to 1 at each pixel) select K regions of ``x``
     (``1×C×H×W``); each region is normalised by its own (mask-weighted) statistics and given style ``k``'s
@@ -277,7 +285,13 @@ class Decoder(nn.Module):
         t = adain(c1, signal["mean1"], signal["std1"], alpha)
         out = self.dec1.modulated(t, signal["weight1"], signal["bias1"])
         u = adain(out, signal["mean0"], signal["std0"], alpha)
-        return self.dec3(self.dec2.modulated(u, signal["weight0"], signal["bias0"]))
+        return self.upsample(self.dec2.modulated(u, signal["weight0"], signal["bias0"]))
+
+    def upsample(self, x: Tensor) -> Tensor:
+        """``dec3`` with its upsampling layers as :func:`upsample2`."""
+        for layer in self.dec3:
+            x = upsample2(x) if isinstance(layer, nn.Upsample) else layer(x)
+        return x
 
     def regions(self, c1: Tensor, signals: Tensor, masks: Tensor) -> Tensor:
         """A style per region: ``signals`` ``K×SIGNAL_SIZE``, ``masks`` ``1×K×H×W`` at ``c1``'s resolution
@@ -292,7 +306,7 @@ class Decoder(nn.Module):
         t = region_adain(c1, masks, parts["mean1"], parts["std1"])
         out = self.dec1.modulated(t, per_pixel("weight1"), per_pixel("bias1"))
         u = region_adain(out, masks, parts["mean0"], parts["std0"])
-        return self.dec3(self.dec2.modulated(u, per_pixel("weight0"), per_pixel("bias0")))
+        return self.upsample(self.dec2.modulated(u, per_pixel("weight0"), per_pixel("bias0")))
 
 
 def split_signal(signal: Tensor) -> dict[str, Tensor]:

@@ -17,6 +17,10 @@ on ``(seed, s, r)``, so a resumed run continues exactly as an uninterrupted one 
 
 Output folder: ``decoder.safetensors`` (+ ``.json``: the file ``--decoder`` takes), ``checkpoints/``,
 ``log.csv``, ``loss.png``, ``val/step-XXXXXXX.png``.
+
+``arch="microast"`` trains the whole MicroAST model instead (encoders, modulator and decoder, from the shipped
+weights by default) with the same loop, files and options; its losses are in :mod:`brushwork.train.microast`,
+and its ``decoder.safetensors`` is what ``stylize --method microast --decoder`` takes.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import os
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +47,14 @@ from brushwork.train import checkpoint
 from brushwork.train import distributed as distrib
 from brushwork.transforms import adaptive_instance_normalization, calc_mean_std
 
-LOSS_NAMES = ("loss", "rec_pix", "rec_feat", "content", "style")
+LOSS_NAMES = ("loss", "rec_pix", "rec_feat", "content", "style")  # the autoencoder's (log.csv's columns)
+ARCHS = ("autoencoder", "microast")
+# the defaults that differ between the archs: a decoder trained from scratch, a pretrained MicroAST fine-tuned
+# (at 1e-4 Adam's first steps throw MicroAST's small weights far off, docs/microast.md)
+ARCH_DEFAULTS: dict[str, dict[str, float]] = {
+    "autoencoder": {"lr": 1e-4, "style_weight": 10.0},
+    "microast": {"lr": 5e-5, "style_weight": 50.0},
+}
 
 
 @dataclass
@@ -53,7 +64,10 @@ class DecoderTrainConfig:
     content: str = ""  # folder of photos
     style: str = ""  # folder of paintings
     out: str = "runs/decoder"  # output folder
-    encoder: str = "mobilenet"  # mobilenet (ships with brushwork, works offline), vgg19 or vgg16
+    arch: str = "autoencoder"  # autoencoder (a decoder for adain/wct) or microast (the whole MicroAST model)
+    # the frozen encoder (autoencoder: mobilenet, which ships with brushwork and works offline, vgg19 or vgg16) or
+    # the loss network (microast: auto = vgg19 if its weights are here, else mobilenet); "" = that default
+    encoder: str = ""
     layer: str = ""  # cut layer ("" = the encoder's default: relu4_1 / block5)
     encoder_weights: str = "imagenet"  # imagenet, random or a weights file
     width: float = 1.0  # decoder hidden-channel multiplier
@@ -61,12 +75,14 @@ class DecoderTrainConfig:
     batch_size: int = 8
     crop: int = 256  # random square crops of this size …
     max_scale: float = 2.0  # … after resizing the shorter side to a random size in [crop, max_scale·crop]
-    lr: float = 1e-4
+    lr: float | None = None  # Adam's learning rate; None: the arch's default (ARCH_DEFAULTS)
     lr_decay: float = 5e-5
     content_weight: float = 1.0
-    style_weight: float = 10.0
+    style_weight: float | None = None  # None: the arch's default (ARCH_DEFAULTS)
     rec_weight: float = 1.0
     rec_feat_weight: float = 1.0
+    contrast_weight: float = 1.0  # microast: the style-signal contrastive term
+    init: str = "shipped"  # microast: starting weights, shipped, random or a MicroAST .safetensors file
     save_every: int = 1000
     val_every: int = 1000
     log_every: int = 10
@@ -78,6 +94,12 @@ class DecoderTrainConfig:
     threads: int = 0  # torch CPU threads per process (0: torch's default)
     time_limit: float = 0.0  # minutes; stop (with a checkpoint) after this long, 0 = no limit
     strict: bool = False  # refuse the run when any image is unusable (default: skip it with a warning)
+
+
+def resolve_defaults(config: DecoderTrainConfig) -> DecoderTrainConfig:
+    """``config`` with its unset (None) fields given their arch's default (:data:`ARCH_DEFAULTS`)."""
+    table = ARCH_DEFAULTS.get(config.arch, ARCH_DEFAULTS["autoencoder"])
+    return replace(config, **{k: v for k, v in table.items() if getattr(config, k) is None})
 
 
 # -- data ----------------------------------------------------------------------------------------------------
@@ -108,11 +130,23 @@ def random_crop(img: Tensor, crop: int, max_scale: float, gen: torch.Generator) 
 
 
 def sample_batch(
-    files: Sequence[Path], n: int, crop: int, max_scale: float, seed: int, step: int, rank: int, stream: int
+    files: Sequence[Path],
+    n: int,
+    crop: int,
+    max_scale: float,
+    seed: int,
+    step: int,
+    rank: int,
+    stream: int,
+    distinct: bool = False,
 ) -> Tensor:
-    """Batch ``n×3×crop×crop`` of random crops of random ``files``, a pure function of (seed, step, rank, stream)."""
+    """Batch ``n×3×crop×crop`` of random crops of random ``files``, a pure function of (seed, step, rank, stream).
+    ``distinct``: no file twice in a batch while there are at least ``n`` files (contrastive losses need it)."""
     gen = torch.Generator().manual_seed(((seed * 1_000_003 + step) * 8191 + rank) * 4 + stream)
-    idx = torch.randint(0, len(files), (n,), generator=gen).tolist()
+    if distinct and len(files) >= n:
+        idx = torch.randperm(len(files), generator=gen)[:n].tolist()
+    else:
+        idx = torch.randint(0, len(files), (n,), generator=gen).tolist()
     return torch.stack([random_crop(_load_rgb(files[i]), crop, max_scale, gen) for i in idx])
 
 
@@ -154,6 +188,7 @@ def decoder_losses(
         gm, gs = calc_mean_std(of[name][n:].float())
         sm, ss = calc_mean_std(sf[name].float())
         style_loss = style_loss + F.mse_loss(gm, sm) + F.mse_loss(gs, ss)
+    config = resolve_defaults(config)
     total = (
         config.rec_weight * rec_pix
         + config.rec_feat_weight * rec_feat
@@ -173,14 +208,14 @@ def _read_log(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def _rewrite_log(path: Path, keep_until: int) -> None:
+def _rewrite_log(path: Path, keep_until: int, names: Sequence[str] = LOSS_NAMES) -> None:
     """Drop the rows after step ``keep_until`` (a resumed run writes them again)."""
     rows = [r for r in _read_log(path) if int(r["step"]) <= keep_until]
-    _write_rows(path, rows, "w")
+    _write_rows(path, rows, "w", names)
 
 
-def _write_rows(path: Path, rows: list[dict[str, Any]], mode: str) -> None:
-    header = ["step", "time_s", "lr", *LOSS_NAMES]
+def _write_rows(path: Path, rows: list[dict[str, Any]], mode: str, names: Sequence[str] = LOSS_NAMES) -> None:
+    header = ["step", "time_s", "lr", *names]
     new = mode == "w" or not path.is_file()
     with open(path, mode, newline="") as f:
         writer = csv.DictWriter(f, fieldnames=header)
@@ -206,7 +241,7 @@ def plot_losses(log: Path, dest: Path) -> None:
     steps = [int(r["step"]) for r in rows]
     fig = Figure(figsize=(7, 4), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
-    for name in LOSS_NAMES:
+    for name in [k for k in rows[0] if k not in ("step", "time_s", "lr")]:
         values = [max(float(r[name]), 1e-12) for r in rows]
         ax.plot(steps, values, label=name, linewidth=1.5 if name == "loss" else 1.0)
     ax.set_yscale("log")
@@ -244,12 +279,18 @@ def _val_images(files: Sequence[Path], count: int, size: int) -> Tensor:
 # -- the loop ------------------------------------------------------------------------------------------------
 
 
-def _check_resumable(saved: dict[str, Any], config: DecoderTrainConfig, spec: list[list[int]]) -> None:
-    for key in ("encoder", "layer", "encoder_weights", "width"):
+_RESUME_KEYS = ("arch", "encoder", "layer", "encoder_weights", "width")
+
+
+def _check_resumable(saved: dict[str, Any], config: DecoderTrainConfig, spec: list[list[int]] | None) -> None:
+    if saved.get("arch", "autoencoder") != config.arch:
+        raise InputError(f"cannot resume: the checkpoint's arch is {saved.get('arch', 'autoencoder')!r}, "
+                         f"this run's {config.arch!r}")  # fmt: skip
+    for key in _RESUME_KEYS[1:]:
         if key in saved and str(saved[key]) != str(getattr(config, key)):
             mine = getattr(config, key)
             raise InputError(f"cannot resume: the checkpoint's {key} is {saved[key]!r}, this run's {mine!r}")
-    if "spec" in saved and [list(r) for r in saved["spec"]] != [list(r) for r in spec]:
+    if spec is not None and "spec" in saved and [list(r) for r in saved["spec"]] != [list(r) for r in spec]:
         raise InputError("cannot resume: the checkpoint's decoder architecture differs from this run's")
 
 
@@ -268,12 +309,14 @@ _WHOLE_RANGES = (("steps", 1, 10**9), ("batch_size", 1, 4096), ("crop", 16, 4096
                  ("threads", 0, 1024))  # fmt: skip
 # (field, highest) of the non-negative real options
 _REAL_RANGES = (("lr_decay", 1.0), ("content_weight", 1e6), ("style_weight", 1e6), ("rec_weight", 1e6),
-                ("rec_feat_weight", 1e6), ("time_limit", 1e7))  # fmt: skip
+                ("rec_feat_weight", 1e6), ("contrast_weight", 1e6), ("time_limit", 1e7))  # fmt: skip
 
 
 def check_config(config: DecoderTrainConfig) -> None:
     """Raise InputError (one line) for a value that would fail later; called before any work."""
     problems = []
+    if config.arch not in ARCHS:
+        problems.append(f"unknown --arch {config.arch!r}; choose one of {', '.join(ARCHS)}")
     for name, low, high in _WHOLE_RANGES:
         value = getattr(config, name)
         if not _whole(value) or not low <= value <= high:
@@ -330,14 +373,27 @@ def train_decoder(
     from brushwork.io import check_output_folder, list_images, same_file, usable_images
     from brushwork.methods.autoencoder import ENCODERS, _backbone_names
 
-    config = DecoderTrainConfig(**{**asdict(config or DecoderTrainConfig()), **overrides})
-    if config.encoder not in ENCODERS:
-        raise InputError(f"unknown encoder {config.encoder!r}; choose one of {', '.join(ENCODERS)}")
-    config.layer = config.layer or ENCODERS[config.encoder][0]
-    stages = _backbone_names(config.encoder)
-    if config.layer not in stages:
-        raise InputError(f"encoder {config.encoder} has no layer {config.layer!r}; choose one of {', '.join(stages)}")
+    config = resolve_defaults(DecoderTrainConfig(**{**asdict(config or DecoderTrainConfig()), **overrides}))
     check_config(config)
+    if config.arch == "microast":
+        from brushwork.train.microast import choose_loss_net
+
+        if config.layer:
+            raise InputError("--layer applies to --arch autoencoder (microast's loss layers are fixed per --encoder)")
+        config.encoder = choose_loss_net(config.encoder or "auto", config.encoder_weights)
+        if config.init not in ("shipped", "random"):
+            from brushwork.decoders import load_microast_state
+
+            load_microast_state(config.init)  # a wrong file is refused before any work
+    else:
+        config.encoder = config.encoder or "mobilenet"
+        if config.encoder not in ENCODERS:
+            raise InputError(f"unknown encoder {config.encoder!r}; choose one of {', '.join(ENCODERS)}")
+        config.layer = config.layer or ENCODERS[config.encoder][0]
+        stages = _backbone_names(config.encoder)
+        if config.layer not in stages:
+            choices = ", ".join(stages)
+            raise InputError(f"encoder {config.encoder} has no layer {config.layer!r}; choose one of {choices}")
     check_device(config.device)
     if not config.content or not config.style:
         raise InputError("give a folder of photos (--content) and a folder of paintings (--style)")
@@ -422,19 +478,19 @@ def _train(
     """The training loop of :func:`train_decoder`, run by every process."""
     from brushwork.api import Reporter
     from brushwork.io import save_image
-    from brushwork.methods.autoencoder import build_encoder, decoder_config, save_decoder
+    from brushwork.methods.autoencoder import save_decoder
 
     device = d.device
     out = Path(config.out)
     ckroot = out / "checkpoints"
     log_path = out / "log.csv"
-    encoder = build_encoder(config.encoder, config.layer, config.encoder_weights, device)
-    dconf = decoder_config(encoder, config.encoder, config.encoder_weights, config.width)
+    arch = _MicroastArch(config, device) if config.arch == "microast" else _AutoencoderArch(config, device)
+    dconf = arch.file_config
     dconf["train"] = {k: v for k, v in asdict(config).items() if k not in ("device", "threads", "strict")}
     if data:
         dconf["data"] = data
-    torch.manual_seed(config.seed)
-    decoder = Decoder(dconf["spec"]).to(device)
+    decoder = arch.weights  # the trained module: what checkpoints and the exported file hold
+    names = arch.loss_names
     optimizer = torch.optim.Adam(decoder.parameters(), lr=config.lr)
     use_amp = bool(config.amp and device.type == "cuda")
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
@@ -447,7 +503,7 @@ def _train(
         checkpoint.remove_stale(ckroot)  # temporary folders of a killed run (this process holds the run's lock)
     if found is not None:
         ck = checkpoint.load(found, map_location=device)
-        _check_resumable(ck.config, config, dconf["spec"])
+        _check_resumable(ck.config, config, dconf.get("spec"))
         decoder.load_state_dict(ck.weights)
         optimizer.load_state_dict(ck.optimizer["optimizer"])
         if "scaler" in ck.optimizer and use_amp:
@@ -459,10 +515,10 @@ def _train(
     if d.is_main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "val").mkdir(exist_ok=True)
-        _rewrite_log(log_path, start) if start else _write_rows(log_path, [], "w")
+        _rewrite_log(log_path, start, names) if start else _write_rows(log_path, [], "w", names)
     distrib.barrier(d)
 
-    model = distrib.wrap(decoder, d)
+    model = distrib.wrap(arch.step_module, d)
     val_photos = val_paintings = None
     if d.is_main and config.val_every > 0:
         val_photos = _val_images(content_files, config.val_count, config.crop).to(device)
@@ -478,7 +534,7 @@ def _train(
                 step,
                 decoder.state_dict(),
                 state,
-                {**dconf, **{k: getattr(config, k) for k in ("encoder", "layer", "encoder_weights", "width")}},
+                {**dconf, **{k: getattr(config, k) for k in _RESUME_KEYS}},
                 {**metrics, "elapsed_s": elapsed0 + time.time() - t0},
                 keep=config.keep,
             )
@@ -494,11 +550,11 @@ def _train(
         for group in optimizer.param_groups:
             group["lr"] = lr
         draw = (config.batch_size, config.crop, config.max_scale, config.seed, step, d.rank)
-        c, s = sample_batch(content_files, *draw, 0), sample_batch(style_files, *draw, 1)
+        c, s = sample_batch(content_files, *draw, 0), sample_batch(style_files, *draw, 1, arch.distinct_styles)
         c, s = c.to(device, non_blocking=True), s.to(device, non_blocking=True)
         model.train()
         with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
-            losses = decoder_losses(encoder, model, c, s, config)
+            losses = arch.losses(model, c, s)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(losses["loss"]).backward()
         scaler.step(optimizer)
@@ -510,14 +566,14 @@ def _train(
         pending.append(values)
         preview = None
         if step % max(config.log_every, 1) == 0 or step == config.steps:
-            last = {k: sum(p[k] for p in pending) / len(pending) for k in LOSS_NAMES}
+            last = {k: sum(p[k] for p in pending) / len(pending) for k in names}
             pending = []
             if d.is_main:
                 row = {"step": step, "time_s": f"{elapsed0 + time.time() - t0:.1f}", "lr": f"{lr:.6g}"}
-                _write_rows(log_path, [{**row, **{k: f"{v:.6g}" for k, v in last.items()}}], "a")
+                _write_rows(log_path, [{**row, **{k: f"{v:.6g}" for k, v in last.items()}}], "a", names)
         if d.is_main and val_photos is not None and (step % config.val_every == 0 or step == config.steps):
             model.eval()
-            preview = validation_grid(encoder, decoder, val_photos, val_paintings)
+            preview = arch.grid(val_photos, val_paintings)
             save_image(preview[None], out / "val" / f"step-{step:07d}.png")
             plot_losses(log_path, out / "loss.png")
         shown = None if preview is None else preview.permute(1, 2, 0).float().cpu().numpy()
@@ -543,6 +599,49 @@ def _train(
         plot_losses(log_path, out / "loss.png")
     distrib.barrier(d)
     return final
+
+
+class _AutoencoderArch:
+    """``arch="autoencoder"``: a :class:`~brushwork.nets.decoder.Decoder` inverting a frozen encoder."""
+
+    loss_names = LOSS_NAMES
+    distinct_styles = False
+
+    def __init__(self, config: DecoderTrainConfig, device: torch.device) -> None:
+        from brushwork.methods.autoencoder import build_encoder, decoder_config
+
+        self.config = config
+        self.encoder = build_encoder(config.encoder, config.layer, config.encoder_weights, device)
+        self.file_config = decoder_config(self.encoder, config.encoder, config.encoder_weights, config.width)
+        torch.manual_seed(config.seed)
+        self.weights = self.step_module = Decoder(self.file_config["spec"]).to(device)
+
+    def losses(self, model: nn.Module, content: Tensor, style: Tensor) -> dict[str, Tensor]:
+        return decoder_losses(self.encoder, model, content, style, self.config)
+
+    def grid(self, photos: Tensor, paintings: Tensor) -> Tensor:
+        return validation_grid(self.encoder, self.weights, photos, paintings)
+
+
+class _MicroastArch:
+    """``arch="microast"``: the whole MicroAST model with its frozen loss network (:mod:`brushwork.train.microast`)."""
+
+    distinct_styles = True  # the contrastive term compares the batch's paintings with each other
+
+    def __init__(self, config: DecoderTrainConfig, device: torch.device) -> None:
+        from brushwork.train import microast
+
+        self.step_module, loss_net = microast.build_trainer(config, device)
+        self.weights = self.step_module.net
+        self.loss_names = microast.LOSS_NAMES
+        self.file_config = microast.file_config(loss_net, config.init)
+        self._grid = microast.validation_grid
+
+    def losses(self, model: nn.Module, content: Tensor, style: Tensor) -> dict[str, Tensor]:
+        return model(content, style)
+
+    def grid(self, photos: Tensor, paintings: Tensor) -> Tensor:
+        return self._grid(self.weights, photos, paintings)
 
 
 def config_fields() -> list[tuple[str, Any, Any]]:
