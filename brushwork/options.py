@@ -80,7 +80,7 @@ class MicroastOptions(TiledOptions):
 
 
 @dataclass(frozen=True)
-class OptimizeOptions(StyleOptions):
+class OptimizeOptions(TiledOptions):
     """``method="optimize"``: the image itself optimized against content, style and smoothness losses.
 
     Defaults chosen by measurement (docs/optimize.md): starting from the fast network's result (``init="fast"``)
@@ -93,7 +93,7 @@ class OptimizeOptions(StyleOptions):
     style_weight: float = 1e4  # beta (relative scale, see methods/optimize.py)
     tv_weight: float = 100.0  # gamma
     iterations: int = 80  # the whole run, split over the pyramid's scales
-    init: str = "fast"  # content | noise | style | fast
+    init: str = "fast"  # content | noise | style | fast | microast
     min_size: int | None = None  # longer side of the first scale of a coarse-to-fine pyramid; None: one scale
     loss: str = "gram"  # gram | mean_std | w2
     optimizer: str = "lbfgs"  # lbfgs | adam
@@ -107,6 +107,7 @@ class OptimizeOptions(StyleOptions):
     swag: float | None = None  # SWAG temperature; None: the backbone's default
     normalize_gradients: bool = False
     preview_every: int = 10  # a preview image in the progress events every this many iterations (0: none)
+    tile_iterations: int = 10  # large sizes (tiled, docs/optimize.md): iterations of each tile at the finest scale
 
 
 def option_names(cls: type) -> list[str]:

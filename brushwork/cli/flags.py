@@ -38,8 +38,9 @@ _FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
         {"choices": ["auto", "onnxruntime", "openvino", "torch"]},
     ),
     "tile": (
-        "render in tiles of this side, exactly equal to the untiled result; 0 never tiles; "
-        "None: when the untiled work would exceed --memory-budget",
+        "render in tiles of this side (feed-forward methods: exactly equal to the untiled result; optimize: "
+        "coarse-to-fine, the finest scale in tiles); 0 never tiles; None: when the untiled work would exceed "
+        "--memory-budget",
         {"type": int, "metavar": "N"},
     ),
     "memory_budget": ("memory to stay within, e.g. 512MB, 1GB, 2.5GB", {"metavar": "SIZE"}),
@@ -52,7 +53,7 @@ _FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
     "style_weight": ("beta, the style loss weight", {"type": weight_float}),
     "tv_weight": ("gamma, the total-variation (smoothness) weight", {"type": weight_float}),
     "iterations": ("iterations of the whole run (over every scale)", {"type": positive_int}),
-    "init": ("starting image", {"choices": ["content", "noise", "style", "fast"]}),
+    "init": ("starting image", {"choices": ["content", "noise", "style", "fast", "microast"]}),
     "min_size": ("longer side of the first scale of a coarse-to-fine pyramid", {"type": positive_int}),
     "loss": ("style loss", {"choices": ["gram", "mean_std", "w2"]}),
     "optimizer": ("optimizer", {"choices": ["lbfgs", "adam"]}),
@@ -68,6 +69,7 @@ _FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
     "pool": ("VGG pooling", {"choices": ["max", "avg"]}),
     "swag": ("SWAG softmax temperature (0 = off)", {"type": float_range(0, 1000)}),
     "normalize_gradients": ("divide each layer's gradient by its L1 norm", {"action": "store_true"}),
+    "tile_iterations": ("optimize in tiles: iterations of each tile at the finest scale", {"type": nonnegative_int}),
     "preview_every": ("a preview image every N iterations (0 = none)", {"type": nonnegative_int}),
 }
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from brushwork.errors import InputError
+from brushwork.methods.optimize_large import UNTILED_BYTES_PER_PIXEL as _UNTILED_BYTES_PER_PIXEL
 from brushwork.options import OptimizeOptions as _ApiOptions
 
 if TYPE_CHECKING:  # torch is imported inside the functions, so that the CLI can read DEFAULTS without it
@@ -38,7 +39,7 @@ if TYPE_CHECKING:  # torch is imported inside the functions, so that the CLI can
 
 LOSSES = ("gram", "mean_std", "w2")
 OPTIMIZERS = ("lbfgs", "adam")
-INITS = ("content", "noise", "style", "fast")
+INITS = ("content", "noise", "style", "fast", "microast")
 PRESERVE_COLOR = ("luminance", "histogram")
 BACKBONES = ("auto", "vgg19", "vgg16", "mobilenet")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -385,8 +386,8 @@ def optimize(
     loss: "gram", "mean_std" or "w2". optimizer: "lbfgs" (one function evaluation per iteration, no line search,
         as in neural-style) or "adam"; learning_rate: None for 1.0 / 0.02.
     iterations: per scale, or a list with one count per scale (coarse to fine).
-    init: "content", "noise" (seeded), "style" (the heaviest style, stretched) or "fast" (the fast feed-forward
-        network's output for the heaviest style).
+    init: "content", "noise" (seeded), "style" (the heaviest style, stretched), "fast" (the fast feed-forward
+        network's output for the heaviest style) or "microast" (MicroAST's).
     size: longer side of the output (None: the content's). min_size: first scale of a coarse-to-fine pyramid
         (steps of √2; each scale starts from the previous result). style_scale: style size relative to the output.
     preserve_color: None, "luminance" (luminance-only transfer, the photo's chroma kept; True means this) or
@@ -602,10 +603,11 @@ def _start_image(
     elif init == "style":
         start = resize(style_image, (w, h))
     else:
+        render = _microast_init if init == "microast" else _fast_init
         if mask is None:
-            start = _fast_init(scale_content, fast_styles[0], dev)
+            start = render(scale_content, fast_styles[0], dev)
         else:
-            regions = [_fast_init(scale_content, s, dev) for s in fast_styles]
+            regions = [render(scale_content, s, dev) for s in fast_styles]
             start = sum(mask[:, k : k + 1] * r for k, r in enumerate(regions))
             if len(regions) == 1:
                 start = start + (1 - mask) * scale_content
@@ -778,6 +780,16 @@ def _fast_init(content: Tensor, style: Tensor, device: torch.device) -> Tensor:
     with torch.no_grad():
         out = fast_stylize_tensor(content, style, device.type)
     return resize(out.to(device).float().clamp(0, 1), (content.shape[-1], content.shape[-2]))
+
+
+def _microast_init(content: Tensor, style: Tensor, device: torch.device) -> Tensor:
+    """MicroAST's stylization of ``content`` (``1×3×H×W``) as a starting image (``init="microast"``)."""
+    from brushwork import api, io
+
+    out = api.renderer([io.to_numpy(style.float().cpu())], method="microast", device=device.type).render(
+        io.to_numpy(content.float().cpu())
+    )
+    return resize(io.to_tensor(out).to(device).float().clamp(0, 1), (content.shape[-1], content.shape[-2]))
 
 
 def options_fields() -> list[str]:
@@ -1068,3 +1080,18 @@ class Engine:
         if result.interrupted:  # Ctrl-C: the best image so far is the result, and the last event says so
             reporter.step(result.iterations, message="interrupted")
         return io.to_numpy(result.image)
+
+    # -- large sizes: coarse-to-fine, the finest scale in tiles (brushwork.methods.optimize_large) ---------------
+
+    UNTILED_BYTES_PER_PIXEL = _UNTILED_BYTES_PER_PIXEL  # measured peak of an untiled run per output pixel
+
+    def render_tiled(self, source: Any, masks: Any, sink: Any, tile: int | None, budget: int, fixed_bytes: int) -> Any:
+        """Optimise the ``tiling.Source`` coarse-to-fine, its finest scale in tiles with global style statistics;
+        ``sink(region, rgb)`` gets the result (called by :func:`brushwork.tiling.render_picture_tiled`)."""
+        from brushwork import io
+        from brushwork.methods import optimize_large
+
+        optimize_large.check_large(self.options, masks)
+        styles = [io.to_numpy(s) for s in self.styles]
+        return optimize_large.optimize_tiled(styles, self.options, self.progress, source, sink, tile, budget,
+                                             fixed_bytes)  # fmt: skip
