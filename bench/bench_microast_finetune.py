@@ -1,6 +1,6 @@
 """Does fine-tuning MicroAST on a folder of paintings render *held-back* paintings of that folder better?
 
-    flock /work/notes/bench.lock python bench/bench_microast_finetune.py [--group wikiart-sample] [--hold 0.33]
+    python bench/bench_microast_finetune.py [--group wikiart-sample] [--hold 0.33]
         [--steps 100] [--minutes 13] [--crop 128] [--batch-size 4] [--lr LR] [--style-weight W] [--photos 4]
         [--compare 5] [--out DIR]
 

@@ -2,7 +2,7 @@
 
 Run by hand (never by the tests)::
 
-    flock /work/notes/bench.lock python bench/bench_optimize_large.py             # 1024 px and 3840×2160
+    python bench/bench_optimize_large.py             # 1024 px and 3840×2160
     python bench/bench_optimize_large.py --part 1024                               # tiled against untiled only
 
 Every configuration runs in a fresh process (so that its peak resident memory is its own) through the contract
