@@ -14,7 +14,7 @@ photo is stylized with every held-back painting by the shipped and by the fine-t
 each result. Prints the means of each metric for both models, their ratio, and the share of pairs where the
 fine-tuned model is better; ``--compare`` training paintings are scored the same way, to tell fitting from
 generalising. ``--lr`` and ``--style-weight`` default to the training's (``ARCH_DEFAULTS["microast"]``).
-Needs ``/work/shared/corpus`` (or ``--corpus``); writes only under ``--out`` (default: a temporary folder), never
+Needs ``../shared/corpus`` (or ``--corpus``); writes only under ``--out`` (default: a temporary folder), never
 into the repository.
 """
 
@@ -82,7 +82,7 @@ def _report(title: str, base: list[dict], tuned: list[dict]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--corpus", default="/work/shared/corpus")
+    ap.add_argument("--corpus", default=str(Path(__file__).resolve().parents[2] / "shared" / "corpus"))
     ap.add_argument("--group", default="wikiart-sample", help="file-name prefix of the paintings; all = every one")
     ap.add_argument("--hold", type=float, default=0.33, help="share of the group's paintings held back")
     ap.add_argument("--photos", type=int, default=4, help="photos held back for the evaluation")
