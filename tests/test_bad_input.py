@@ -501,10 +501,12 @@ def test_stale_checkpoint_temporaries_are_removed(tmp_path: Path) -> None:
     assert len(removed) == 2 and sorted(p.name for p in root.iterdir()) == ["step-0000005"]
 
 
-def test_train_decoder_default_encoder_works_offline() -> None:
-    from brushwork.train.decoder import DecoderTrainConfig
+def test_train_decoder_default_encoder_works_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from brushwork.train.decoder import DecoderTrainConfig, default_encoder
 
-    assert DecoderTrainConfig().encoder == "mobilenet"
+    monkeypatch.setenv("BRUSHWORK_HOME", str(tmp_path))  # no VGG weights in the store
+    assert DecoderTrainConfig().encoder == ""  # the arch's default, below
+    assert default_encoder("autoencoder") == "mobilenet" and default_encoder("microast") == "mobilenet"
 
 
 def _deny(monkeypatch: pytest.MonkeyPatch, folder: Path, file: Path) -> None:

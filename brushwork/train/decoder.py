@@ -102,6 +102,16 @@ def resolve_defaults(config: DecoderTrainConfig) -> DecoderTrainConfig:
     return replace(config, **{k: v for k, v in table.items() if getattr(config, k) is None})
 
 
+def default_encoder(arch: str, weights: str = "imagenet") -> str:
+    """The encoder a run uses when none is named: ``mobilenet`` for a decoder (it ships with brushwork, so training
+    works offline); for microast VGG-19 when its weights are present, else ``mobilenet``."""
+    if arch == "microast":
+        from brushwork.train.microast import choose_loss_net
+
+        return choose_loss_net("auto", weights)
+    return "mobilenet"
+
+
 # -- data ----------------------------------------------------------------------------------------------------
 
 
@@ -380,13 +390,14 @@ def train_decoder(
 
         if config.layer:
             raise InputError("--layer applies to --arch autoencoder (microast's loss layers are fixed per --encoder)")
-        config.encoder = choose_loss_net(config.encoder or "auto", config.encoder_weights)
+        config.encoder = config.encoder or default_encoder(config.arch, config.encoder_weights)
+        config.encoder = choose_loss_net(config.encoder, config.encoder_weights)
         if config.init not in ("shipped", "random"):
             from brushwork.decoders import load_microast_state
 
             load_microast_state(config.init)  # a wrong file is refused before any work
     else:
-        config.encoder = config.encoder or "mobilenet"
+        config.encoder = config.encoder or default_encoder(config.arch, config.encoder_weights)
         if config.encoder not in ENCODERS:
             raise InputError(f"unknown encoder {config.encoder!r}; choose one of {', '.join(ENCODERS)}")
         config.layer = config.layer or ENCODERS[config.encoder][0]
