@@ -28,3 +28,22 @@ def corpus() -> Path:
     if not (CORPUS / "styles").is_dir() or not (CORPUS / "content").is_dir():
         pytest.skip("../shared/corpus is not available")
     return CORPUS
+
+
+@pytest.fixture(scope="module")
+def train_images(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Two small folders of smooth pattern images (content, style) for the training tests."""
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("train_data")
+    for name, seed in (("content", 0), ("style", 1)):
+        folder = root / name
+        folder.mkdir()
+        rng = np.random.default_rng(seed)
+        yy, xx = np.mgrid[0:40, 0:48] / 40.0
+        for i in range(3):
+            a = np.stack([np.sin(xx * rng.uniform(2, 9) + rng.uniform(0, 6)) for _ in range(3)], -1) * 0.5 + 0.5
+            a = a * np.cos(yy * rng.uniform(1, 5))[..., None] ** 2
+            Image.fromarray((a * 255).astype(np.uint8)).save(folder / f"{i}.png")
+    return root / "content", root / "style"

@@ -21,22 +21,9 @@ TINY = dict(
 )  # fmt: skip
 
 
-def _write_images(folder: Path, n: int, seed: int) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:40, 0:48] / 40.0
-    for i in range(n):
-        a = np.stack([np.sin(xx * rng.uniform(2, 9) + rng.uniform(0, 6)) for _ in range(3)], -1) * 0.5 + 0.5
-        a = a * np.cos(yy * rng.uniform(1, 5))[..., None] ** 2
-        Image.fromarray((a * 255).astype(np.uint8)).save(folder / f"{i}.png")
-
-
 @pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("microast_data")
-    _write_images(root / "content", 3, 0)
-    _write_images(root / "style", 3, 1)
-    return root / "content", root / "style"
+def data(train_images: tuple[Path, Path]) -> tuple[Path, Path]:
+    return train_images
 
 
 @pytest.fixture(scope="module")
