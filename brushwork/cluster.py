@@ -47,7 +47,7 @@ INSTALL_HINT = "--ray needs Ray: pip install 'brushwork[ray]'"
 ATTEMPTS = 3  # tries of one batch or segment before the job gives up (each on a fresh worker)
 DEPTH = 2  # calls queued on each worker, so that it never waits for the driver
 BATCH = 4  # photos per call
-WARM_FRAMES = 8  # frames before a segment's start that warm its temporal history
+WARM_FRAMES = 8  # stylized frames before a segment's start that warm its temporal history (× keyframes frames)
 SEGMENT_FRAMES = (24, 240)  # bounds on a segment's length (frames): enough to amortise the warm-up, small results
 SEGMENT_SUFFIX = ".brushwork-segments"
 
@@ -262,19 +262,27 @@ class Stylizer:
         if not src.is_file():
             return [], [], f"cannot read {src} on worker {self.where}: put videos where every node sees them"
         try:
-            flow = bv.FlowEstimator(job.flow_size, job.flow_preset)
-            state = bv.TemporalState()
+            flow = bv.FlowEstimator(job.flow_size, job.flow_preset, forward=job.keyframes > 1)
+            pipeline = bv.Frames(self.renderer, job.consistency, job.keyframes, job.feed)
             times: list[float] = []
             frames: list[bytes] = []
-            for frame in io.read_video(src, start=job.warm_from, end=job.end):
+
+            def keep(ready: list[tuple[float, Any]]) -> None:
+                for t, out in ready:
+                    if t >= job.start - 1e-6 and (job.end is None or t < job.end - 1e-6):
+                        times.append(t)
+                        frames.append(bv.encode_png(out))
+
+            prev = None
+            # frame indices from the clip's first stylized frame (warm frames before it), so that the keyframes
+            # fall where the one-process pipeline puts them
+            for k, frame in enumerate(io.read_video(src, start=job.warm_from, end=job.until)):
                 rgb = bv._resize_frame(frame.rgb, job.max_size)
                 g = bv.gray(rgb)
-                motion = flow.motion(state.gray, g) if state.gray is not None else None
-                out = bv.stylize_frame(rgb, motion, state, self.renderer, job.consistency, job.feed)
-                state = bv.TemporalState(g, out)
-                if frame.time >= job.start - 1e-6:
-                    times.append(frame.time)
-                    frames.append(bv.encode_png(out))
+                motion = flow.motion(prev, g) if prev is not None else None
+                keep(pipeline.push(job.first - job.warm + k, rgb, g, motion, frame.time))
+                prev = g
+            keep(pipeline.finish())
         except BrushworkError as exc:
             return [], [], str(exc)
         return times, frames, ""
@@ -470,6 +478,10 @@ class SegmentJob:
     max_size: int | None
     flow_size: int | None
     flow_preset: str
+    keyframes: int = 1  # brushwork.video.Frames: the network stylizes every keyframes-th frame
+    warm: int = 0  # frames decoded before the segment's first (from warm_from)
+    until: float | None = None  # decoding stops here: past ``end`` to the next keyframe, so that the segment's last
+    # frames are propagated as in one process (not all keyframes)
 
 
 def frame_times(path: str | os.PathLike) -> tuple[list[float], list[bool]]:
@@ -536,6 +548,7 @@ def stylize_videos(
     method: str = "fast",
     options: dict[str, Any] | None = None,
     consistency: float | None = None,
+    keyframes: int | None = None,
     feed: float = 0.0,
     crf: int = 20,
     start: float | None = None,
@@ -558,6 +571,7 @@ def stylize_videos(
 
     settings = settings or Settings()
     consistency = bv.CONSISTENCY if consistency is None else consistency
+    keyframes = bv.check_keyframes(keyframes, method, consistency)
     options = dict(options or {})
     t0 = time.perf_counter()
     with connect(settings.address) as ray:
@@ -574,10 +588,12 @@ def stylize_videos(
             times = [all_times[i] for i in keep]
             keys = [all_keys[i] for i in keep]
             keys[0] = True  # the window's first frame starts a segment (decoding seeks back to its key frame)
-            length = segment_frames or segment_length(len(times), slots, warm)
+            # the history warms over ``warm`` stylized frames: warm × keyframes frames
+            warm_span = warm * keyframes
+            length = segment_frames or segment_length(len(times), slots, warm_span)
             video_settings = bv.VideoSettings(
                 tuple(str(s) for s in styles), method, tuple(sorted((k, repr(v)) for k, v in options.items())),
-                consistency, feed, max_size, start, end, bv.FLOW_SIZE, bv.FLOW_PRESET,
+                consistency, feed, max_size, start, end, bv.FLOW_SIZE, bv.FLOW_PRESET, keyframes=keyframes,
             )  # fmt: skip
             key = hashlib.sha256(
                 f"{bv._cache_key(src, video_settings)}:{length}:{warm}:{len(times)}".encode()
@@ -585,7 +601,9 @@ def stylize_videos(
             cache = bv.FrameCache(dst, key, SEGMENT_SUFFIX)
             jobs = []
             for n, (a, b) in enumerate(plan_segments(times, keys, length)):
-                w = keep[a] - max(0, keep[a] - warm)
+                w = keep[a] - max(0, keep[a] - warm_span)
+                after = -(b - 1) % keyframes  # frames after the segment up to the next keyframe
+                until = times[b + after] if b + after < len(times) else end
                 warm_from = all_times[keep[a] - w] if n > 0 else times[0]
                 jobs.append(
                     SegmentJob(
@@ -602,6 +620,9 @@ def stylize_videos(
                         max_size,
                         bv.FLOW_SIZE,
                         bv.FLOW_PRESET,
+                        keyframes,
+                        w if n > 0 else 0,
+                        until,
                     )  # fmt: skip
                 )
             done = _finished_segments(cache, len(jobs)) if resume else set()

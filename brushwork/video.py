@@ -54,6 +54,8 @@ FLOW_PRESET = "fast"  # DIS preset of the pipeline (the metric uses "medium" at 
 SCENE_CUT = 0.5  # a cut when more than this fraction of pixels is unreliable, or the warped-input error is large
 CUT_ERROR = 0.12  # mean absolute grey difference (0..1) between a frame and the previous one warped onto it
 CACHE_SUFFIX = ".brushwork-frames"
+KEYFRAMES = 4  # feed-forward methods with consistency > 0: the network stylizes every 4th frame (bench_video)
+FLOOR = 0.05  # propagation: weight of a plain cross-fade where neither keyframe's warp can be trusted
 
 
 # ----------------------------------------------------------------------------------------------- flow
@@ -85,7 +87,10 @@ def gray(rgb: np.ndarray) -> np.ndarray:
 class Motion:
     """How frame t relates to frame t-1: ``map_x/map_y`` (H×W float32, for ``cv2.remap``) give for each pixel of
     frame t its position in frame t-1; ``reliable`` (H×W float32 0..1) is 0 on occlusions, motion boundaries and
-    pixels that come from outside the frame; ``cut`` says the two frames are different shots."""
+    pixels that come from outside the frame; ``cut`` says the two frames are different shots. With
+    ``FlowEstimator(forward=True)`` also the other direction: ``forward_x/forward_y`` give for each pixel of frame
+    t-1 its position in frame t, ``forward_reliable`` (on t-1's grid) where that can be trusted (keyframe
+    propagation warps later outputs back with it)."""
 
     map_x: np.ndarray
     map_y: np.ndarray
@@ -93,14 +98,19 @@ class Motion:
     cut: bool
     unreliable_fraction: float
     error: float
+    forward_x: np.ndarray | None = None
+    forward_y: np.ndarray | None = None
+    forward_reliable: np.ndarray | None = None
 
 
 class FlowEstimator:
-    """Dense optical flow between consecutive frames (OpenCV DIS), at a reduced size, with occlusion masks."""
+    """Dense optical flow between consecutive frames (OpenCV DIS), at a reduced size, with occlusion masks;
+    ``forward=True`` keeps the forward flow's maps and occlusion mask too (:class:`Motion`)."""
 
-    def __init__(self, size: int | None = FLOW_SIZE, preset: str = FLOW_PRESET) -> None:
+    def __init__(self, size: int | None = FLOW_SIZE, preset: str = FLOW_PRESET, forward: bool = False) -> None:
         self.size = size
         self.preset = preset
+        self.forward = forward
         self._dis = _dis(preset)
 
     def _flow(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -121,31 +131,56 @@ class FlowEstimator:
             a, b = prev_gray, cur_gray
         backward = self._flow(b, a)  # for pixels of t: displacement to t-1
         forward = self._flow(a, b)  # for pixels of t-1: displacement to t
-        reliable_small = occlusion_mask(backward, forward)
-        sh, sw = b.shape
-        if scale < 1.0:
-            backward = cv2.resize(backward, (w, h), interpolation=cv2.INTER_LINEAR)
-            backward[..., 0] *= w / sw
-            backward[..., 1] *= h / sh
-            reliable = cv2.resize(reliable_small, (w, h), interpolation=cv2.INTER_LINEAR)
-        else:
-            reliable = reliable_small
-        map_x, map_y = _maps(backward)
-        inside = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
-        reliable = np.where(inside, reliable, 0.0).astype(np.float32)
+        backward_full, reliable = _full_size(backward, occlusion_mask(backward, forward), w, h)
+        map_x, map_y = _maps(backward_full)
+        reliable = _inside(reliable, map_x, map_y)
         unreliable = float(1.0 - reliable.mean())
         warped = cv2.remap(prev_gray, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        diff = np.abs(warped.astype(np.float32) - cur_gray.astype(np.float32)) / 255.0
+        diff = cv2.absdiff(warped, cur_gray).astype(np.float32) / 255.0
         weight = reliable.sum()
         error = float((diff * reliable).sum() / weight) if weight > 0 else 1.0
         cut = unreliable > SCENE_CUT or error > CUT_ERROR
-        return Motion(map_x, map_y, reliable, cut, unreliable, error)
+        motion = Motion(map_x, map_y, reliable, cut, unreliable, error)
+        if self.forward:
+            forward_full, forward_reliable = _full_size(forward, occlusion_mask(forward, backward), w, h)
+            motion.forward_x, motion.forward_y = _maps(forward_full)
+            motion.forward_reliable = _inside(forward_reliable, motion.forward_x, motion.forward_y)
+        return motion
+
+
+def _full_size(flow: np.ndarray, reliable: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+    """A flow (and its mask) computed at a reduced size, brought back to w×h (displacements scaled)."""
+    import cv2
+
+    sh, sw = flow.shape[:2]
+    if (sw, sh) == (w, h):
+        return flow, reliable
+    flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
+    flow[..., 0] *= w / sw
+    flow[..., 1] *= h / sh
+    return flow, cv2.resize(reliable, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def _inside(reliable: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
+    """``reliable`` set to 0 where the maps point outside the other frame."""
+    h, w = map_x.shape
+    inside = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
+    return np.where(inside, reliable, 0.0).astype(np.float32)
+
+
+_GRIDS: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
 
 def _maps(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    import cv2
+
     h, w = flow.shape[:2]
-    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return xs + flow[..., 0], ys + flow[..., 1]
+    grid = _GRIDS.get((h, w))
+    if grid is None:
+        xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        grid = _GRIDS.setdefault((h, w), (xs, ys))
+    u, v = cv2.split(flow)
+    return grid[0] + u, grid[1] + v
 
 
 def occlusion_mask(backward: np.ndarray, forward: np.ndarray) -> np.ndarray:
@@ -153,19 +188,23 @@ def occlusion_mask(backward: np.ndarray, forward: np.ndarray) -> np.ndarray:
 
     Forward-backward check (Sundaram et al. 2010, as in Ruder et al. 2016): following the backward flow to t-1 and
     the forward flow back must return close to the start, ``|b + f(x+b)|² <= 0.01 (|b|² + |f(x+b)|²) + 0.5``;
-    motion boundaries: ``|∇u|² + |∇v|² <= 0.01 |b|² + 0.002``.
+    motion boundaries: ``|∇u|² + |∇v|² <= 0.01 |b|² + 0.002``. (Swap the arguments for the forward flow's mask.)
     """
     import cv2
 
     map_x, map_y = _maps(backward)
     f_at = cv2.remap(forward, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    round_trip = ((backward + f_at) ** 2).sum(-1)
-    magnitude = (backward**2).sum(-1) + (f_at**2).sum(-1)
+    b0, b1 = cv2.split(backward)  # per channel: the same sums as over the last axis, several times faster
+    f0, f1 = cv2.split(f_at)
+    s0, s1 = b0 + f0, b1 + f1
+    round_trip = s0 * s0 + s1 * s1
+    b2 = b0 * b0 + b1 * b1
+    magnitude = b2 + (f0 * f0 + f1 * f1)
     consistent = round_trip <= 0.01 * magnitude + 0.5
-    gu = np.gradient(backward[..., 0])
-    gv = np.gradient(backward[..., 1])
+    gu = np.gradient(b0)
+    gv = np.gradient(b1)
     grad = gu[0] ** 2 + gu[1] ** 2 + gv[0] ** 2 + gv[1] ** 2
-    smooth = grad <= 0.01 * (backward**2).sum(-1) + 0.002
+    smooth = grad <= 0.01 * b2 + 0.002
     mask = (consistent & smooth).astype(np.uint8)
     mask = cv2.erode(mask, np.ones((3, 3), np.uint8))  # do not trust the pixels next to an occlusion either
     return mask.astype(np.float32)
@@ -352,6 +391,165 @@ def stylize_frame(
     return to_uint8(blend(stylized, state.output, motion if usable else None, consistency))
 
 
+# ------------------------------------------------------------------------------------ keyframe propagation
+
+
+@dataclass
+class Chain:
+    """Where the pixels of one frame lie in another frame some flow steps away (``map_x/map_y``, for
+    ``cv2.remap``), and how far each can be trusted (``reliable``: the product of the steps' masks)."""
+
+    map_x: np.ndarray
+    map_y: np.ndarray
+    reliable: np.ndarray
+
+    def then(self, map_x: np.ndarray, map_y: np.ndarray, reliable: np.ndarray) -> Chain:
+        """The chain from a frame one step further: its pixels lie at ``map_x/map_y`` in this chain's first frame,
+        trusted by ``reliable`` (on the further frame's grid). One remap of the stacked maps."""
+        import cv2
+
+        stacked = cv2.merge([self.map_x, self.map_y, self.reliable])
+        moved = cv2.remap(stacked, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        x, y, r = cv2.split(moved)
+        return Chain(x, y, r * reliable)
+
+    def motion(self) -> Motion:
+        """As a :class:`Motion` (never a cut: a group of frames never spans one) for :func:`blend`."""
+        unreliable = float(1.0 - self.reliable.mean())
+        return Motion(self.map_x, self.map_y, self.reliable, False, unreliable, 0.0)
+
+
+def propagate(
+    earlier: np.ndarray, later: np.ndarray, forward: Chain, backward: Chain, t: float, floor: float = FLOOR
+) -> np.ndarray:
+    """A frame between two stylized keyframes (uint8 H×W×3), at ``t`` (0..1) of the way from ``earlier`` to
+    ``later``: ``earlier`` warped forward along ``forward`` (this frame's pixels in the earlier keyframe) and
+    ``later`` warped back along ``backward`` (its pixels in the later keyframe), both bicubic, weighted by each
+    warp's trust mask and by temporal distance, ``(1−t)·M_f`` and ``t·M_b``. Where neither warp can be trusted
+    (disocclusions seen by no keyframe) the weights fall to a plain cross-fade, ``floor`` (1−t) and ``floor`` t.
+    Returns the uint8 frame."""
+    f = warp(earlier, forward, cubic=True).astype(np.float32)
+    b = warp(later, backward, cubic=True).astype(np.float32)
+    wf = (1.0 - t) * forward.reliable
+    wb = t * backward.reliable
+    share = (wb + floor * t) / (wf + wb + floor)  # of the later keyframe
+    out = f + share[..., None] * (b - f)
+    return (np.clip(out, 0.0, 255.0) + 0.5).astype(np.uint8)
+
+
+def check_keyframes(keyframes: int | None, method: str, consistency: float) -> int:
+    """``keyframes`` checked, or its default for ``method`` and ``consistency`` (:data:`KEYFRAMES` for the
+    feed-forward methods with consistency on; 1 — every frame stylized — with consistency 0 and for optimize)."""
+    if keyframes is None:
+        return 1 if method == "optimize" or consistency <= 0.0 else KEYFRAMES
+    if isinstance(keyframes, bool) or not isinstance(keyframes, int) or keyframes < 1:
+        raise InputError(f"keyframes must be a positive whole number, got {keyframes!r}")
+    if keyframes > 1 and method == "optimize":
+        raise InputError("keyframes apply to the feed-forward methods: method optimize stylizes every frame (use 1)")
+    return keyframes
+
+
+@dataclass
+class _Pending:
+    rgb: np.ndarray
+    gray: np.ndarray
+    motion: Motion | None
+    tag: Any
+
+
+class Frames:
+    """Frames in order through :func:`stylize_frame` (``keyframes`` 1), or with keyframe propagation: the network
+    stylizes every ``keyframes``-th frame (by index: ``index % keyframes == 0``), the first frame, the last
+    (:meth:`finish`) and the two frames either side of a scene cut; each frame between two keyframes is
+    :func:`propagate`-d from them along the flow (the motions need ``FlowEstimator(forward=True)``). A keyframe is
+    blended with the previous keyframe's output warped along the chained flow, as :func:`blend` does with the
+    previous frame. A group of frames depends only on the output of the keyframe before it, so a run that restarts
+    from a keyframe (:meth:`restore`) reproduces an uninterrupted one.
+
+    :meth:`push` takes a frame and returns the ``(tag, uint8 output)`` pairs it completes, in order."""
+
+    def __init__(
+        self,
+        renderer: Any,
+        consistency: float,
+        keyframes: int = 1,
+        feed: float = 0.0,
+        stats: FrameStats | None = None,
+        optimizer: OptimizeFrames | None = None,
+    ) -> None:
+        self.renderer = renderer
+        self.consistency = consistency
+        self.keyframes = keyframes
+        self.feed = feed
+        self.stats = stats
+        self.optimizer = optimizer
+        self.state = TemporalState()
+        self.pending: list[_Pending] = []
+        self.rendered = 0  # frames the network stylized
+
+    def restore(self, gray: np.ndarray, output: np.ndarray) -> None:
+        """Continue after a finished frame (a keyframe when ``keyframes`` > 1)."""
+        assert not self.pending
+        self.state = TemporalState(gray, output)
+
+    def push(
+        self, index: int, rgb: np.ndarray, gray: np.ndarray, motion: Motion | None, tag: Any = None
+    ) -> list[tuple[Any, np.ndarray]]:
+        if self.keyframes == 1:
+            return self._group([_Pending(rgb, gray, motion, tag)])
+        done: list[tuple[Any, np.ndarray]] = []
+        cut = motion is None or motion.cut
+        if cut and self.pending:  # the frame before a cut closes its group as a keyframe
+            done += self._group(self.pending)
+            self.pending = []
+        self.pending.append(_Pending(rgb, gray, motion, tag))
+        if cut or index % self.keyframes == 0:
+            done += self._group(self.pending)
+            self.pending = []
+        return done
+
+    def finish(self) -> list[tuple[Any, np.ndarray]]:
+        """The last frames (the last frame is a keyframe)."""
+        done = self._group(self.pending) if self.pending else []
+        self.pending = []
+        return done
+
+    def _stylize(self, frame: _Pending, motion: Motion | None) -> np.ndarray:
+        self.rendered += 1
+        args = (self.renderer, self.consistency, self.feed, self.stats, self.optimizer)
+        return stylize_frame(frame.rgb, motion, self.state, *args)
+
+    def _group(self, frames: list[_Pending]) -> list[tuple[Any, np.ndarray]]:
+        key = frames[-1]
+        if len(frames) == 1:
+            out = self._stylize(key, key.motion)
+            self.state = TemporalState(key.gray, out)
+            return [(key.tag, out)]
+        forward: list[Chain] = []  # each frame's pixels in the earlier keyframe
+        for f in frames:
+            m = f.motion
+            assert m is not None and not m.cut
+            step = (m.map_x, m.map_y, m.reliable)
+            forward.append(Chain(*step) if not forward else forward[-1].then(*step))
+        earlier = self.state.output
+        assert earlier is not None
+        later = self._stylize(key, forward[-1].motion())
+        backward: list[Chain] = []  # each frame's pixels in the later keyframe, from the last in-between frame back
+        for f in reversed(frames[1:]):
+            m = f.motion
+            assert m is not None and m.forward_x is not None and m.forward_y is not None
+            assert m.forward_reliable is not None
+            step = (m.forward_x, m.forward_y, m.forward_reliable)
+            backward.append(Chain(*step) if not backward else backward[-1].then(*step))
+        backward.reverse()
+        n = len(frames)
+        done = [
+            (f.tag, propagate(earlier, later, forward[j], backward[j], (j + 1) / n)) for j, f in enumerate(frames[:-1])
+        ]
+        self.state = TemporalState(key.gray, later)
+        return [*done, (key.tag, later)]
+
+
 # ------------------------------------------------------------------------------------------ the pipeline
 
 
@@ -371,6 +569,7 @@ class VideoSettings:
     flow_preset: str = FLOW_PRESET
     temporal_weight: float | None = None  # method "optimize" only
     frame_iterations: int | None = None  # method "optimize" only
+    keyframes: int = 1  # the network stylizes every keyframes-th frame; the others are propagated (:class:`Frames`)
 
 
 _STOP = object()
@@ -514,6 +713,7 @@ def stylize_video(
     *,
     method: str = "fast",
     consistency: float = CONSISTENCY,
+    keyframes: int | None = None,
     feed: float = 0.0,
     crf: int = 20,
     start: float | None = None,
@@ -532,6 +732,10 @@ def stylize_video(
     """Stylize the video ``src`` into ``dst`` (.mp4 H.264, .webm VP9 or .gif), keeping timing, rotation and audio.
 
     ``consistency`` 0..1: weight of the flow-warped previous result outside occlusions (0 = frame by frame).
+    ``keyframes`` N: the network stylizes every N-th frame (and the first, the last and the frames either side of
+    a scene cut); the frames between are propagated from the two keyframes around them along the flow
+    (:class:`Frames`). Default: :data:`KEYFRAMES` for the feed-forward methods with ``consistency`` > 0, else 1
+    (every frame stylized; method ``optimize`` takes only 1).
     ``feed`` 0..1: also mix the warped previous result into the network's input ("prevWarped").
     ``start``/``end``: seconds; ``max_size``: longer side of the frames; ``crf``: quality (lower = better).
     ``resume``: continue from the finished frames cached beside ``dst`` by an interrupted run with the same
@@ -553,6 +757,7 @@ def stylize_video(
     if max_size is not None and max_size < MIN_SIDE:
         raise InputError(f"max size must be at least {MIN_SIDE} pixels, got {max_size}")
     optimizing = method == "optimize"
+    keyframes = check_keyframes(keyframes, method, consistency)
     if optimizing:
         from brushwork.methods import optimize as mo
 
@@ -581,6 +786,7 @@ def stylize_video(
         flow_preset,
         temporal_weight,
         frame_iterations,
+        keyframes,
     )
     cache = FrameCache(dst, _cache_key(src, settings))
     done = cache.existing() if resume else 0
@@ -591,6 +797,8 @@ def stylize_video(
         )
     if done == 0:
         cache.reset()
+    elif keyframes > 1:  # continue after the last keyframe cached: the frames after it depend on the next one
+        done = (done - 1) // keyframes * keyframes + 1
     if renderer is None:
         renderer = make_renderer(styles, method, **options)
     frames_optimizer = OptimizeFrames(renderer, temporal_weight, frame_iterations) if optimizing else None
@@ -606,7 +814,7 @@ def stylize_video(
     errors: list[BaseException] = []
     decoded: queue.Queue = queue.Queue(maxsize=4)
     finished: queue.Queue = queue.Queue(maxsize=4)
-    flow = FlowEstimator(flow_size, flow_preset)
+    flow = FlowEstimator(flow_size, flow_preset, forward=keyframes > 1)
     stats = FrameStats()
 
     def decode() -> None:
@@ -650,24 +858,35 @@ def stylize_video(
     t0 = time.perf_counter()
     threads = [_thread(decode, errors, stop), _thread(encode, errors, stop)]
     count = 0
-    state = TemporalState()
+    shape: tuple[int, ...] = ()
+    pipeline = Frames(renderer, consistency, keyframes, feed, stats, frames_optimizer)
+
+    def emit(item: _Item, out: np.ndarray, fresh: bool) -> bool:
+        nonlocal count, shape
+        if not _put(finished, (item.index, item.time, out, fresh), stop):
+            return False
+        count += 1
+        shape = out.shape
+        reporter.step(count)
+        return True
+
     try:
         while True:
             item = _get(decoded, stop)
             if item is _STOP:
+                if not stop.is_set():  # the input ended (not an error elsewhere): its last frames
+                    all(emit(i, out, True) for i, out in pipeline.finish())
                 break
             assert isinstance(item, _Item)
             if item.cached is not None and item.cached.shape == item.rgb.shape:
-                out = item.cached
+                pipeline.restore(item.gray, item.cached)
+                ready = [(item, item.cached)]
                 fresh = False
             else:
-                out = stylize_frame(item.rgb, item.motion, state, renderer, consistency, feed, stats, frames_optimizer)
+                ready = pipeline.push(item.index, item.rgb, item.gray, item.motion, item)
                 fresh = True
-            state = TemporalState(item.gray, out)
-            if not _put(finished, (item.index, item.time, out, fresh), stop):
+            if not all(emit(i, out, fresh) for i, out in ready):
                 break
-            count += 1
-            reporter.step(count)
         _put(finished, _STOP, stop)
         for t in threads:
             while t.is_alive():
@@ -684,7 +903,7 @@ def stylize_video(
         writer.abort()
         raise
     cache.remove()
-    h, w = state.output.shape[:2] if state.output is not None else (0, 0)
+    h, w = shape[:2] if shape else (0, 0)
     seconds = time.perf_counter() - t0
     return {
         "input": str(src),
@@ -697,6 +916,8 @@ def stylize_video(
         "audio": info.audio,
         "rotation": info.rotation,
         "scene_cuts": stats.cuts,
+        "keyframes": keyframes,
+        "stylized_frames": pipeline.rendered,
         "seconds": round(seconds, 3),
         "frames_per_second": round((count - min(done, count)) / seconds, 3) if seconds > 0 else 0.0,
     }

@@ -150,19 +150,19 @@ def test_consistency_lowers_warping_error(clip: Path, tmp_path: Path) -> None:
 
 def test_resume_gives_the_uninterrupted_video(clip: Path, tmp_path: Path) -> None:
     whole = tmp_path / "whole.mp4"
-    bv.stylize_video(clip, whole, ["x"], renderer=Flickery(), crf=10)
+    bv.stylize_video(clip, whole, ["x"], renderer=Flickery(), crf=10, keyframes=1)
 
     out = tmp_path / "out.mp4"
     out.write_bytes(b"an older file")
     with pytest.raises(KeyboardInterrupt):
-        bv.stylize_video(clip, out, ["x"], renderer=Flickery(fail_at=7), crf=10)
+        bv.stylize_video(clip, out, ["x"], renderer=Flickery(fail_at=7), crf=10, keyframes=1)
     assert out.read_bytes() == b"an older file", "an interrupted run leaves OUT as it was"
     cache = tmp_path / f".out.mp4{bv.CACHE_SUFFIX}"
     done = len(list(cache.glob("*.png")))
     assert 1 <= done <= 6
 
     renderer = Flickery()
-    record = bv.stylize_video(clip, out, ["x"], renderer=renderer, crf=10, resume=True)
+    record = bv.stylize_video(clip, out, ["x"], renderer=renderer, crf=10, resume=True, keyframes=1)
     assert record["resumed_frames"] == done
     assert renderer.calls == N - done  # the finished frames were not stylized again
     assert not cache.exists(), "the cache is removed on success"
@@ -174,14 +174,17 @@ def test_resume_gives_the_uninterrupted_video(clip: Path, tmp_path: Path) -> Non
 def test_resume_refuses_another_runs_cache(clip: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.mp4"
     with pytest.raises(KeyboardInterrupt):
-        bv.stylize_video(clip, out, ["x"], renderer=Flickery(fail_at=5))
+        bv.stylize_video(clip, out, ["x"], renderer=Flickery(fail_at=3))
     with pytest.raises(InputError, match="other settings"):
         bv.stylize_video(clip, out, ["x"], renderer=Flickery(), consistency=0.2, resume=True)
+    with pytest.raises(InputError, match="other settings"):  # the keyframe spacing decides the frames too
+        bv.stylize_video(clip, out, ["x"], renderer=Flickery(), keyframes=2, resume=True)
 
 
 def test_scene_cut_resets_history(tmp_path: Path) -> None:
     src = make_clip(tmp_path / "cut.mp4", cut_at=6, audio=False)
-    record = bv.stylize_video(src, tmp_path / "out.mp4", ["x"], renderer=Flickery(), consistency=0.9, crf=10)
+    out = tmp_path / "out.mp4"
+    record = bv.stylize_video(src, out, ["x"], renderer=Flickery(), consistency=0.9, crf=10, keyframes=1)
     assert record["scene_cuts"] == 1
     plain = tmp_path / "plain.mp4"
     bv.stylize_video(src, plain, ["x"], renderer=Flickery(), consistency=0.0, crf=10)
@@ -375,7 +378,8 @@ def test_killed_run_leaves_no_temporary_file_and_resumes(tmp_path: Path, sig: st
     import json
 
     record = json.loads(resumed.stdout)
-    assert record["resumed_frames"] == done and record["frames"] == 28
+    # the run continues after the last keyframe it finished (the frames after it depend on the next keyframe)
+    assert record["resumed_frames"] == (done - 1) // bv.KEYFRAMES * bv.KEYFRAMES + 1 and record["frames"] == 28
     assert len(list(io.read_video(out))) == 28 and io.probe_video(out).audio == "aac"
     assert not cache.exists() and not list(tmp_path.glob(".out.mp4.*"))
 

@@ -36,7 +36,7 @@ def _methods() -> dict[str, Any]:
 def register(sub: argparse._SubParsersAction) -> None:
     from brushwork.cli.flags import add_option_flags, option_classes
     from brushwork.methods.optimize import FRAME_ITERATIONS, TEMPORAL_WEIGHT
-    from brushwork.video import CONSISTENCY
+    from brushwork.video import CONSISTENCY, KEYFRAMES
 
     methods = _methods()
 
@@ -66,6 +66,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "0 = frame by frame (default: %(default)s)",
     )
     p.add_argument(
+        "--keyframes",
+        type=positive_int,
+        metavar="N",
+        help="the network stylizes every N-th frame (and the frames next to a scene cut); the frames between are "
+        "warped from the two stylized keyframes around them along the motion. 1 = every frame (default: "
+        f"{KEYFRAMES} for the feed-forward methods with --consistency above 0, else 1; --method optimize: 1 only)",
+    )
+    p.add_argument(
         "--temporal-weight",
         type=nonnegative_float,
         help="--method optimize: weight of the temporal loss (difference to the warped previous result; "
@@ -90,8 +98,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--warm-frames",
         type=nonnegative_int,
         default=8,
-        help="with --ray: frames before each segment that warm its history, so seams do not flicker (default: "
-        "%(default)s)",
+        help="with --ray: stylized frames before each segment that warm its history, so seams do not flicker "
+        "(with --keyframes N: N times as many frames; default: %(default)s)",
     )
     p.add_argument(
         "--segment-frames",
@@ -217,6 +225,8 @@ def run(args: argparse.Namespace) -> int:
     options = _options(args)
     if args.method != "optimize" and (args.temporal_weight is not None or args.frame_iterations is not None):
         raise InputError("--temporal-weight and --frame-iterations apply to --method optimize only")
+    if args.method == "optimize" and args.keyframes not in (None, 1):
+        raise InputError("--keyframes applies to the feed-forward methods: --method optimize stylizes every frame")
     # bounds the frames (the pipeline resizes); the method's default bound when not given
     max_size = options.pop("max_size", METHODS[args.method].options.max_size)
     if cluster is not None:
@@ -263,6 +273,7 @@ def _settings(args: argparse.Namespace, max_size: Any) -> dict[str, Any]:
     return {
         "method": args.method,
         "consistency": args.consistency,
+        "keyframes": args.keyframes,
         "crf": args.crf,
         "start": args.start,
         "end": args.end,
