@@ -2,9 +2,11 @@
 
     python bench/bench_microast_finetune.py [--group wikiart-sample] [--hold 0.33]
         [--steps 100] [--minutes 13] [--crop 128] [--batch-size 4] [--lr LR] [--style-weight W] [--photos 4]
-        [--compare 5] [--out DIR]
+        [--compare 5] [--device cpu|cuda|auto] [--out DIR]
 
-The paintings of one group of the corpus (file names starting with ``--group``; ``all`` = every painting) are
+The paintings of one group of the corpus (file names starting with ``--group``, or with any of several
+comma-separated prefixes, or a named group of one school: ``impressionists``, ``east-asian``; ``all`` = every
+painting) are
 split at random (seeded) into a training part and a held-back part (``--hold``); the corpus photos likewise into
 training photos and ``--photos`` evaluation photos. ``brushwork train decoder --arch microast`` (the API call
 behind it) fine-tunes the shipped MicroAST on the training part for ``--steps`` steps or ``--minutes`` minutes,
@@ -35,6 +37,15 @@ from brushwork import api, evaluate, io  # noqa: E402
 from brushwork.train.decoder import train_decoder  # noqa: E402
 
 METRICS = ("mean_std", "gram", "style_code", "content", "ssim", "edges")
+# named groups of the corpus paintings (file-name prefixes): folders of one school, as a user's own paintings are
+GROUPS = {
+    "impressionists": "claude-monet,camille-pissarro,pierre-auguste-renoir,edgar-degas,mary-cassatt,"
+    "gustave-caillebotte,georges-seurat,vincent-van-gogh,paul-cezanne,paul-gauguin,henri-de-toulouse-lautrec,"
+    "john-singer-sargent,henri-rousseau",
+    "east-asian": "katsushika-hokusai,utagawa-hiroshige,kitagawa-utamaro,hishikawa-moronobu,ito-jakuchu,sakai-hoitsu,"
+    "gu-hongzhong,gu-kaizhi,huang-gongwang,wang-ximeng,yan-liben,zhang-xuan,zhang-zeduan,zhou-fang,ink-painting,"
+    "ink-wash,sumi-e",
+}
 
 
 def _split(items: list[Path], hold: float | int, seed: int) -> tuple[list[Path], list[Path]]:
@@ -83,7 +94,11 @@ def _report(title: str, base: list[dict], tuned: list[dict]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", default=str(Path(__file__).resolve().parents[2] / "shared" / "corpus"))
-    ap.add_argument("--group", default="wikiart-sample", help="file-name prefix of the paintings; all = every one")
+    ap.add_argument(
+        "--group",
+        default="wikiart-sample",
+        help=f"file-name prefix(es) of the paintings, comma-separated; all = every one; or one of {', '.join(GROUPS)}",
+    )
     ap.add_argument("--hold", type=float, default=0.33, help="share of the group's paintings held back")
     ap.add_argument("--photos", type=int, default=4, help="photos held back for the evaluation")
     ap.add_argument("--compare", type=int, default=5, help="training paintings scored too")
@@ -96,6 +111,7 @@ def main() -> None:
     ap.add_argument("--encoder", default="", help="loss network (default: auto)")
     ap.add_argument("--size", type=int, default=384, help="longer side of the evaluated renderings")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="training and evaluation device: cpu (default), cuda, auto")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="", help="run folder (default: a temporary one)")
     ap.add_argument("--reuse", action="store_true", help="evaluate the model already trained in --out")
@@ -104,7 +120,8 @@ def main() -> None:
     corpus = Path(args.corpus)
     paintings = [p for p in (corpus / "styles").iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")]
     if args.group != "all":
-        paintings = [p for p in paintings if p.name.startswith(args.group)]
+        prefixes = tuple(GROUPS.get(args.group, args.group).split(","))
+        paintings = [p for p in paintings if p.name.startswith(prefixes)]
     photos = [p for p in (corpus / "content").iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")]
     train_styles, held_styles = _split(paintings, args.hold, args.seed)
     train_photos, eval_photos = _split(photos, args.photos, args.seed + 1)
@@ -121,7 +138,7 @@ def main() -> None:
     model = model if reuse else train_decoder(
         arch="microast", content=str(photo_dir), style=str(style_dir), out=str(root / "run"), encoder=args.encoder,
         steps=args.steps, time_limit=args.minutes, batch_size=args.batch_size, crop=args.crop,
-        save_every=max(args.steps // 3, 1), val_every=args.steps, log_every=5, seed=args.seed, device="cpu",
+        save_every=max(args.steps // 3, 1), val_every=args.steps, log_every=5, seed=args.seed, device=args.device,
         threads=args.threads, **extra,
     )  # fmt: skip
     train_s = time.time() - t0
@@ -136,7 +153,9 @@ def main() -> None:
     photos_rgb = [io.load_image(p).rgb for p in eval_photos]
     held_rgb = [io.load_image(p).rgb for p in held_styles]
     train_rgb = [io.load_image(p).rgb for p in train_styles[: args.compare]]
-    ev = evaluate.Evaluator(size=args.size, metrics=METRICS)
+    from brushwork.device import resolve_device
+
+    ev = evaluate.Evaluator(size=args.size, metrics=METRICS, device=resolve_device(args.device))
     t1 = time.time()
     base_held = _score(None, photos_rgb, held_rgb, ev, args.size)
     tuned_held = _score(str(model), photos_rgb, held_rgb, ev, args.size)
