@@ -174,7 +174,7 @@ def test_bad_keyframes_in_the_api(clip: Path, tmp_path: Path, value: object) -> 
         (["--keyframes", "-2"], "--keyframes"),
         (["--keyframes", "1.5"], "--keyframes: expected a whole number"),
         (["--keyframes", "two"], "--keyframes: expected a whole number"),
-        (["--keyframes", "3", "--method", "optimize"], "--keyframes applies to the feed-forward methods"),
+        (["--keyframes", "3", "--method", "optimize"], "keyframes apply to the feed-forward methods"),
     ],
 )
 def test_bad_keyframes_on_the_cli(

@@ -218,15 +218,14 @@ def _one_video(
 
 def run(args: argparse.Namespace) -> int:
     from brushwork.api import METHODS
-    from brushwork.video import make_renderer
+    from brushwork.video import check_keyframes, make_renderer
 
     cluster = ray_settings(args) if getattr(args, "ray", None) else None  # Ray missing: one line, before any work
     pairs = _jobs(args)
     options = _options(args)
     if args.method != "optimize" and (args.temporal_weight is not None or args.frame_iterations is not None):
         raise InputError("--temporal-weight and --frame-iterations apply to --method optimize only")
-    if args.method == "optimize" and args.keyframes not in (None, 1):
-        raise InputError("--keyframes applies to the feed-forward methods: --method optimize stylizes every frame")
+    check_keyframes(args.keyframes, args.method, args.consistency)  # before the styles load (the API checks again)
     # bounds the frames (the pipeline resizes); the method's default bound when not given
     max_size = options.pop("max_size", METHODS[args.method].options.max_size)
     if cluster is not None:
