@@ -19,7 +19,10 @@ onnxruntime); the autoencoder's tiled path is in :mod:`brushwork.methods.autoenc
 from __future__ import annotations
 
 import math
+import os
 import re
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -235,14 +238,14 @@ DUMOULIN = StagedNet(
     "dumoulin-26",
     4,
     (
-        Step(4, ((32, 1),), im2col=9 * 9 * 3 * 4),
+        Step(4, ((32, 1),)),  # onnxruntime's arena on: ~300 B/px measured (570 with float16 outputs), no im2col
         Step(1, ((32, 2),)),
         Step(2, ((32, 4),)),
         Step(4, (_R, _R)),
         *[Step(4, (_R, _R), ((0, 0),) if i % 2 == 0 else ()) for i in range(4, 15)],
         Step(4, ((8, 2),)),
         Step(2, ((4, 1),)),
-        Step(4, ((3, 1),), im2col=9 * 9 * 4 * 4),
+        Step(4, ((3, 1),), im2col=64),  # ~140 B/px measured
         Step(0, ((3, 1),)),
     ),
 )
@@ -328,15 +331,147 @@ def release_memory() -> None:
             pass
 
 
-def tiles(height: int, width: int, tile: int) -> Iterator[tuple[int, int, int, int]]:
-    """(y0, y1, x0, x1) covering height×width in row-major order; sides ``tile`` except at the right/bottom."""
+def tiles(height: int, width: int, tile: int, tile_width: int | None = None) -> Iterator[tuple[int, int, int, int]]:
+    """(y0, y1, x0, x1) covering height×width in row-major order; ``tile`` rows by ``tile_width`` columns (default
+    ``tile``) except at the right/bottom."""
+    tw = tile_width or tile
     for y in range(0, height, tile):
-        for x in range(0, width, tile):
-            yield y, min(height, y + tile), x, min(width, x + tile)
+        for x in range(0, width, tw):
+            yield y, min(height, y + tile), x, min(width, x + tw)
 
 
-# (network, start, stop, inputs, affines, box) -> outputs; with a box (y0, y1, x0, x1 in the last output's pixels)
-# also the last output's per-channel sum and sum of squares over it (see brushwork.methods.fast._Segments)
+F16_MAX = 65504.0
+
+
+class SpillOverflow(ArithmeticError):
+    """A value too large for a float16 state."""
+
+
+class SpilledMap:
+    """A ``C×H×W`` float16 state kept in an unlinked scratch file, written and read in bands of whole rows with
+    ``pwritev``/``preadv`` (each band stored channel after channel, so that a band's channels go out in one call
+    straight from the network's output, and come back into a ``C×h×W`` array that the network takes as it is).
+
+    Its bytes live in the operating system's page cache, which the kernel writes to disk and drops under memory
+    pressure, not in the process: a print-size rendering keeps every state this way instead of recomputing it from
+    the last state that fits in the budget (at 9000×6000 that recomputation ran the full-resolution layers three
+    times, docs/tiling.md). float16, as the lowest-resolution states at print sizes: half the bytes, within about
+    0.1/255 of the float32 result on average. The file disappears when the map is closed or the process ends.
+    """
+
+    def __init__(self, shape: tuple[int, int, int], folder: str) -> None:
+        self.shape = shape
+        self.dtype = np.dtype(np.float16)
+        self.nbytes = 0  # process memory: none beyond the band being read or written
+        self.file = tempfile.TemporaryFile(dir=folder, prefix="brushwork-scratch-")
+        self.file.truncate(shape[0] * shape[1] * shape[2] * 2)
+        self._fd = self.file.fileno()
+        self._bands: list[tuple[int, int, int]] = []  # (first row, end row, file offset)
+        self._end = 0
+
+    @staticmethod
+    def supported() -> bool:
+        return hasattr(os, "pwritev") and hasattr(os, "preadv")
+
+    def write(self, y0: int, x0: int, values: np.ndarray) -> None:
+        """Store rows ``y0…`` (``values``: ``C×h×W`` float16, whole rows: ``x0`` is 0)."""
+        c, h, w = values.shape
+        if x0 != 0 or w != self.shape[2] or values.dtype != np.float16:
+            raise ValueError("a spilled state is written in float16 bands of whole rows")
+        parts = [np.ascontiguousarray(values[j]) for j in range(c)]  # views when the band spans whole rows
+        self._io(os.pwritev, parts, self._end)
+        self._bands.append((y0, y0 + h, self._end))
+        self._end += c * h * w * 2
+
+    def read(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """Rows ``y0…y1 − 1`` (whole rows: ``x0`` is 0 and ``x1`` the width) as a ``C×h×W`` float16 array."""
+        c, _, w = self.shape
+        if x0 != 0 or x1 != w:
+            raise ValueError("a spilled state is read in bands of whole rows")
+        out = np.empty((c, y1 - y0, w), np.float16)
+        for b0, b1, offset in self._bands:
+            r0, r1 = max(y0, b0), min(y1, b1)
+            if r0 < r1:
+                for j in range(c):
+                    self._io(os.preadv, [out[j, r0 - y0 : r1 - y0]], offset + (j * (b1 - b0) + r0 - b0) * w * 2)
+        return out
+
+    def _io(self, call: Callable[[int, list[memoryview], int], int], arrays: list[np.ndarray], offset: int) -> None:
+        """Write or read all the bytes of ``arrays`` at ``offset`` (a call may move fewer bytes than asked)."""
+        views = [memoryview(a.reshape(-1)).cast("B") for a in arrays]
+        while views:
+            n = call(self._fd, views, offset)
+            if n <= 0:
+                raise OSError("a tiling scratch file was cut short")
+            offset += n
+            while views and n >= len(views[0]):
+                n -= len(views.pop(0))
+            if views and n:
+                views[0] = views[0][n:]
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def scratch_folder(needed: int) -> str | None:
+    """Where states that do not fit in the budget go (:class:`SpilledMap`), or None to recompute them instead:
+    ``$BRUSHWORK_SCRATCH`` (``none`` turns spilling off), else the system's temporary folder (``$TMPDIR``) unless
+    it is held in memory (tmpfs), in which case brushwork's cache folder. None when the folder lacks ``needed``
+    bytes plus 1 GB of free space, or the platform has no positional file I/O."""
+    if not SpilledMap.supported():
+        return None
+    folder = os.environ.get("BRUSHWORK_SCRATCH", "")
+    if folder.lower() == "none":
+        return None
+    if not folder:
+        folder = tempfile.gettempdir()
+        if _in_memory(folder):
+            from brushwork import store
+
+            folder = str(store.home())
+    try:
+        os.makedirs(folder, exist_ok=True)
+        return folder if shutil.disk_usage(folder).free >= needed + 2**30 else None
+    except OSError:
+        return None
+
+
+def _in_memory(folder: str) -> bool:
+    """Whether ``folder`` lies on a RAM file system (Linux mount table; False where unknown)."""
+    try:
+        with open("/proc/self/mounts", encoding="utf-8") as table:
+            mounts = [line.split() for line in table]
+    except OSError:
+        return False
+    path, best, kind = os.path.realpath(folder), "", ""
+    for fields in mounts:
+        if len(fields) > 2 and (path == fields[1] or path.startswith(fields[1].rstrip("/") + "/")):
+            if len(fields[1]) > len(best):
+                best, kind = fields[1], fields[2]
+    return kind in ("tmpfs", "ramfs")
+
+
+def _reused(buffers: dict[tuple[int, str], np.ndarray], i: int, values: np.ndarray) -> np.ndarray:
+    """``values`` as a contiguous array (its dtype) in reusable buffer ``i`` (grown as needed): the tiles of a
+    pass have about one size, and reusing memory beats mapping fresh pages for every tile (see fast._ort)."""
+    key, n = (i, values.dtype.char), values.size
+    if key not in buffers or buffers[key].size < n:
+        buffers[key] = np.empty(n, values.dtype)
+    out = buffers[key][:n].reshape(values.shape)
+    np.copyto(out, values)
+    return out
+
+
+def _write_map(m: np.ndarray | SpilledMap, y0: int, x0: int, values: np.ndarray) -> None:
+    if isinstance(m, SpilledMap):
+        m.write(y0, x0, values)
+    else:
+        m[:, y0 : y0 + values.shape[1], x0 : x0 + values.shape[2]] = values
+
+
+# (network, start, stop, inputs, affines, box, half) -> outputs; with a box (y0, y1, x0, x1 in the last output's
+# pixels) also the last output's per-channel sum and sum of squares over it, then the largest absolute value of each
+# output flagged in ``half`` (those come back float16; inputs may be float16): brushwork.methods.fast._Segments
 SegmentRunner = Callable[..., list[np.ndarray]]
 
 
@@ -349,6 +484,7 @@ class Plan:
     map_bytes: int
     tile: int | None = None
     free: int = 0  # all the bytes the two may take together (0: tile_bytes + map_bytes)
+    spill: bool = True  # states that do not fit go to a scratch file (SpilledMap) instead of being recomputed
 
     def side(self, net: StagedNet, start: int, stop: int, held: int = 0) -> int:
         """Tile side (image pixels, a multiple of the alignment) for steps start..stop − 1, while stored states
@@ -361,12 +497,21 @@ class Plan:
         side = int(math.sqrt(room / net.work_per_pixel(start, stop))) - 2 * net.halo(start, stop)
         return max(4 * net.align, min(4096, side // net.align * net.align))
 
+    def rows(self, net: StagedNet, start: int, stop: int, width: int, held: int = 0) -> int:
+        """Band height (image rows, a multiple of the alignment) for bands of ``width`` full rows: what
+        :meth:`side`'s square tiles would hold."""
+        if self.tile is not None:
+            return max(net.align, round_up(self.tile, net.align))
+        side = self.side(net, start, stop, held) + 2 * net.halo(start, stop)
+        rows = side * side // width - 2 * net.halo(start, stop)
+        return max(net.align, rows // net.align * net.align)
+
 
 def plan(net: StagedNet, budget: int, tile: int | None, fixed_bytes: int) -> Plan:
     """Split ``budget`` bytes (less the baseline and ``fixed_bytes``, the image buffers kept anyway) between the
     tile working memory (40 %) and the stored states (50 %), keeping 10 % for the allocator's slack."""
     free = max(budget - BASELINE_BYTES - fixed_bytes, 32 * 2**20)
-    return Plan(tile_bytes=int(free * 0.40), map_bytes=int(free * 0.50), tile=tile, free=free)
+    return Plan(tile_bytes=int(free * 0.40), map_bytes=int(free * 0.50), tile=tile, free=free, spill=tile is None)
 
 
 def run_staged(
@@ -395,30 +540,67 @@ def run_staged(
     low_bytes = low_channels * (height // net.align) * (width // net.align) * 4
     wide = int((plan.free or plan.tile_bytes + plan.map_bytes) * 0.85)
     low_dtype = np.float32 if 4 * low_bytes <= wide else np.float16
-    stats = {"passes": 0, "stored": 0, "tiles": 0}
+    stats = {"passes": 0, "stored": 0, "spilled": 0, "tiles": 0}
+    buffers: dict[tuple[int, str], np.ndarray] = {}  # tile inputs, reused from tile to tile
+    pool: list[np.ndarray] = []  # the previous state's maps, reused for the next state's of the same shape
 
-    def segment(stop: int, region: tuple[int, int, int, int], sums: bool = False) -> list[np.ndarray]:
-        """The outputs' centres (and, with ``sums``, the last one's sum and sum of squares over its centre)."""
+    def empty(shape: tuple[int, int, int], dtype: type) -> np.ndarray:
+        for i, m in enumerate(pool):
+            if m.shape == shape and m.dtype == dtype:
+                return pool.pop(i)
+        return np.empty(shape, dtype)
+
+    def segment(
+        stop: int, region: tuple[int, int, int, int], sums: bool = False, half: Sequence[bool] = ()
+    ) -> list[np.ndarray]:
+        """The outputs' centres (and, with ``sums``, the last one's sum and sum of squares over its centre);
+        outputs flagged in ``half`` in float16."""
         y0, y1, x0, x1 = region
         halo = net.halo(start, stop)
         iy0, iy1, ix0, ix1 = max(0, y0 - halo), min(height, y1 + halo), max(0, x0 - halo), min(width, x1 + halo)
         if start == 0:
-            inputs = [np.ascontiguousarray(source.read(iy0, iy1, ix0, ix1).transpose(2, 0, 1)[None])]
+            inputs = [_reused(buffers, 0, source.read(iy0, iy1, ix0, ix1).transpose(2, 0, 1))[None]]
         else:
             strides = [s for _, s in net.steps[start - 1].outputs]
-            inputs = [
-                np.ascontiguousarray(m[:, iy0 // s : iy1 // s, ix0 // s : ix1 // s][None], dtype=np.float32)
-                for m, s in zip(maps, strides, strict=True)
-            ]
+            inputs = []
+            for i, (m, s) in enumerate(zip(maps, strides, strict=True)):
+                if isinstance(m, SpilledMap):
+                    inputs.append(m.read(iy0 // s, iy1 // s, ix0 // s, ix1 // s)[None])
+                else:
+                    inputs.append(_reused(buffers, i, m[:, iy0 // s : iy1 // s, ix0 // s : ix1 // s])[None])
         strides = [s for _, s in net.steps[stop - 1].outputs]
         last = strides[-1]
         box = ((y0 - iy0) // last, (y1 - iy0) // last, (x0 - ix0) // last, (x1 - ix0) // last) if sums else None
-        outs = runner(net.name, start, stop, inputs, affines[2 * max(start - 1, 0) : 2 * (stop - 1)], box)
+        outs = runner(net.name, start, stop, inputs, affines[2 * max(start - 1, 0) : 2 * (stop - 1)], box, half)
         centres = [
             o[0, :, (y0 - iy0) // s : (y1 - iy0) // s, (x0 - ix0) // s : (x1 - ix0) // s]
             for o, s in zip(outs, strides, strict=False)
         ]
         return centres + list(outs[len(strides) :])
+
+    def _pass(k: int, new_maps: list, through: dict[int, int], held: int) -> Moments:
+        """Normalisation ``k``'s statistics over every tile centre, storing the new state into ``new_maps``."""
+        outputs = net.steps[k].outputs
+        moments = Moments(outputs[-1][0])
+        if any(isinstance(m, SpilledMap) for m in (*maps, *new_maps)):  # bands of whole rows: one read/write each
+            regions = list(tiles(height, width, plan.rows(net, start, k + 1, width, held), width))
+        else:
+            regions = list(tiles(height, width, plan.side(net, start, k + 1, held)))
+        stats["tiles"] += len(regions)
+        half = [j not in through and m.dtype == np.float16 for j, m in enumerate(new_maps)]
+        for region in regions:
+            outs = segment(k + 1, region, sums=True, half=half)
+            first, second = outs[len(outputs) : len(outputs) + 2]
+            if any(float(e) >= F16_MAX for e in outs[len(outputs) + 2 :]):  # largest values of the float16 outputs
+                raise SpillOverflow(f"state {k + 1} does not fit in float16")
+            outs = outs[: len(outputs)]
+            moments.add_sums(outs[-1].shape[1] * outs[-1].shape[2], first, second)
+            if new_maps:
+                y0, _, x0, _ = region
+                for j, (o, (_, s)) in enumerate(zip(outs, outputs, strict=True)):
+                    if j not in through:
+                        _write_map(new_maps[j], y0 // s, x0 // s, o)
+        return moments
 
     for k in range(net.norms):
         outputs = net.steps[k].outputs
@@ -431,39 +613,57 @@ def run_staged(
         dtype = low_dtype if low else np.float32
         fresh_bytes = sum(fresh) * np.dtype(dtype).itemsize
         keep = current + fresh_bytes <= (max(wide, plan.map_bytes) if low else plan.map_bytes)
-        new_maps = (
-            [
-                maps[through[j]] if j in through else np.empty((c, height // s, width // s), dtype)
-                for j, (c, s) in enumerate(outputs)
-            ]
-            if keep
-            else []
-        )
-        moments = Moments(outputs[-1][0])
-        regions = list(tiles(height, width, plan.side(net, start, k + 1, current + (fresh_bytes if keep else 0))))
-        stats["tiles"] += len(regions)
-        for region in regions:
-            outs = segment(k + 1, region, sums=True)
-            first, second = outs[-2:]
-            outs = outs[:-2]
-            moments.add_sums(outs[-1].shape[1] * outs[-1].shape[2], first, second)
-            if keep:
-                y0, y1, x0, x1 = region
-                for j, (o, (_, s)) in enumerate(zip(outs, outputs, strict=True)):
-                    if j not in through:
-                        new_maps[j][:, y0 // s : y1 // s, x0 // s : x1 // s] = o
+        folder = None if keep or not plan.spill else scratch_folder(2 * sum(fresh))
+        shapes = [(c, height // s, width // s) for c, s in outputs]
+        while True:
+            # a state that does not fit in memory goes to a scratch file, not recomputed by later passes
+            new_maps: list[np.ndarray | SpilledMap] = []
+            if keep or folder is not None:
+                for j, shape in enumerate(shapes):
+                    if j in through:
+                        new_maps.append(maps[through[j]])
+                    else:
+                        new_maps.append(empty(shape, dtype) if keep else SpilledMap(shape, folder))  # type: ignore[arg-type]
+            pool.clear()  # what the new state did not reuse
+            try:
+                moments = _pass(k, new_maps, through, current + (fresh_bytes if keep else 0))
+                break
+            except SpillOverflow:  # float16 cannot hold this state: float32 in memory, else recompute it later
+                for j, m in enumerate(new_maps):
+                    if j not in through and isinstance(m, SpilledMap):
+                        m.close()
+                dtype, folder = np.float32, None
+                fresh_bytes = sum(fresh) * 4
+                keep = current + fresh_bytes <= (max(wide, plan.map_bytes) if low else plan.map_bytes)
         stats["passes"] += 1
         release_memory()
         gamma, beta = params[k]
         scale = gamma / np.sqrt(moments.var + EPS)
         affines += [scale.astype(np.float32), (beta - moments.mean * scale).astype(np.float32)]
-        if keep:
+        if new_maps:
+            for m in maps:
+                if all(m is not n for n in new_maps):
+                    if isinstance(m, SpilledMap):
+                        m.close()
+                    else:
+                        pool.append(m)
             maps, start = new_maps, k + 1
             stats["stored"] += 1
-    regions = list(tiles(height, width, plan.side(net, start, len(net.steps), sum(m.nbytes for m in maps))))
+            stats["spilled"] += any(isinstance(m, SpilledMap) for m in new_maps)
+    held = sum(m.nbytes for m in maps)
+    if any(isinstance(m, SpilledMap) for m in maps):
+        regions = list(tiles(height, width, plan.rows(net, start, len(net.steps), width, held), width))
+    else:
+        regions = list(tiles(height, width, plan.side(net, start, len(net.steps), held)))
     stats["tiles"] += len(regions)
     for region in regions:
         sink(region, segment(len(net.steps), region)[0])
+    for m in maps:
+        if isinstance(m, SpilledMap):
+            m.close()
+    release = getattr(runner, "release", None)
+    if release is not None:
+        release()
     stats["passes"] += 1
     return stats
 

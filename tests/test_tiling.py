@@ -150,6 +150,62 @@ def test_float16_states_when_float32_ones_do_not_fit(photo: np.ndarray, monkeypa
     assert d.mean() < 0.3 / 255 and d.max() <= 2.5 / 255, (d.mean() * 255, d.max() * 255)
 
 
+def test_spilled_map_round_trip(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(3, 11, 7)).astype(np.float16)
+    m = tiling.SpilledMap((3, 11, 7), str(tmp_path))
+    for y0, y1 in ((4, 9), (0, 4), (9, 11)):  # bands of whole rows, in any order
+        m.write(y0, 0, values[:, y0:y1])
+    for y0, y1 in ((0, 11), (2, 10), (5, 6), (8, 11)):
+        np.testing.assert_array_equal(m.read(y0, y1, 0, 7), values[:, y0:y1])
+    with pytest.raises(ValueError):
+        m.write(0, 2, values[:, :2, 2:])  # part of the rows
+    with pytest.raises(ValueError):
+        m.read(0, 3, 1, 5)
+    m.close()
+    assert not list(tmp_path.iterdir())  # an unlinked file: nothing left behind
+
+
+def _staged_counts(monkeypatch: pytest.MonkeyPatch, tile_bytes: int, free: int) -> list[dict]:
+    """Record run_staged's counters, with a plan of ``tile_bytes`` for tiles and ``free`` bytes in all."""
+    counts: list[dict] = []
+    real = tiling.run_staged
+    monkeypatch.setattr(tiling, "run_staged", lambda *a: counts.append(real(*a)) or counts[-1])
+    monkeypatch.setattr(
+        tiling, "plan", lambda net, budget, tile, fixed: tiling.Plan(tile_bytes, 0, tile, free, spill=tile is None)
+    )
+    return counts
+
+
+@pytest.mark.parametrize("runtime", ["torch", pytest.param("onnxruntime", marks=pytest.mark.slow)])
+def test_states_that_do_not_fit_spill_to_a_scratch_file(
+    photo: np.ndarray, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, runtime: str
+) -> None:
+    untiled = render(photo, ["builtin:3"], 0, runtime=runtime)
+    monkeypatch.setenv("BRUSHWORK_SCRATCH", str(tmp_path))
+    counts = _staged_counts(monkeypatch, 2**19, 2**19)  # no room for any state in memory, small bands
+    tiled = render(photo, ["builtin:3"], None, runtime=runtime, memory_budget="64MB", max_size=None)
+    c = counts[0]
+    assert c["spilled"] >= 3 and c["stored"] == tiling.DUMOULIN.norms, c  # every state kept: no recomputation
+    assert c["passes"] == tiling.DUMOULIN.norms + 1 and c["tiles"] > c["passes"] + 10, c  # several bands
+    d = np.abs(as_float(untiled) - as_float(tiled))  # float16 states
+    assert d.mean() < 0.3 / 255 and d.max() <= 2.5 / 255, (d.mean() * 255, d.max() * 255)
+    assert not list(tmp_path.iterdir())
+
+
+def test_without_scratch_or_float16_range_states_are_recomputed(
+    photo: np.ndarray, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    untiled = render(photo, ["builtin:3"], 0)
+    for env, f16_max in (("none", tiling.F16_MAX), (str(tmp_path), 1e-3)):  # spilling off; every value "too large"
+        monkeypatch.setenv("BRUSHWORK_SCRATCH", env)
+        monkeypatch.setattr(tiling, "F16_MAX", f16_max)
+        counts = _staged_counts(monkeypatch, 2**21, 2**21)
+        tiled = render(photo, ["builtin:3"], None, memory_budget="64MB", max_size=None)
+        assert counts[0]["spilled"] == 0 and counts[0]["passes"] == tiling.DUMOULIN.norms + 1, counts
+        assert_same(untiled, tiled)  # float32 throughout, recomputed from the last state kept
+
+
 @pytest.mark.parametrize("method", ["fast", "microast"])
 def test_integer_pictures_render_untiled_as_floats(photo: np.ndarray, method: str) -> None:
     picture = io.Picture(rgb=photo, alpha=None, path=None, bit_depth=8)  # as io.load_pixels gives (uint8)

@@ -43,7 +43,11 @@ _FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
         "--memory-budget",
         {"type": int, "metavar": "N"},
     ),
-    "memory_budget": ("memory to stay within, e.g. 512MB, 1GB, 2.5GB", {"metavar": "SIZE"}),
+    "memory_budget": (
+        "memory to stay within, e.g. 512MB, 1GB, 2.5GB (fast: network states that do not fit go to a scratch file "
+        "in $TMPDIR, or $BRUSHWORK_SCRATCH; BRUSHWORK_SCRATCH=none recomputes them instead)",
+        {"metavar": "SIZE"},
+    ),
     "decoder": (
         "a decoder in the model store or a .safetensors file (wct: several = cascade; "
         "microast: a file from `train decoder --arch microast`)",

@@ -200,11 +200,14 @@ class _TorchRuntime:
         return out.float().cpu().numpy()
 
 
+Arrays = list[np.ndarray]
+
+
 class _Segments:
     """Runs parts of the fast networks (:class:`brushwork.nets.blocks.Segment`, for :mod:`brushwork.tiling`):
     in onnxruntime from cached ONNX exports on the CPU (no torch import once exported), else in PyTorch."""
 
-    KEEP = 3
+    KEEP = 1  # each pass bakes its own affine maps into its session: a session is not reused by the next pass
 
     def __init__(self, runtime: str, device: str) -> None:
         self.torch = runtime == "torch"
@@ -219,21 +222,33 @@ class _Segments:
         inputs: list[np.ndarray],
         affines: list[np.ndarray],
         box: tuple[int, int, int, int] | None = None,
+        half: Sequence[bool] = (),
     ) -> list[np.ndarray]:
-        """The segment's outputs; with ``box`` (y0, y1, x0, x1 in the last output's pixels) two more: the last
-        output's per-channel sum and sum of squares over the box (float64), computed inside the graph."""
-        key: tuple = (name, start, stop)
+        """The segment's outputs; with ``box`` (y0, y1, x0, x1 in the last output's pixels) more: the last
+        output's per-channel sum and sum of squares over the box (float64), computed inside the graph (from the
+        float32 values), then the largest absolute value of each output flagged in ``half``. Inputs may be
+        float16 (states kept so); flagged outputs come back float16 (converted inside the graph, much faster
+        than numpy's conversion)."""
+        half = tuple(bool(h) for h in half)
+        key: tuple = (name, start, stop, tuple(a.dtype.char for a in inputs), half)
         if not self.torch:  # the affine maps are baked into the session as constants (see _ort)
             key += (b"".join(a.tobytes() for a in affines),)
         run = self._runs.pop(key, None)
         if run is None:
-            run = self._torch(*key[:3], len(inputs)) if self.torch else self._ort(*key[:3], inputs, affines)
+            if self.torch:
+                run = self._torch(name, start, stop, len(inputs), half)
+            else:
+                run = self._ort(name, start, stop, inputs, affines, half)
             while len(self._runs) >= self.KEEP:  # each session holds memory of its own: keep the recent few
                 self._runs.pop(next(iter(self._runs)))
         self._runs[key] = run  # most recently used last
         return run(inputs, affines, box)
 
-    def _torch(self, name: str, start: int, stop: int, n: int) -> Any:
+    def release(self) -> None:
+        """Drop the sessions (and their arenas' memory) at the end of a tiled rendering."""
+        self._runs.clear()
+
+    def _torch(self, name: str, start: int, stop: int, n: int, half: tuple[bool, ...]) -> Any:
         import torch
 
         from brushwork.nets.blocks import Segment
@@ -242,18 +257,20 @@ class _Segments:
 
         def run(inputs: list[np.ndarray], affines: list[np.ndarray], box: Any) -> list[np.ndarray]:
             with torch.inference_mode():
-                args = [torch.from_numpy(a).to(self.device) for a in (*inputs, *affines)]
+                args = [torch.from_numpy(a).to(self.device).float() for a in (*inputs, *affines)]
                 outs = module(*args)
-                result = [o.float().cpu().numpy() for o in outs]
+                kinds = [*half, *[False] * len(outs)]
+                result = [(o.half() if h else o.float()).cpu().numpy() for o, h in zip(outs, kinds, strict=False)]
                 if box is not None:
                     y0, y1, x0, x1 = box
                     centre = outs[-1][0, :, y0:y1, x0:x1].double()
                     result += [centre.sum((1, 2)).cpu().numpy(), centre.square().sum((1, 2)).cpu().numpy()]
+                    result += [o.abs().max().float().cpu().numpy() for o, h in zip(outs, half, strict=False) if h]
                 return result
 
         return run
 
-    def _ort(self, name: str, start: int, stop: int, inputs: list[np.ndarray], affines: list[np.ndarray]) -> Any:
+    def _ort(self, name: str, start: int, stop: int, inputs: Arrays, affines: Arrays, half: tuple[bool, ...]) -> Any:
         import onnx
         import onnxruntime as ort
         from onnx import numpy_helper
@@ -277,7 +294,10 @@ class _Segments:
         options = ort.SessionOptions()
         options.log_severity_level = 3
         options.intra_op_num_threads = session_threads()
-        options.enable_cpu_mem_arena = False  # tiles of many sizes: return memory instead of growing an arena
+        # onnxruntime's arena on: its buffers are reused from tile to tile; without it every run maps fresh memory,
+        # and first touches of fresh pages cost more than the work on them here (measured in a VM: a quarter-
+        # resolution pass 1.6-2× faster with the arena). Sessions hold their arena until dropped: one pass each.
+        options.enable_cpu_mem_arena = True
         # the normalisations' affine maps (fixed for the whole pass) become constants of the graph, so that
         # onnxruntime folds them into the convolutions before them and fuses the ReLUs: about 2× faster where a
         # segment spans several steps (the full-resolution first steps especially)
@@ -304,8 +324,25 @@ class _Segments:
         )
         for n in ("centre_sum", "centre_sumsq"):
             graph.output.append(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, [None]))
-        session = ort.InferenceSession(model.SerializeToString(), options, _CPU)
+        # float16 states: converted to float32 on the way in, and outputs to float16 on the way out, in the graph
         feeds = names[: len(inputs)]
+        for i, a in enumerate(inputs):
+            if a.dtype == np.float16:
+                entry = next(e for e in graph.input if e.name == feeds[i])
+                feeds[i] = entry.name = f"{feeds[i]}_half"
+                entry.type.tensor_type.elem_type = onnx.TensorProto.FLOAT16
+                graph.node.insert(0, onnx.helper.make_node("Cast", [feeds[i]], [names[i]], to=onnx.TensorProto.FLOAT))
+        for j, flag in enumerate(half[: len(outs)]):
+            if flag:
+                entry = next(e for e in graph.output if e.name == outs[j])
+                entry.name = f"{outs[j]}_half"
+                entry.type.tensor_type.elem_type = onnx.TensorProto.FLOAT16
+                o, make = outs[j], onnx.helper.make_node
+                graph.node.append(make("Cast", [o], [entry.name], to=onnx.TensorProto.FLOAT16))
+                for r in ("Max", "Min"):  # the extremes (no temporary): do they fit in float16?
+                    graph.node.append(make(f"Reduce{r}", [o], [f"{o}_{r}"], keepdims=0))
+                    graph.output.append(onnx.helper.make_tensor_value_info(f"{o}_{r}", onnx.TensorProto.FLOAT, []))
+        session = ort.InferenceSession(model.SerializeToString(), options, _CPU)
         plain = [o.name for o in session.get_outputs()][: len(outs)]
 
         def run(inputs: list[np.ndarray], affines: list[np.ndarray], box: Any) -> list[np.ndarray]:
@@ -315,7 +352,9 @@ class _Segments:
             if box is None:
                 return session.run(plain, feed)
             result = session.run(None, feed)
-            return [*result[: len(outs)], *(r.astype(np.float64) for r in result[len(outs) :])]
+            extremes = result[len(outs) + 2 :]
+            largest = [np.maximum(hi, -lo) for hi, lo in zip(extremes[::2], extremes[1::2], strict=True)]
+            return [*result[: len(outs)], *(r.astype(np.float64) for r in result[len(outs) : len(outs) + 2]), *largest]
 
         return run
 
