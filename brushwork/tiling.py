@@ -343,8 +343,9 @@ def tiles(height: int, width: int, tile: int, tile_width: int | None = None) -> 
 F16_MAX = 65504.0
 
 
-class SpillOverflow(ArithmeticError):
-    """A value too large for a float16 state."""
+class SpillFailed(Exception):
+    """A state could not be kept in float16 or in its scratch file (a value out of range, a full disk): the
+    pass runs again keeping it another way."""
 
 
 class SpilledMap:
@@ -379,7 +380,10 @@ class SpilledMap:
         if x0 != 0 or w != self.shape[2] or values.dtype != np.float16:
             raise ValueError("a spilled state is written in float16 bands of whole rows")
         parts = [np.ascontiguousarray(values[j]) for j in range(c)]  # views when the band spans whole rows
-        self._io(os.pwritev, parts, self._end)
+        try:
+            self._io(os.pwritev, parts, self._end)
+        except OSError as e:  # a full disk, most likely
+            raise SpillFailed(f"cannot write a scratch file: {e}") from None
         self._bands.append((y0, y0 + h, self._end))
         self._end += c * h * w * 2
 
@@ -592,7 +596,7 @@ def run_staged(
             outs = segment(k + 1, region, sums=True, half=half)
             first, second = outs[len(outputs) : len(outputs) + 2]
             if any(float(e) >= F16_MAX for e in outs[len(outputs) + 2 :]):  # largest values of the float16 outputs
-                raise SpillOverflow(f"state {k + 1} does not fit in float16")
+                raise SpillFailed(f"state {k + 1} does not fit in float16")
             outs = outs[: len(outputs)]
             moments.add_sums(outs[-1].shape[1] * outs[-1].shape[2], first, second)
             if new_maps:
@@ -628,7 +632,7 @@ def run_staged(
             try:
                 moments = _pass(k, new_maps, through, current + (fresh_bytes if keep else 0))
                 break
-            except SpillOverflow:  # float16 cannot hold this state: float32 in memory, else recompute it later
+            except SpillFailed:  # float16 or the scratch file cannot hold it: float32 in memory, else recompute it
                 for j, m in enumerate(new_maps):
                     if j not in through and isinstance(m, SpilledMap):
                         m.close()

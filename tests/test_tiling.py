@@ -193,17 +193,25 @@ def test_states_that_do_not_fit_spill_to_a_scratch_file(
     assert not list(tmp_path.iterdir())
 
 
-def test_without_scratch_or_float16_range_states_are_recomputed(
-    photo: np.ndarray, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+@pytest.mark.parametrize("case", ["no scratch", "float16 range", "full disk"])
+def test_states_that_cannot_spill_are_recomputed(
+    photo: np.ndarray, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, case: str
 ) -> None:
     untiled = render(photo, ["builtin:3"], 0)
-    for env, f16_max in (("none", tiling.F16_MAX), (str(tmp_path), 1e-3)):  # spilling off; every value "too large"
-        monkeypatch.setenv("BRUSHWORK_SCRATCH", env)
-        monkeypatch.setattr(tiling, "F16_MAX", f16_max)
-        counts = _staged_counts(monkeypatch, 2**21, 2**21)
-        tiled = render(photo, ["builtin:3"], None, memory_budget="64MB", max_size=None)
-        assert counts[0]["spilled"] == 0 and counts[0]["passes"] == tiling.DUMOULIN.norms + 1, counts
-        assert_same(untiled, tiled)  # float32 throughout, recomputed from the last state kept
+    monkeypatch.setenv("BRUSHWORK_SCRATCH", "none" if case == "no scratch" else str(tmp_path))
+    if case == "float16 range":
+        monkeypatch.setattr(tiling, "F16_MAX", 1e-3)  # every value "too large" for float16
+    if case == "full disk":
+
+        def full(*args: object) -> int:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(tiling.os, "pwritev", full)
+    counts = _staged_counts(monkeypatch, 2**21, 2**21)
+    tiled = render(photo, ["builtin:3"], None, memory_budget="64MB", max_size=None)
+    assert counts[0]["spilled"] == 0 and counts[0]["passes"] == tiling.DUMOULIN.norms + 1, counts
+    assert_same(untiled, tiled)  # float32 throughout, recomputed from the last state kept
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("method", ["fast", "microast"])
