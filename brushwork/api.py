@@ -58,7 +58,7 @@ STYLE_MIN_BOUND = 512  # style images are bounded by max_size, but never below t
 class Progress:
     """One progress event, the only progress convention in brushwork.
 
-    stage: what is running (``optimize``, ``train``, ``batch``, ``export``, ``video``, ...).
+    stage: what is running (``optimize``, ``train``, ``batch``, ``export``, ``video``, ``tiles``, ...).
     step: 1-based, increasing within a stage; total: the steps the stage expects (0 if unknown).
     losses: named numbers of this step (may be empty). preview: an optional ``H×W×3`` float32 image in 0..1.
     elapsed: seconds since the stage began. message: an optional short text (a file name, a warning).

@@ -25,7 +25,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -331,6 +331,14 @@ def release_memory() -> None:
             pass
 
 
+def pass_reporter(total: int) -> Any:
+    """Progress of a tiled rendering (stage ``tiles``, one step per pass over the picture) to the receiver the
+    API set for the rendering (:func:`brushwork.api.reporting`): print sizes take minutes."""
+    from brushwork.api import ambient_reporter
+
+    return ambient_reporter("tiles", total)
+
+
 def tiles(height: int, width: int, tile: int, tile_width: int | None = None) -> Iterator[tuple[int, int, int, int]]:
     """(y0, y1, x0, x1) covering height×width in row-major order; ``tile`` rows by ``tile_width`` columns (default
     ``tile``) except at the right/bottom."""
@@ -545,6 +553,7 @@ def run_staged(
     wide = int((plan.free or plan.tile_bytes + plan.map_bytes) * 0.85)
     low_dtype = np.float32 if 4 * low_bytes <= wide else np.float16
     stats = {"passes": 0, "stored": 0, "spilled": 0, "tiles": 0}
+    report = pass_reporter(net.norms + 1)
     buffers: dict[tuple[int, str], np.ndarray] = {}  # tile inputs, reused from tile to tile
     pool: list[np.ndarray] = []  # the previous state's maps, reused for the next state's of the same shape
 
@@ -640,6 +649,7 @@ def run_staged(
                 fresh_bytes = sum(fresh) * 4
                 keep = current + fresh_bytes <= (max(wide, plan.map_bytes) if low else plan.map_bytes)
         stats["passes"] += 1
+        report.step(stats["passes"], message=f"normalisation {k + 1}")
         release_memory()
         gamma, beta = params[k]
         scale = gamma / np.sqrt(moments.var + EPS)
@@ -669,6 +679,7 @@ def run_staged(
     if release is not None:
         release()
     stats["passes"] += 1
+    report.step(stats["passes"], message="render")
     return stats
 
 

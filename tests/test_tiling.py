@@ -214,6 +214,17 @@ def test_states_that_cannot_spill_are_recomputed(
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize(("method", "passes"), [("fast", 19), ("microast", 3), ("adain", 2)])
+def test_tiled_rendering_reports_each_pass(photo: np.ndarray, method: str, passes: int) -> None:
+    events: list[api.Progress] = []
+    options = {"runtime": "torch"} if method == "fast" else {}
+    style = "builtin:3" if method == "fast" else STYLE  # the 26-style network: 18 normalisations
+    api.stylize_picture(photo, [style], method=method, tile=48, progress=events.append, **options)
+    tiles = [e for e in events if e.stage == "tiles"]
+    assert [e.step for e in tiles] == list(range(1, passes + 1)), [(e.step, e.message) for e in tiles]
+    assert all(e.total == passes for e in tiles) and tiles[-1].message == "render"
+
+
 @pytest.mark.parametrize("method", ["fast", "microast"])
 def test_integer_pictures_render_untiled_as_floats(photo: np.ndarray, method: str) -> None:
     picture = io.Picture(rgb=photo, alpha=None, path=None, bit_depth=8)  # as io.load_pixels gives (uint8)

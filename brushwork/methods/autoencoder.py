@@ -325,6 +325,7 @@ def stylize_tiled(
             return _region_masks(m.to(device), len(styles), feat)
 
         out = np.empty((h, w, 3), out_dtype) if sink is None else None
+        report = tiling.pass_reporter(2 * len(levels))
         for level, (enc, dec) in enumerate(levels):
             last = level == len(levels) - 1
             enc_halo = tiling.round_up(receptive_radius(enc, Decoder([])), scale)
@@ -341,6 +342,7 @@ def stylize_tiled(
                     moments = ContentMoments(method, regions_k, f.shape[1])
                 moments.add(f, mask_weights(y0, y1, x0, x1, f))
             stats = moments.stats(mask is not None)
+            report.step(2 * level + 1, message="content statistics")
             nxt = np.empty((height, width, 3), np.float32) if not last else None
             for y0, y1, x0, x1 in tiling.tiles(height, width, step):  # pass 2: render with the statistics fixed
                 iy0, iy1 = max(0, y0 - halo), min(height, y1 + halo)
@@ -368,6 +370,7 @@ def stylize_tiled(
                         sink((y0, min(y1, h), x0, min(x1, w)), centre)
                     else:
                         out[y0 : min(y1, h), x0 : min(x1, w)] = centre * top + 0.5
+            report.step(2 * level + 2, message="render")
             if nxt is not None:
                 current = tiling.ArraySource(nxt)
     return out

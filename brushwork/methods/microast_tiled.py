@@ -142,6 +142,7 @@ def render_tiled(
     tile_bytes, map_bytes = int(free * 0.4), int(free * 0.5)
     state_bytes = int(height * width * STATE_BYTES_PER_PIXEL)
     stats = {"passes": 0, "stored": 0, "tiles": 0}
+    report = tiling.pass_reporter(3)
     start, state = 0, None  # the last stored state: index and 64×H/4×W/4 array (None: the image)
 
     def run(stop: int, region: tuple[int, int, int, int]) -> Any:
@@ -182,6 +183,7 @@ def render_tiled(
             affines.append(moments.affine(parts[mean_key], parts[std_key]))
             stats["passes"] += 1
             stats["tiles"] += len(regions)
+            report.step(stats["passes"], message=f"AdaIN {norm + 1}")
             if new is not None:
                 start, state = norm + 1, new
                 stats["stored"] += 1
@@ -194,4 +196,5 @@ def render_tiled(
             sink((y0, min(y1, h), x0, min(x1, w)), np.ascontiguousarray(rgb[: min(y1, h) - y0, : min(x1, w) - x0]))
         stats["passes"] += 1
         stats["tiles"] += len(regions)
+        report.step(stats["passes"], message="render")
     return stats
