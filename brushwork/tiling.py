@@ -429,7 +429,7 @@ def scratch_folder(needed: int) -> str | None:
     """Where states that do not fit in the budget go (:class:`SpilledMap`), or None to recompute them instead:
     ``$BRUSHWORK_SCRATCH`` (``none`` turns spilling off), else the system's temporary folder (``$TMPDIR``) unless
     it is held in memory (tmpfs), in which case brushwork's cache folder. None when the folder lacks ``needed``
-    bytes plus 1 GB of free space, or the platform has no positional file I/O."""
+    bytes plus 1 GB of free space or cannot be written, or the platform has no positional file I/O."""
     if not SpilledMap.supported():
         return None
     folder = os.environ.get("BRUSHWORK_SCRATCH", "")
@@ -443,6 +443,8 @@ def scratch_folder(needed: int) -> str | None:
             folder = str(store.home())
     try:
         os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):  # writable by us (not a read-only or foreign folder)
+            pass
         return folder if shutil.disk_usage(folder).free >= needed + 2**30 else None
     except OSError:
         return None

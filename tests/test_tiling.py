@@ -193,12 +193,14 @@ def test_states_that_do_not_fit_spill_to_a_scratch_file(
     assert not list(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("case", ["no scratch", "float16 range", "full disk"])
+@pytest.mark.parametrize("case", ["no scratch", "not a folder", "float16 range", "full disk"])
 def test_states_that_cannot_spill_are_recomputed(
     photo: np.ndarray, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, case: str
 ) -> None:
     untiled = render(photo, ["builtin:3"], 0)
     monkeypatch.setenv("BRUSHWORK_SCRATCH", "none" if case == "no scratch" else str(tmp_path))
+    if case == "not a folder":
+        monkeypatch.setenv("BRUSHWORK_SCRATCH", str(samples.SAMPLE_PHOTO))  # a file: spilling is skipped
     if case == "float16 range":
         monkeypatch.setattr(tiling, "F16_MAX", 1e-3)  # every value "too large" for float16
     if case == "full disk":
