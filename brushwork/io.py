@@ -547,26 +547,24 @@ def _quantize(a: np.ndarray, bits: int) -> np.ndarray:
 
 
 def _encode(rgb: np.ndarray, alpha: np.ndarray | None, ext: str, quality: int, name: str, bit_depth: int = 8) -> bytes:
-    """Encode to the bytes of an ``ext`` file: Pillow for 8-bit formats, OpenCV for 16-bit TIFF and for PNG when
-    the picture came from a 16-bit source (``bit_depth`` 16), so that its precision is kept."""
-    if ext in (".tif", ".tiff") or (ext == ".png" and bit_depth == 16):
+    """Encode to the bytes of an ``ext`` file: OpenCV for PNG (16 bits per channel when the picture came from a
+    16-bit source, ``bit_depth`` 16, so that its precision is kept) and 16-bit TIFF, Pillow for the rest."""
+    if ext in (".tif", ".tiff", ".png"):
         import cv2
 
-        planes = _quantize(rgb, 16)[..., ::-1]  # OpenCV wants BGR(A)
+        bits = 8 if ext == ".png" and bit_depth != 16 else 16
+        planes = _quantize(rgb, bits)[..., ::-1]  # OpenCV wants BGR(A)
         if alpha is not None:
-            planes = np.dstack([planes, _quantize(alpha, 16)])
-        kind = ".tiff" if ext != ".png" else ".png"
-        params = [cv2.IMWRITE_PNG_COMPRESSION, 3] if kind == ".png" else []
-        ok, buf = cv2.imencode(kind, np.ascontiguousarray(planes), params)
+            planes = np.dstack([planes, _quantize(alpha, bits)])
+        kind = ".png" if ext == ".png" else ".tiff"
+        ok, buf = cv2.imencode(kind, np.ascontiguousarray(planes), _png_params() if kind == ".png" else [])
         if not ok:
             raise OutputError(f"cannot write {name}: the {kind[1:].upper()} encoder failed")
         return buf.tobytes()
     img = Image.fromarray(_quantize(rgb, 8))
-    keeps_alpha = ext in (".png", ".webp")
-    if alpha is not None and keeps_alpha:
+    if alpha is not None and ext == ".webp":
         img.putalpha(Image.fromarray(_quantize(alpha, 8)))
     options = {
-        ".png": ("PNG", {"compress_level": 3}),  # zlib level 3: ~40% faster than 6, files ~9% larger
         ".jpg": ("JPEG", {"quality": quality}),
         ".jpeg": ("JPEG", {"quality": quality}),
         ".webp": ("WEBP", {"quality": quality}),
@@ -579,6 +577,19 @@ def _encode(rgb: np.ndarray, alpha: np.ndarray | None, ext: str, quality: int, n
     except (OSError, ValueError) as e:
         raise OutputError(f"cannot write {name}: {_one_line(e)}") from None
     return buf.getvalue()
+
+
+def _png_params() -> list[int]:
+    """PNG settings: zlib level 1 with libpng's "up" filter on every row. Measured on a 3840×2160 stylized result
+    and a photo: 0.64 and 0.35 s, against 1.1 and 1.07 s with Pillow at level 3 (its adaptive filters; 6, Pillow's
+    default, takes twice as long), for files 7 % and 5 % larger; writing the PNG was the largest cost after the
+    network in a print-size rendering."""
+    import cv2
+
+    params = [cv2.IMWRITE_PNG_COMPRESSION, 1]
+    if hasattr(cv2, "IMWRITE_PNG_FILTER"):  # OpenCV 4.11+
+        params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
+    return params
 
 
 def write_atomic(dest: PathLike, data: bytes, name: str | None = None) -> Path:

@@ -173,6 +173,18 @@ def test_alpha_reattached_on_save(tmp_path: Path) -> None:
     assert Image.open(save_image(pic, tmp_path / "out.bmp")).mode == "RGB"
 
 
+def test_png_is_lossless_and_readable_by_pillow(tmp_path: Path) -> None:
+    """PNGs are written by OpenCV at zlib level 1 (io._png_params): still exact, 8-bit, and a standard file."""
+    rgb = np.random.default_rng(3).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    alpha = np.random.default_rng(4).integers(0, 256, (37, 53), dtype=np.uint8)
+    plain = Image.open(save_image(rgb, tmp_path / "rgb.png"))
+    assert plain.mode == "RGB"
+    np.testing.assert_array_equal(np.asarray(plain), rgb)
+    rgba = Image.open(save_image(rgb, tmp_path / "rgba.png", alpha=alpha / 255))
+    assert rgba.mode == "RGBA"
+    np.testing.assert_array_equal(np.asarray(rgba), np.dstack([rgb, alpha]))
+
+
 def test_alpha_resized_to_image(tmp_path: Path) -> None:
     out = save_image(gradient(24, 32), tmp_path / "a.png", alpha=np.full((12, 16), 0.5, np.float32))
     pic = load_image(out)
