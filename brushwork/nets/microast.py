@@ -27,54 +27,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from brushwork.nets.blocks import reflect_conv_space_to_depth
+
 CHANNELS = 64
 SIGNAL_PARTS = ("mean1", "std1", "weight1", "bias1", "mean0", "std0", "weight0", "bias0")
 SIGNAL_SIZE = CHANNELS * len(SIGNAL_PARTS)
 EPS = 1e-5  # added to the (unbiased) variance before the square root, as the authors
 SCALE = 4  # the features are at 1/4 resolution: sides must be multiples of 4
-
-
-class _SpaceToDepth(torch.autograd.Function):
-    """ONNX ``SpaceToDepth`` (channel ``(dy·f + dx)·C + c``) for the export; :func:`space_to_depth` otherwise."""
-
-    @staticmethod
-    def forward(ctx: object, x: Tensor, f: int) -> Tensor:  # noqa: ARG004
-        return _space_to_depth(x, f)
-
-    @staticmethod
-    def symbolic(g: object, x: object, f: int) -> object:
-        return g.op("SpaceToDepth", x, blocksize_i=f)  # type: ignore[attr-defined]
-
-
-def space_to_depth(x: Tensor, f: int) -> Tensor:
-    """``N×C×H×W`` → ``N×(f·f·C)×H/f×W/f`` with channel ``(dy·f + dx)·C + c`` (ONNX's order)."""
-    if torch.onnx.is_in_onnx_export():
-        return _SpaceToDepth.apply(x, f)
-    return _space_to_depth(x, f)
-
-
-def _space_to_depth(x: Tensor, f: int) -> Tensor:
-    n, c, h, w = x.shape
-    return x.reshape(n, c, h // f, f, w // f, f).permute(0, 3, 5, 1, 2, 4).reshape(n, f * f * c, h // f, w // f)
-
-
-def space_to_depth_weight(w: Tensor, f: int) -> Tensor:
-    """The weight of a stride-1 convolution ``w`` (``O×C×k×k``) rewritten for :func:`space_to_depth` input and
-    :func:`~torch.nn.functional.pixel_shuffle` output: ``(O·f·f)×(f·f·C)×k'×k'`` with ``k' = ceil((k+f−1)/f)``.
-
-    Output phase ``(a, b)`` at block ``i`` reads input pixel ``f·(i+j) + dy`` = tap ``f·j + dy − a`` of ``w``.
-    """
-    o, c, k, _ = w.shape
-    kk = -(-(k + f - 1) // f)
-    phases = []
-    for a in range(f):
-        row = []
-        for b in range(f):
-            wp = F.pad(w, (b, kk * f - k - b, a, kk * f - k - a))  # tap t of w at index t + a (rows), t + b (cols)
-            row.append(wp.reshape(o, c, kk, f, kk, f))  # O, C, j, dy, l, dx
-        phases.append(torch.stack(row, 1))
-    wt = torch.stack(phases, 1)  # O, a, b, C, j, dy, l, dx
-    return wt.permute(0, 1, 2, 5, 7, 3, 4, 6).reshape(o * f * f, f * f * c, kk, kk)
 
 
 class ConvLayer(nn.Module):
@@ -108,16 +67,8 @@ class ConvLayer(nn.Module):
             return self._pairs(x)
         return self.reference(x)
 
-    def _space_to_depth(self, x: Tensor, f: int = 2) -> Tensor:
-        conv = self.conv_layer
-        h, w = x.shape[2:]
-        xp = F.pad(x, (self.pad,) * 4, mode="reflect")
-        eh, ew = (-(h + 2 * self.pad)) % f, (-(w + 2 * self.pad)) % f
-        if eh or ew:  # zeros that no output reads
-            xp = F.pad(xp, (0, ew, 0, eh))
-        bias = conv.bias.repeat_interleave(f * f) if conv.bias is not None else None
-        y = F.conv2d(space_to_depth(xp, f), space_to_depth_weight(conv.weight, f), bias)
-        return F.pixel_shuffle(y, f)[..., :h, :w]
+    def _space_to_depth(self, x: Tensor) -> Tensor:
+        return reflect_conv_space_to_depth(self.conv_layer, x, self.pad)
 
     def _pairs(self, x: Tensor) -> Tensor:
         conv = self.conv_layer
