@@ -484,8 +484,9 @@ def _write_map(m: np.ndarray | SpilledMap, y0: int, x0: int, values: np.ndarray)
 
 
 # (network, start, stop, inputs, affines, box, half) -> outputs; with a box (y0, y1, x0, x1 in the last output's
-# pixels) also the last output's per-channel sum and sum of squares over it, then the largest absolute value of each
-# output flagged in ``half`` (those come back float16; inputs may be float16): brushwork.methods.fast._Segments
+# pixels) also the last output's per-channel sum and sum of squares over it, then for each output flagged in ``half``
+# (those come back float16; inputs may be float16) a number at least F16_MAX where it overflows float16:
+# brushwork.methods.fast._Segments
 SegmentRunner = Callable[..., list[np.ndarray]]
 
 
@@ -556,6 +557,8 @@ def run_staged(
     low_dtype = np.float32 if 4 * low_bytes <= wide else np.float16
     stats = {"passes": 0, "stored": 0, "spilled": 0, "tiles": 0}
     report = pass_reporter(net.norms + 1)
+    shrink = getattr(runner, "shrink", None)  # the runner's arena outlives its passes (fast._shared_arena)
+    geometry: tuple = ()
     buffers: dict[tuple[int, str], np.ndarray] = {}  # tile inputs, reused from tile to tile
     pool: list[np.ndarray] = []  # the previous state's maps, reused for the next state's of the same shape
 
@@ -630,6 +633,9 @@ def run_staged(
         keep = current + fresh_bytes <= (max(wide, plan.map_bytes) if low else plan.map_bytes)
         folder = None if keep or not plan.spill else scratch_folder(2 * sum(fresh))
         shapes = [(c, height // s, width // s) for c, s in outputs]
+        if shrink is not None and geometry != (geometry := (tuple(m.shape for m in maps), tuple(shapes))):
+            # tiles of other shapes than the last pass's: what the arena kept would not be reused but add to them
+            shrink()
         while True:
             # a state that does not fit in memory goes to a scratch file, not recomputed by later passes
             new_maps: list[np.ndarray | SpilledMap] = []

@@ -227,6 +227,38 @@ def test_tiled_rendering_reports_each_pass(photo: np.ndarray, method: str, passe
     assert all(e.total == passes for e in tiles) and tiles[-1].message == "render"
 
 
+def test_the_shared_arena_is_kept_while_tiles_keep_shape(photo: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    # onnxruntime's arena outlives a pass (fast._shared_arena); it is shrunk only where the tiles change shape
+    # (another resolution) and at the end, not after each of the 19 passes
+    from brushwork.methods import fast
+
+    calls: list[int] = []
+    monkeypatch.setattr(fast._Segments, "shrink", lambda self: calls.append(1))
+    events: list[api.Progress] = []
+    render(photo, ["builtin:3"], 48, progress=events.append)
+    passes = sum(e.stage == "tiles" for e in events)
+    assert passes == 19 and 3 <= len(calls) <= 9, len(calls)
+
+
+@pytest.mark.slow
+def test_shrinking_the_shared_arena_hands_memory_back() -> None:
+    from brushwork.methods import fast
+
+    def resident() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * 4096
+
+    segments = fast._Segments("onnxruntime", "cpu")
+    state = np.random.default_rng(0).random((1, 32, 384, 384), dtype=np.float32)
+    affines = [np.ones(32, np.float32), np.zeros(32, np.float32)]
+    out = segments("dumoulin-26", 4, 5, [state, state], affines, (0, 384, 0, 384))
+    assert out[0].shape == state.shape
+    del out
+    grown = resident()
+    segments.release()  # drops the session and shrinks the arena
+    assert fast._ARENA == [True] and resident() < grown - 20 * 2**20, (grown, resident())
+
+
 @pytest.mark.parametrize("method", ["fast", "microast"])
 def test_integer_pictures_render_untiled_as_floats(photo: np.ndarray, method: str) -> None:
     picture = io.Picture(rgb=photo, alpha=None, path=None, bit_depth=8)  # as io.load_pixels gives (uint8)
