@@ -75,6 +75,23 @@ def test_padded_source_reflects_like_numpy() -> None:
     )
 
 
+def test_jobs_behind_run_in_order_and_raise_their_errors() -> None:
+    done: list[int] = []
+    with tiling.Behind() as behind:
+        for i in range(5):
+            behind.submit(done.append, i)
+    assert done == [0, 1, 2, 3, 4]
+
+    def fail(message: str) -> None:
+        raise OSError(message)
+
+    with pytest.raises(OSError, match="disk full"), tiling.Behind() as behind:
+        behind.submit(fail, "disk full")  # raised when the block ends
+    with pytest.raises(KeyError), tiling.Behind() as behind:  # the block's own error is not hidden by a job's
+        behind.submit(fail, "later")
+        raise KeyError("first")
+
+
 def test_moments_combine_over_tiles() -> None:
     x = np.random.default_rng(3).normal(2.0, 3.0, (4, 50, 70)).astype(np.float32)
     m = tiling.Moments(4)
