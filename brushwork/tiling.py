@@ -227,9 +227,10 @@ class StagedNet:
 
     def work_per_pixel(self, start: int, stop: int) -> float:
         """Working memory of steps start..stop − 1 per pixel of their tile: inputs, outputs and temporaries of the
-        largest step (five of each: onnxruntime's temporaries, measured), plus a 9×9 kernel's unfolded input."""
+        largest step (five of each: onnxruntime's temporaries, measured; and one more for the neighbouring tile's
+        inputs and outputs, gathered and stored on threads, :class:`Behind`), plus a 9×9 kernel's unfolded input."""
         return max(
-            5 * (self.bytes_per_pixel(i) + self.bytes_per_pixel(i + 1)) + self.steps[i].im2col
+            6 * (self.bytes_per_pixel(i) + self.bytes_per_pixel(i + 1)) + self.steps[i].im2col
             for i in range(start, stop)
         )
 
@@ -693,18 +694,28 @@ def run_staged(
                     behind.submit(store, region, outs)  # stored while the next tile renders
         return moments
 
+    def fits(k: int, current: int, through: dict[int, int]) -> tuple[bool, list[int], int]:
+        """Whether the state after step ``k`` can be kept in memory beside ``current`` bytes of maps, the
+        elements of its new maps, and their bytes."""
+        outputs = net.steps[k].outputs
+        fresh = [(c * (height // s) * (width // s)) for j, (c, s) in enumerate(outputs) if j not in through]
+        low = all(s == net.align for _, s in outputs)
+        fresh_bytes = sum(fresh) * np.dtype(low_dtype if low else np.float32).itemsize
+        return current + fresh_bytes <= (max(wide, plan.map_bytes) if low else plan.map_bytes), fresh, fresh_bytes
+
     for k in range(net.norms):
         outputs = net.steps[k].outputs
         through = dict(net.steps[k].passthrough) if start == k else {}
         current = sum(m.nbytes for m in maps)
-        fresh = [
-            (c * (height // s) * (width // s)) for j, (c, s) in enumerate(outputs) if j not in through
-        ]  # elements of the new maps
+        keep, fresh, fresh_bytes = fits(k, current, through)
         low = all(s == net.align for _, s in outputs)
         dtype = low_dtype if low else np.float32
-        fresh_bytes = sum(fresh) * np.dtype(dtype).itemsize
-        keep = current + fresh_bytes <= (max(wide, plan.map_bytes) if low else plan.map_bytes)
-        folder = None if keep or not plan.spill else scratch_folder(2 * sum(fresh))
+        # a state that does not fit in memory goes to a scratch file, except the first one when only the next pass
+        # reads it (the next state fits): recomputing it from the image is cheaper than writing and reading the
+        # file (the first 9×9 convolution's 32 channels: at 3840×2160 0.6-0.8 s less; later states cost more to
+        # recompute than to read, 16 s more at 9000×6000)
+        once = start == 0 and k + 1 < net.norms and fits(k + 1, current, {})[0]
+        folder = None if keep or not plan.spill or once else scratch_folder(2 * sum(fresh))
         shapes = [(c, height // s, width // s) for c, s in outputs]
         if shrink is not None and geometry != (geometry := (tuple(m.shape for m in maps), tuple(shapes))):
             # tiles of other shapes than the last pass's: what the arena kept would not be reused but add to them

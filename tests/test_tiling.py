@@ -203,11 +203,32 @@ def test_states_that_do_not_fit_spill_to_a_scratch_file(
     counts = _staged_counts(monkeypatch, 2**19, 2**19)  # no room for any state in memory, small bands
     tiled = render(photo, ["builtin:3"], None, runtime=runtime, memory_budget="64MB", max_size=None)
     c = counts[0]
-    assert c["spilled"] >= 3 and c["stored"] == tiling.DUMOULIN.norms, c  # every state kept: no recomputation
+    # every state kept but those that only the next pass reads (it recomputes them: cheaper than the file)
+    assert c["spilled"] >= 3 and c["stored"] >= tiling.DUMOULIN.norms - 2, c
     assert c["passes"] == tiling.DUMOULIN.norms + 1 and c["tiles"] > c["passes"] + 10, c  # several bands
     d = np.abs(as_float(untiled) - as_float(tiled))  # float16 states
     assert d.mean() < 0.3 / 255 and d.max() <= 2.5 / 255, (d.mean() * 255, d.max() * 255)
     assert not list(tmp_path.iterdir())
+
+
+def test_a_state_only_the_next_pass_reads_is_recomputed_not_spilled(
+    photo: np.ndarray, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("BRUSHWORK_SCRATCH", str(tmp_path))
+    spilled: list[tuple[int, int, int]] = []
+    real = tiling.SpilledMap.__init__
+
+    def record(self: tiling.SpilledMap, shape: tuple[int, int, int], folder: str) -> None:
+        spilled.append(shape)
+        real(self, shape, folder)
+
+    monkeypatch.setattr(tiling.SpilledMap, "__init__", record)
+    # room for the half-resolution state (32 × 34 × 52 floats) but not the first convolution's (32 × 68 × 104)
+    monkeypatch.setattr(tiling, "plan", lambda net, budget, tile, fixed: tiling.Plan(2**19, 300_000, tile, 2**20))
+    untiled = render(photo, ["builtin:3"], 0)
+    tiled = render(photo, ["builtin:3"], None, memory_budget="64MB", max_size=None)
+    assert (32, 68, 104) not in spilled, spilled  # the second pass computes the first convolution again
+    assert_same(untiled, tiled)
 
 
 @pytest.mark.parametrize("case", ["no scratch", "not a folder", "float16 range", "full disk"])
