@@ -173,10 +173,11 @@ def test_alpha_reattached_on_save(tmp_path: Path) -> None:
     assert Image.open(save_image(pic, tmp_path / "out.bmp")).mode == "RGB"
 
 
-def test_png_is_lossless_and_readable_by_pillow(tmp_path: Path) -> None:
-    """PNGs are written by OpenCV at zlib level 1 (io._png_params): still exact, 8-bit, and a standard file."""
-    rgb = np.random.default_rng(3).integers(0, 256, (37, 53, 3), dtype=np.uint8)
-    alpha = np.random.default_rng(4).integers(0, 256, (37, 53), dtype=np.uint8)
+@pytest.mark.parametrize("size", [(37, 53), (1000, 2001)])  # Pillow below 2 MP (OpenCV if loaded), OpenCV above
+def test_png_is_lossless_and_readable_by_pillow(tmp_path: Path, size: tuple[int, int]) -> None:
+    """Large PNGs are written by OpenCV at zlib level 1 (io._png_params): still exact, 8-bit, a standard file."""
+    rgb = np.random.default_rng(3).integers(0, 256, (*size, 3), dtype=np.uint8)
+    alpha = np.random.default_rng(4).integers(0, 256, size, dtype=np.uint8)
     plain = Image.open(save_image(rgb, tmp_path / "rgb.png"))
     assert plain.mode == "RGB"
     np.testing.assert_array_equal(np.asarray(plain), rgb)
