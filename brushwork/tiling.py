@@ -649,16 +649,21 @@ def run_staged(
         inputs: list[np.ndarray],
         sums: bool = False,
         half: Sequence[bool] = (),
+        keep: bool = True,
     ) -> list[np.ndarray]:
         """The outputs' centres (and, with ``sums``, the last one's sum and sum of squares over its centre) of
-        the tile of ``region`` (its ``inputs`` from :func:`gather`); outputs flagged in ``half`` in float16."""
+        the tile of ``region`` (its ``inputs`` from :func:`gather`); outputs flagged in ``half`` in float16.
+        ``keep=False`` (with ``sums``): the sums alone, for a pass that stores no state."""
         y0, y1, x0, x1 = region
         halo = net.halo(start, stop)
         iy0, ix0 = max(0, y0 - halo), max(0, x0 - halo)
         strides = [s for _, s in net.steps[stop - 1].outputs]
         last = strides[-1]
         box = ((y0 - iy0) // last, (y1 - iy0) // last, (x0 - ix0) // last, (x1 - ix0) // last) if sums else None
-        outs = runner(net.name, start, stop, inputs, affines[2 * max(start - 1, 0) : 2 * (stop - 1)], box, half)
+        window = affines[2 * max(start - 1, 0) : 2 * (stop - 1)]
+        if sums and not keep:
+            return runner(net.name, start, stop, inputs, window, box, half, maps=False)
+        outs = runner(net.name, start, stop, inputs, window, box, half)
         centres = [
             o[0, :, (y0 - iy0) // s : (y1 - iy0) // s, (x0 - ix0) // s : (x1 - ix0) // s]
             for o, s in zip(outs, strides, strict=False)
@@ -684,14 +689,18 @@ def run_staged(
 
         with Behind() as behind, closing(ahead(k + 1, regions)) as tiles_in:  # closing: its gathering ends here
             for region, inputs in tiles_in:
+                y0, y1, x0, x1 = region
+                count = ((y1 - y0) // outputs[-1][1]) * ((x1 - x0) // outputs[-1][1])
+                if not new_maps:  # no state kept: the moments alone
+                    moments.add_sums(count, *segment(k + 1, region, inputs, sums=True, keep=False))
+                    continue
                 outs = segment(k + 1, region, inputs, sums=True, half=half)
                 first, second = outs[len(outputs) : len(outputs) + 2]
                 if any(float(e) >= F16_MAX for e in outs[len(outputs) + 2 :]):  # float16 outputs that overflow
                     raise SpillFailed(f"state {k + 1} does not fit in float16")
                 outs = outs[: len(outputs)]
-                moments.add_sums(outs[-1].shape[1] * outs[-1].shape[2], first, second)
-                if new_maps:
-                    behind.submit(store, region, outs)  # stored while the next tile renders
+                moments.add_sums(count, first, second)
+                behind.submit(store, region, outs)  # stored while the next tile renders
         return moments
 
     def fits(k: int, current: int, through: dict[int, int]) -> tuple[bool, list[int], int]:

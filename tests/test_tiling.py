@@ -231,6 +231,32 @@ def test_a_state_only_the_next_pass_reads_is_recomputed_not_spilled(
     assert_same(untiled, tiled)
 
 
+@pytest.mark.slow
+def test_onnxruntime_recomputes_states_from_the_moments_alone(
+    photo: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # passes that keep no state fetch only the sums from onnxruntime (the outputs stay in the runtime)
+    from brushwork.methods import fast
+
+    untiled = render(photo, ["builtin:3"], 0, runtime="onnxruntime")
+    monkeypatch.setenv("BRUSHWORK_SCRATCH", "none")
+    counts = _staged_counts(monkeypatch, 2**21, 2**21)
+    sums_only: list[bool] = []
+    real = fast._Segments.__call__
+
+    def spy(self: fast._Segments, *args: object, maps: bool = True) -> list[np.ndarray]:
+        out = real(self, *args, maps=maps)
+        if not maps:
+            sums_only.append(len(out) == 2 and out[0].shape == out[1].shape)
+        return out
+
+    monkeypatch.setattr(fast._Segments, "__call__", spy)
+    tiled = render(photo, ["builtin:3"], None, runtime="onnxruntime", memory_budget="64MB", max_size=None)
+    assert counts[0]["spilled"] == 0 and counts[0]["stored"] < tiling.DUMOULIN.norms, counts
+    assert sums_only and all(sums_only)
+    assert_same(untiled, tiled)
+
+
 @pytest.mark.parametrize("case", ["no scratch", "not a folder", "float16 range", "full disk"])
 def test_states_that_cannot_spill_are_recomputed(
     photo: np.ndarray, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, case: str

@@ -223,13 +223,15 @@ class _Segments:
         affines: list[np.ndarray],
         box: tuple[int, int, int, int] | None = None,
         half: Sequence[bool] = (),
+        maps: bool = True,
     ) -> list[np.ndarray]:
         """The segment's outputs; with ``box`` (y0, y1, x0, x1 in the last output's pixels) more: the last
         output's per-channel sum and sum of squares over the box (float64), computed inside the graph (from the
         float32 values), then for each output flagged in ``half`` a number at least ``tiling.F16_MAX`` where it
         overflows float16 (its largest absolute value, or infinity; below it otherwise). Inputs may be
         float16 (states kept so); flagged outputs come back float16 (converted inside the graph, much faster
-        than numpy's conversion)."""
+        than numpy's conversion). ``maps=False`` (with a box): only the sum and the sum of squares, for a pass that
+        keeps no state (the outputs are not copied out of the runtime)."""
         half = tuple(bool(h) for h in half)
         key: tuple = (name, start, stop, tuple(a.dtype.char for a in inputs), half)
         if not self.torch:  # the affine maps are baked into the session as constants (see _ort)
@@ -243,7 +245,8 @@ class _Segments:
             while len(self._runs) >= self.KEEP:  # each session holds memory of its own: keep the recent few
                 self._runs.pop(next(iter(self._runs)))
         self._runs[key] = run  # most recently used last
-        return run(inputs, affines, box)
+        outs = run(inputs, affines, box, maps)
+        return outs if maps or box is None or not self.torch else outs[-2 - sum(half) : len(outs) - sum(half)]
 
     def release(self) -> None:
         """Drop the sessions at the end of a tiled rendering, and hand the shared arena's free memory back."""
@@ -264,7 +267,7 @@ class _Segments:
 
         module = Segment(store.load_net(name, self.device), start, stop, n)
 
-        def run(inputs: list[np.ndarray], affines: list[np.ndarray], box: Any) -> list[np.ndarray]:
+        def run(inputs: list[np.ndarray], affines: list[np.ndarray], box: Any, maps: bool = True) -> list[np.ndarray]:
             with torch.inference_mode():
                 args = [torch.from_numpy(a).to(self.device).float() for a in (*inputs, *affines)]
                 outs = module(*args)
@@ -356,7 +359,9 @@ class _Segments:
         plain = [o.name for o in session.get_outputs()][: len(outs)]
         flagged = [j for j, flag in enumerate(half[: len(outs)]) if flag]
 
-        def run(inputs: list[np.ndarray], affines: list[np.ndarray], box: Any) -> list[np.ndarray]:
+        names_out = [o.name for o in session.get_outputs()]
+
+        def run(inputs: list[np.ndarray], affines: list[np.ndarray], box: Any, maps: bool = True) -> list[np.ndarray]:
             feed = dict(zip(feeds, inputs, strict=True))
             if box is None:  # no moments: empty strips
                 return session.run(plain, feed | dict.fromkeys(strips, np.zeros(2, np.int64)))
@@ -364,10 +369,15 @@ class _Segments:
             big = np.iinfo(np.int64).max
             corners = [(0, 0), (y0, big), (y1, 0), (big, big), (y0, 0), (y1, x0), (y0, x1), (y1, big)]
             feed |= {n: np.array(v, np.int64) for n, v in zip(strips, corners, strict=True)}
-            result = session.run(None, feed)
+            if not maps:  # the moments alone: the outputs stay in the runtime
+                result = [None] * len(outs) + session.run(names_out[len(outs) : len(outs) + 10], feed)
+            else:
+                result = session.run(None, feed)
             sums = [r.astype(np.float64) for r in result[len(outs) : len(outs) + 10]]
             first = sums[0] - sum(sums[1:5])  # the box: the whole output less the four strips around it
             second = sums[5] - sum(sums[6:10])
+            if not maps:
+                return [first, second]
             # float16 outputs: an exponent of all ones is an overflow to infinity (or a NaN); about twice as fast
             # as the largest value reduced inside the graph
             over = [float("inf") if (result[j].view(np.uint16) & 0x7C00).max() == 0x7C00 else 0.0 for j in flagged]
