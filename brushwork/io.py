@@ -549,10 +549,9 @@ def _quantize(a: np.ndarray, bits: int) -> np.ndarray:
 def _encode(rgb: np.ndarray, alpha: np.ndarray | None, ext: str, quality: int, name: str, bit_depth: int = 8) -> bytes:
     """Encode to the bytes of an ``ext`` file: OpenCV for 16-bit TIFF, for PNG with 16 bits per channel (a picture
     from a 16-bit source, ``bit_depth`` 16, keeps its precision) and for large or OpenCV-using PNGs
-    (:func:`_png_params`); Pillow for the rest (importing OpenCV costs more than it saves on a small picture)."""
-    import sys
-
-    big = rgb.shape[0] * rgb.shape[1] >= 2_000_000 or "cv2" in sys.modules
+    (:func:`_png_params`); Pillow for the rest (importing OpenCV costs more than it saves on a small picture). The
+    choice depends on the picture alone, so that the same picture gives the same file in any process."""
+    big = rgb.shape[0] * rgb.shape[1] >= 2_000_000
     if ext in (".tif", ".tiff") or (ext == ".png" and (bit_depth == 16 or big)):
         import cv2
 
@@ -588,8 +587,8 @@ def _png_params() -> list[int]:
     """OpenCV's PNG settings: zlib level 1 with libpng's "up" filter on every row. Measured on a 3840×2160 stylized
     result and a photo: 0.64 and 0.35 s, against 1.1 and 1.07 s with Pillow at level 3 (its adaptive filters; 6,
     Pillow's default, takes twice as long), for files 7 % and 5 % larger; writing the PNG was the largest cost after
-    the network in a print-size rendering. Below 2 MP Pillow writes PNGs (level 3) unless OpenCV is loaded already:
-    importing it (about 0.17 s) costs more than it saves there."""
+    the network in a print-size rendering. Below 2 MP Pillow writes 8-bit PNGs (level 3): importing OpenCV (about
+    0.17 s) costs more than it saves there."""
     import cv2
 
     params = [cv2.IMWRITE_PNG_COMPRESSION, 1]

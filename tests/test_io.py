@@ -173,7 +173,7 @@ def test_alpha_reattached_on_save(tmp_path: Path) -> None:
     assert Image.open(save_image(pic, tmp_path / "out.bmp")).mode == "RGB"
 
 
-@pytest.mark.parametrize("size", [(37, 53), (1000, 2001)])  # Pillow below 2 MP (OpenCV if loaded), OpenCV above
+@pytest.mark.parametrize("size", [(37, 53), (1000, 2001)])  # Pillow below 2 MP, OpenCV above
 def test_png_is_lossless_and_readable_by_pillow(tmp_path: Path, size: tuple[int, int]) -> None:
     """Large PNGs are written by OpenCV at zlib level 1 (io._png_params): still exact, 8-bit, a standard file."""
     rgb = np.random.default_rng(3).integers(0, 256, (*size, 3), dtype=np.uint8)
