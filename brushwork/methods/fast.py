@@ -255,8 +255,8 @@ class _Segments:
 
     def shrink(self) -> None:
         """Hand the memory the tile sessions' shared arena holds but does not use back to the system (see
-        :func:`_shared_arena`): :func:`brushwork.tiling.run_staged` calls it between passes when what the arena
-        keeps would push the next pass over the memory budget."""
+        :func:`_shared_arena`): :func:`brushwork.tiling.run_staged` calls it where the next pass's tiles have other
+        shapes (what the arena kept would not be reused and would add to them) and :meth:`release` at the end."""
         if not self.torch:
             _shrink_arena()
 
@@ -308,7 +308,7 @@ class _Segments:
         options.intra_op_num_threads = session_threads()
         # onnxruntime's arena on: its buffers are reused from tile to tile; without it every run maps fresh memory,
         # and first touches of fresh pages cost more than the work on them here (measured in a VM: a quarter-
-        # resolution pass 1.6-2× faster with the arena). Sessions hold their arena until dropped: one pass each.
+        # resolution pass 1.6-2× faster with the arena); one arena serves every pass (below)
         options.enable_cpu_mem_arena = True
         if _shared_arena():  # one arena for every pass: its pages are reused by the next pass, not mapped again
             options.add_session_config_entry("session.use_env_allocators", "1")
@@ -356,10 +356,9 @@ class _Segments:
                 entry.type.tensor_type.elem_type = onnx.TensorProto.FLOAT16
                 graph.node.append(make("Cast", [outs[j]], [entry.name], to=onnx.TensorProto.FLOAT16))
         session = ort.InferenceSession(model.SerializeToString(), options, _CPU)
-        plain = [o.name for o in session.get_outputs()][: len(outs)]
-        flagged = [j for j, flag in enumerate(half[: len(outs)]) if flag]
-
         names_out = [o.name for o in session.get_outputs()]
+        plain = names_out[: len(outs)]
+        flagged = [j for j, flag in enumerate(half[: len(outs)]) if flag]
 
         def run(inputs: list[np.ndarray], affines: list[np.ndarray], box: Any, maps: bool = True) -> list[np.ndarray]:
             feed = dict(zip(feeds, inputs, strict=True))
@@ -397,7 +396,7 @@ def _shared_arena() -> bool:
     baked in. With an arena per session every pass mapped its working memory afresh, and on virtual machines the
     first touch of a fresh page costs more than the work done on it: measured at 3840×2160, a shared arena that
     the next pass reuses took the tiled rendering from 11.9 s to 10.3 s. The arena keeps what it grew to, so
-    :func:`brushwork.tiling.run_staged` shrinks it (:func:`_shrink_arena`) when that would break the budget."""
+    :func:`brushwork.tiling.run_staged` shrinks it (:func:`_shrink_arena`) where the tiles change shape."""
     with _ARENA_LOCK:
         if not _ARENA:
             import onnxruntime as ort
