@@ -548,8 +548,8 @@ def _quantize(a: np.ndarray, bits: int) -> np.ndarray:
 
 def _encode(rgb: np.ndarray, alpha: np.ndarray | None, ext: str, quality: int, name: str, bit_depth: int = 8) -> bytes:
     """Encode to the bytes of an ``ext`` file: OpenCV for 16-bit TIFF, for PNG with 16 bits per channel (a picture
-    from a 16-bit source, ``bit_depth`` 16, keeps its precision) and for large or OpenCV-using PNGs
-    (:func:`_png_params`); Pillow for the rest (importing OpenCV costs more than it saves on a small picture). The
+    from a 16-bit source, ``bit_depth`` 16, keeps its precision) and for PNGs from 2 MP up (:func:`_png_params`);
+    Pillow for the rest (importing OpenCV costs more than it saves on a small picture). The
     choice depends on the picture alone, so that the same picture gives the same file in any process."""
     big = rgb.shape[0] * rgb.shape[1] >= 2_000_000
     if ext in (".tif", ".tiff") or (ext == ".png" and (bit_depth == 16 or big)):

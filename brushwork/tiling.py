@@ -703,22 +703,22 @@ def run_staged(
                 behind.submit(store, region, outs)  # stored while the next tile renders
         return moments
 
-    def fits(k: int, current: int, through: dict[int, int]) -> tuple[bool, list[int], int]:
-        """Whether the state after step ``k`` can be kept in memory beside ``current`` bytes of maps, the
-        elements of its new maps, and their bytes."""
+    def fits(k: int, current: int, through: dict[int, int], dtype: type | None = None) -> tuple[bool, list[int], int]:
+        """Whether the state after step ``k`` can be kept in memory (as ``dtype``; default: float32, float16 for
+        the lowest resolution where four float32 maps would not fit) beside ``current`` bytes of maps, the elements
+        of its new maps, and their bytes."""
         outputs = net.steps[k].outputs
         fresh = [(c * (height // s) * (width // s)) for j, (c, s) in enumerate(outputs) if j not in through]
         low = all(s == net.align for _, s in outputs)
-        fresh_bytes = sum(fresh) * np.dtype(low_dtype if low else np.float32).itemsize
+        fresh_bytes = sum(fresh) * np.dtype(dtype or (low_dtype if low else np.float32)).itemsize
         return current + fresh_bytes <= (max(wide, plan.map_bytes) if low else plan.map_bytes), fresh, fresh_bytes
 
     for k in range(net.norms):
         outputs = net.steps[k].outputs
         through = dict(net.steps[k].passthrough) if start == k else {}
         current = sum(m.nbytes for m in maps)
-        keep, fresh, fresh_bytes = fits(k, current, through)
-        low = all(s == net.align for _, s in outputs)
-        dtype = low_dtype if low else np.float32
+        dtype = low_dtype if all(s == net.align for _, s in outputs) else np.float32
+        keep, fresh, fresh_bytes = fits(k, current, through, dtype)
         # a state that does not fit in memory goes to a scratch file, except the first one when only the next pass
         # reads it (the next state fits): recomputing it from the image is cheaper than writing and reading the
         # file (the first 9×9 convolution's 32 channels: at 3840×2160 0.6-0.8 s less; later states cost more to
@@ -730,7 +730,6 @@ def run_staged(
             # tiles of other shapes than the last pass's: what the arena kept would not be reused but add to them
             shrink()
         while True:
-            # a state that does not fit in memory goes to a scratch file, not recomputed by later passes
             new_maps: list[np.ndarray | SpilledMap] = []
             if keep or folder is not None:
                 for j, shape in enumerate(shapes):
@@ -747,8 +746,7 @@ def run_staged(
                     if j not in through and isinstance(m, SpilledMap):
                         m.close()
                 dtype, folder = np.float32, None
-                fresh_bytes = sum(fresh) * 4
-                keep = current + fresh_bytes <= (max(wide, plan.map_bytes) if low else plan.map_bytes)
+                keep, fresh, fresh_bytes = fits(k, current, through, dtype)
         stats["passes"] += 1
         report.step(stats["passes"], message=f"normalisation {k + 1}")
         release_memory()

@@ -245,8 +245,7 @@ class _Segments:
             while len(self._runs) >= self.KEEP:  # each session holds memory of its own: keep the recent few
                 self._runs.pop(next(iter(self._runs)))
         self._runs[key] = run  # most recently used last
-        outs = run(inputs, affines, box, maps)
-        return outs if maps or box is None or not self.torch else outs[-2 - sum(half) : len(outs) - sum(half)]
+        return run(inputs, affines, box, maps)
 
     def release(self) -> None:
         """Drop the sessions at the end of a tiled rendering, and hand the shared arena's free memory back."""
@@ -271,12 +270,17 @@ class _Segments:
             with torch.inference_mode():
                 args = [torch.from_numpy(a).to(self.device).float() for a in (*inputs, *affines)]
                 outs = module(*args)
-                kinds = [*half, *[False] * len(outs)]
-                result = [(o.half() if h else o.float()).cpu().numpy() for o, h in zip(outs, kinds, strict=False)]
+                moments: list[np.ndarray] = []
                 if box is not None:
                     y0, y1, x0, x1 = box
                     centre = outs[-1][0, :, y0:y1, x0:x1].double()
-                    result += [centre.sum((1, 2)).cpu().numpy(), centre.square().sum((1, 2)).cpu().numpy()]
+                    moments = [centre.sum((1, 2)).cpu().numpy(), centre.square().sum((1, 2)).cpu().numpy()]
+                    if not maps:  # the moments alone
+                        return moments
+                kinds = [*half, *[False] * len(outs)]
+                result = [(o.half() if h else o.float()).cpu().numpy() for o, h in zip(outs, kinds, strict=False)]
+                if box is not None:
+                    result += moments
                     result += [o.abs().max().float().cpu().numpy() for o, h in zip(outs, half, strict=False) if h]
                 return result
 

@@ -89,13 +89,10 @@ class ReflectConv(nn.Module):
             return self._upsampled(x)
         conv = self.conv
         if conv.stride == (1, 1) and conv.kernel_size[0] >= 5 and conv.out_channels < 8:
-            return self._space_to_depth(x)
+            # a large kernel with few outputs (the last 9×9 convolution to RGB at full resolution): 25 % faster
+            # in onnxruntime in space-to-depth form
+            return reflect_conv_space_to_depth(conv, x, self.pad)
         return conv(F.pad(x, (self.pad,) * 4, mode="reflect"))
-
-    def _space_to_depth(self, x: Tensor) -> Tensor:
-        """A large kernel with few outputs (the last 9×9 convolution to RGB at full resolution): see
-        :func:`reflect_conv_space_to_depth` (in onnxruntime 25 % faster for the fast networks' last layer)."""
-        return reflect_conv_space_to_depth(self.conv, x, self.pad)
 
     def reference(self, x: Tensor) -> Tensor:
         """Upsample (nearest), reflect-pad, convolve: the definition :meth:`forward` computes faster."""
