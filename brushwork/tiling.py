@@ -35,6 +35,10 @@ from brushwork.errors import InputError
 EPS = 1e-5  # brushwork.transforms.EPS, the networks' normalisation epsilon
 DEFAULT_BUDGET = "1GB"
 MIN_TILE = 16
+# working memory of a native run (StagedNet.native) over the largest map of the state it starts from, beside that
+# state and the run's outputs: onnxruntime's temporaries (measured at 3840×2160: 4.3× for dumoulin-26, 2.7× for
+# ghiasi-transformer)
+NATIVE_WORK = 6
 BASELINE_BYTES = 160 * 2**20  # interpreter, numpy, OpenCV, onnxruntime and its sessions (measured ~150 MB)
 
 _UNITS = {"": 1, "B": 1, "K": 2**10, "KB": 2**10, "M": 2**20, "MB": 2**20, "G": 2**30, "GB": 2**30, "T": 2**40}
@@ -211,6 +215,9 @@ class StagedNet:
     name: str
     align: int  # total stride: tile origins are multiples of it
     steps: tuple[Step, ...]
+    # steps a … b − 1 that may run over the whole image in one go (their normalisations computed inside the run),
+    # the residual blocks at the lowest resolution: see run_staged
+    native: tuple[int, int] | None = None
 
     @property
     def norms(self) -> int:
@@ -250,6 +257,7 @@ DUMOULIN = StagedNet(
         Step(4, ((3, 1),), im2col=64),  # ~140 B/px measured
         Step(0, ((3, 1),)),
     ),
+    native=(3, 16),
 )
 GHIASI = StagedNet(
     "ghiasi-transformer",
@@ -262,6 +270,7 @@ GHIASI = StagedNet(
         Step(4, ((3, 1),), im2col=9 * 9 * 8 * 4),
         Step(0, ((3, 1),)),
     ),
+    native=(1, 11),
 )
 STAGED = {n.name: n for n in (DUMOULIN, GHIASI)}
 
@@ -544,6 +553,7 @@ class Plan:
     tile: int | None = None
     free: int = 0  # all the bytes the two may take together (0: tile_bytes + map_bytes)
     spill: bool = True  # states that do not fit go to a scratch file (SpilledMap) instead of being recomputed
+    native: bool = False  # the network's native span runs untiled where it fits (StagedNet.native; plan() sets it)
 
     def side(self, net: StagedNet, start: int, stop: int, held: int = 0) -> int:
         """Tile side (image pixels, a multiple of the alignment) for steps start..stop − 1, while stored states
@@ -570,7 +580,8 @@ def plan(net: StagedNet, budget: int, tile: int | None, fixed_bytes: int) -> Pla
     """Split ``budget`` bytes (less the baseline and ``fixed_bytes``, the image buffers kept anyway) between the
     tile working memory (40 %) and the stored states (50 %), keeping 10 % for the allocator's slack."""
     free = max(budget - BASELINE_BYTES - fixed_bytes, 32 * 2**20)
-    return Plan(tile_bytes=int(free * 0.40), map_bytes=int(free * 0.50), tile=tile, free=free, spill=tile is None)
+    auto = tile is None
+    return Plan(int(free * 0.40), int(free * 0.50), tile=tile, free=free, spill=auto, native=auto)
 
 
 def run_staged(
@@ -599,7 +610,7 @@ def run_staged(
     low_bytes = low_channels * (height // net.align) * (width // net.align) * 4
     wide = int((plan.free or plan.tile_bytes + plan.map_bytes) * 0.85)
     low_dtype = np.float32 if 4 * low_bytes <= wide else np.float16
-    stats = {"passes": 0, "stored": 0, "spilled": 0, "tiles": 0}
+    stats = {"passes": 0, "stored": 0, "spilled": 0, "tiles": 0, "native": 0}
     report = pass_reporter(net.norms + 1)
     shrink = getattr(runner, "shrink", None)  # the runner's arena outlives its passes (fast._shared_arena)
     geometry: tuple = ()
@@ -713,7 +724,46 @@ def run_staged(
         fresh_bytes = sum(fresh) * np.dtype(dtype or (low_dtype if low else np.float32)).itemsize
         return current + fresh_bytes <= (max(wide, plan.map_bytes) if low else plan.map_bytes), fresh, fresh_bytes
 
+    def native(a: int, b: int) -> None:
+        """Steps a … b − 1 over the whole image in one run (their normalisations inside it): the state after
+        step b − 1 and normalisation b − 1's statistics; a, b = net.native, while the state before step a is held in
+        float32 and the run fits in the budget (its temporaries: about NATIVE_WORK times that state's largest map)."""
+        nonlocal maps, start, geometry
+        shapes = [(c, height // s, width // s) for c, s in net.steps[b - 1].outputs]
+        if shrink is not None and geometry != (geometry := (tuple(m.shape for m in maps), tuple(shapes))):
+            shrink()
+        buffers.clear()
+        pool.clear()
+        outs = runner.native(net.name, a, b, [m[None] for m in maps], affines[-2:], params[a : b - 1])
+        first, second = outs[-2:]
+        moments = Moments(shapes[-1][0])
+        moments.add_sums(shapes[-1][1] * shapes[-1][2], first, second)
+        gamma, beta = params[b - 1]
+        scale = gamma / np.sqrt(moments.var + EPS)
+        for k in range(a, b - 1):  # computed inside the run; no later step reads them (the state is held)
+            affines.extend([np.full(len(params[k][0]), np.nan, np.float32)] * 2)
+        affines.extend([scale.astype(np.float32), (beta - moments.mean * scale).astype(np.float32)])
+        maps, start = [o[0] for o in outs[:-2]], b
+        del outs
+        if shrink is not None:  # the run's working memory: the next pass's tiles would not reuse it
+            shrink()
+        release_memory()
+        stats["passes"] += b - a
+        stats["stored"] += 1
+        stats["native"] += 1
+        report.step(stats["passes"], message=f"normalisations {a + 1}-{b}")
+
     for k in range(net.norms):
+        if k < start:  # run by native()
+            continue
+        span = net.native if plan.native and getattr(runner, "native", None) is not None else None
+        if span is not None and k == span[0] == start and all(isinstance(m, np.ndarray) for m in maps):
+            held = sum(m.nbytes for m in maps)
+            out_bytes = sum(4 * c * (height // s) * (width // s) for c, s in net.steps[span[1] - 1].outputs)
+            work = NATIVE_WORK * max(m.nbytes for m in maps)
+            if all(m.dtype == np.float32 for m in maps) and held + work + out_bytes <= plan.free * 0.9:
+                native(*span)
+                continue
         outputs = net.steps[k].outputs
         through = dict(net.steps[k].passthrough) if start == k else {}
         current = sum(m.nbytes for m in maps)

@@ -257,6 +257,51 @@ def test_onnxruntime_recomputes_states_from_the_moments_alone(
     assert_same(untiled, tiled)
 
 
+@pytest.mark.parametrize(
+    ("style", "runtime"),
+    [
+        ("builtin:3", "torch"),
+        (STYLE, "torch"),
+        pytest.param("builtin:3", "onnxruntime", marks=pytest.mark.slow),
+        pytest.param(STYLE, "onnxruntime", marks=pytest.mark.slow),
+    ],
+)
+def test_the_residual_blocks_run_whole_where_they_fit(
+    photo: np.ndarray, monkeypatch: pytest.MonkeyPatch, style: str, runtime: str
+) -> None:
+    # the lowest-resolution steps over the whole map in one run, their instance norms inside it; tiles elsewhere
+    untiled = render(photo, [style], 0, runtime=runtime)
+    counts: list[dict] = []
+    real = tiling.run_staged
+    monkeypatch.setattr(tiling, "run_staged", lambda *a: counts.append(real(*a)) or counts[-1])
+    monkeypatch.setattr(
+        tiling, "plan", lambda net, budget, tile, fixed: tiling.Plan(2**17, 2**22, tile, 2**23, native=tile is None)
+    )
+    tiled = render(photo, [style], None, runtime=runtime, memory_budget="64MB", max_size=None)
+    net = tiling.DUMOULIN if style.startswith("builtin") else tiling.GHIASI
+    a, b = net.native
+    c = counts[0]
+    assert c["native"] == 1 and c["passes"] == net.norms + 1 and c["tiles"] > 2 * (net.norms - (b - a)), c
+    assert_same(untiled, tiled)
+
+
+def test_the_residual_blocks_stay_tiled_where_a_whole_run_does_not_fit(
+    photo: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    untiled = render(photo, ["builtin:3"], 0)
+    counts: list[dict] = []
+    real = tiling.run_staged
+    monkeypatch.setattr(tiling, "run_staged", lambda *a: counts.append(real(*a)) or counts[-1])
+    held = 32 * (68 // 4) * (104 // 4) * 4  # the state before the residual blocks: one quarter-resolution map
+    free = int((held * (1 + tiling.NATIVE_WORK)) / 0.9)  # room for the run's temporaries, not for its output
+    monkeypatch.setattr(
+        tiling, "plan", lambda net, budget, tile, fixed: tiling.Plan(2**17, 2**22, tile, free, native=True)
+    )
+    tiled = render(photo, ["builtin:3"], None, memory_budget="64MB", max_size=None)
+    assert counts[0]["native"] == 0 and counts[0]["passes"] == tiling.DUMOULIN.norms + 1, counts
+    assert_same(untiled, tiled)
+
+
 @pytest.mark.parametrize("case", ["no scratch", "not a folder", "float16 range", "full disk"])
 def test_states_that_cannot_spill_are_recomputed(
     photo: np.ndarray, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, case: str

@@ -247,6 +247,92 @@ class _Segments:
         self._runs[key] = run  # most recently used last
         return run(inputs, affines, box, maps)
 
+    def native(
+        self,
+        name: str,
+        start: int,
+        stop: int,
+        inputs: list[np.ndarray],
+        affine: list[np.ndarray],
+        norms: Sequence[tuple[np.ndarray, np.ndarray]],
+    ) -> list[np.ndarray]:
+        """Steps ``start … stop − 1`` over whole maps in one run (:class:`brushwork.nets.blocks.NativeSpan`): step
+        ``start`` applies ``affine`` (scale, shift), the later ones real instance norms with ``norms``' (gamma, beta).
+        Returns the state after step ``stop − 1``, then its last map's per-channel sum and sum of squares (float64)."""
+        from brushwork.tiling import EPS
+
+        params = [*affine, *(np.asarray(a, np.float32) for pair in norms for a in pair)]
+        if self.torch:
+            import torch
+
+            from brushwork.nets.blocks import NativeSpan
+
+            module = NativeSpan(store.load_net(name, self.device), start, stop, len(inputs), EPS)
+            with torch.inference_mode():
+                outs = module(*(torch.from_numpy(a).to(self.device).float() for a in (*inputs, *params)))
+                last = outs[-1][0].double()
+                sums = [last.sum((1, 2)).cpu().numpy(), last.square().sum((1, 2)).cpu().numpy()]
+                return [o.float().cpu().numpy() for o in outs] + sums
+        from brushwork.tiling import STAGED
+
+        session, feeds = self._native_session(name, start, stop, inputs, params)
+        # the outputs are written into arrays of ours: arrays onnxruntime returns keep its arena's block (the
+        # run's whole working memory) mapped for as long as they live
+        _, h, w = inputs[0].shape[1:]
+        s = STAGED[name].steps[start - 1].outputs[0][1] if start else 1
+        binding = session.io_binding()
+        for feed, a in zip(feeds, inputs, strict=True):
+            binding.bind_cpu_input(feed, np.ascontiguousarray(a))
+        result = []
+        for out, (c, stride) in zip(session.get_outputs(), STAGED[name].steps[stop - 1].outputs, strict=False):
+            a = np.empty((1, c, h * s // stride, w * s // stride), np.float32)
+            binding.bind_output(out.name, "cpu", 0, np.float32, list(a.shape), a.ctypes.data)
+            result.append(a)
+        for out in session.get_outputs()[len(result) :]:
+            binding.bind_output(out.name, "cpu")
+        session.run_with_iobinding(binding)
+        return [*result, *(r.astype(np.float64) for r in binding.copy_outputs_to_cpu()[len(result) :])]
+
+    def _native_session(
+        self, name: str, start: int, stop: int, inputs: list[np.ndarray], params: list[np.ndarray]
+    ) -> tuple[Any, list[str]]:
+        import onnx
+        import onnxruntime as ort
+        from onnx import numpy_helper
+
+        from brushwork.tiling import EPS, STAGED
+
+        net = STAGED[name]
+        strides = [1] if start == 0 else [s for _, s in net.steps[start - 1].outputs]
+        feeds = [f"s{i}" for i in range(len(inputs))]
+        constants = [f"p{i}" for i in range(len(params))]
+        outs = [f"o{i}" for i in range(len(net.steps[stop - 1].outputs))]
+        shapes = {n: (1, a.shape[1], 64 // st, 64 // st) for n, a, st in zip(feeds, inputs, strides, strict=True)}
+        shapes |= {n: a.shape for n, a in zip(constants, params, strict=True)}
+        dynamic = {n: {2: f"h{n}", 3: f"w{n}"} for n in [*feeds, *outs]}
+
+        def module(full: Any) -> Any:
+            from brushwork.nets.blocks import NativeSpan  # torch: only to export
+
+            return NativeSpan(full, start, stop, len(inputs), EPS)
+
+        path = store.export_onnx(name, shapes, dynamic, module=module, tag=f"-native{start}-{stop}", outputs=outs)
+        model = onnx.load(str(path))
+        graph = model.graph
+        baked = dict(zip(constants, params, strict=True))  # this rendering's maps and norms: constants
+        for graph_input in list(graph.input):
+            if graph_input.name in baked:
+                graph.input.remove(graph_input)
+                graph.initializer.append(numpy_helper.from_array(baked[graph_input.name], graph_input.name))
+        make, value = onnx.helper.make_node, onnx.helper.make_tensor_value_info
+        graph.initializer.append(numpy_helper.from_array(np.array([0, 2, 3], np.int64), "sum_axes"))
+        graph.node.append(make("ReduceSum", [outs[-1], "sum_axes"], ["sum"], keepdims=0))
+        graph.node.append(make("ReduceSumSquare", [outs[-1]], ["sumsq"], axes=[0, 2, 3], keepdims=0))
+        graph.output.extend(value(n, onnx.TensorProto.FLOAT, [None]) for n in ("sum", "sumsq"))
+        options = _session_options(shared=False)  # its own arena, gone with the session: the shared one's
+        # growth stays that of the tiles (extended by the run's sizes, it kept the later passes' peaks higher)
+        return ort.InferenceSession(model.SerializeToString(), options, _CPU), feeds
+
     def release(self) -> None:
         """Drop the sessions at the end of a tiled rendering, and hand the shared arena's free memory back."""
         self._runs.clear()
@@ -307,15 +393,7 @@ class _Segments:
             return Segment(full, start, stop, len(inputs))
 
         path = store.export_onnx(name, shapes, dynamic, module=module, tag=f"-steps{start}-{stop}", outputs=outs)
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        options.intra_op_num_threads = session_threads()
-        # onnxruntime's arena on: its buffers are reused from tile to tile; without it every run maps fresh memory,
-        # and first touches of fresh pages cost more than the work on them here (measured in a VM: a quarter-
-        # resolution pass 1.6-2× faster with the arena); one arena serves every pass (below)
-        options.enable_cpu_mem_arena = True
-        if _shared_arena():  # one arena for every pass: its pages are reused by the next pass, not mapped again
-            options.add_session_config_entry("session.use_env_allocators", "1")
+        options = _session_options()
         # the normalisations' affine maps (fixed for the whole pass) become constants of the graph, so that
         # onnxruntime folds them into the convolutions before them and fuses the ReLUs: about 2× faster where a
         # segment spans several steps (the full-resolution first steps especially)
@@ -387,6 +465,22 @@ class _Segments:
             return [*result[: len(outs)], first, second, *(np.float32(v) for v in over)]
 
         return run
+
+
+def _session_options(shared: bool = True) -> Any:
+    """onnxruntime options of the tile sessions (``shared``: in the process's shared arena)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.intra_op_num_threads = session_threads()
+    # onnxruntime's arena on: its buffers are reused from tile to tile; without it every run maps fresh memory,
+    # and first touches of fresh pages cost more than the work on them here (measured in a VM: a quarter-
+    # resolution pass 1.6-2× faster with the arena); one arena serves every pass (below)
+    options.enable_cpu_mem_arena = True
+    if shared and _shared_arena():  # one arena for every pass: its pages are reused by the next pass, not mapped again
+        options.add_session_config_entry("session.use_env_allocators", "1")
+    return options
 
 
 _ARENA_LOCK = threading.Lock()

@@ -136,3 +136,24 @@ class Segment(nn.Module):
             j = 2 * (k - (1 if self.start == 0 else 0))
             state = self.net.step(i, state, *((None, None) if i == 0 else affine[j : j + 2]))
         return state
+
+
+class NativeSpan(nn.Module):
+    """Steps ``start`` … ``stop − 1`` of a network with a ``step`` method over the *whole* image, as one module
+    (brushwork.tiling): step ``start`` applies the normalisation before it as the given affine map, and every later
+    normalisation in the span is a real instance norm of the whole map, computed inside the module. Inputs are the
+    state's tensors, then ``scale, shift`` of that first affine map, then ``gamma, beta`` of each normalisation the
+    span computes (``start`` … ``stop − 2``); the outputs are the state after step ``stop − 1``.
+    """
+
+    def __init__(self, net: nn.Module, start: int, stop: int, inputs: int, eps: float) -> None:
+        super().__init__()
+        self.net, self.start, self.stop, self.inputs, self.eps = net, start, stop, inputs, eps
+
+    def forward(self, *args: Tensor) -> tuple[Tensor, ...]:
+        state = self.net.step(self.start, tuple(args[: self.inputs]), *args[self.inputs : self.inputs + 2])
+        norms = args[self.inputs + 2 :]
+        for k, i in enumerate(range(self.start + 1, self.stop)):
+            t = F.instance_norm(state[-1], weight=norms[2 * k], bias=norms[2 * k + 1], eps=self.eps)
+            state = self.net.step(i, (*state[:-1], t), None, None)  # no affine map: t is normalised already
+        return state

@@ -73,6 +73,8 @@ class MultiStyleTransformer(nn.Module):
             return (self._conv(0)(state[0]),)
 
         def aff(t: Tensor) -> Tensor:
+            if scale is None:  # normalised already (brushwork.nets.blocks.NativeSpan)
+                return t
             return t * scale[None, :, None, None] + shift[None, :, None, None]
 
         if i in (1, 2, 16, 17):

@@ -78,6 +78,8 @@ class StyleTransformer(nn.Module):
             return (x, self.residual[0].conv1(x))
 
         def aff(t: Tensor) -> Tensor:
+            if scale is None:  # normalised already (brushwork.nets.blocks.NativeSpan)
+                return t
             return t * scale[None, :, None, None] + shift[None, :, None, None]
 
         if i <= 9 and i % 2 == 1:  # second convolution of residual block (i - 1) / 2
