@@ -218,6 +218,9 @@ class StagedNet:
     # steps a … b − 1 that may run over the whole image in one go (their normalisations computed inside the run),
     # the residual blocks at the lowest resolution: see run_staged
     native: tuple[int, int] | None = None
+    # the state-dict key of step 0's convolution where step 0 is that one bias-free convolution of the reflect-
+    # padded image: its statistics then follow from the image's autocorrelation (conv_moments), without a pass
+    linear_first: str = ""
 
     @property
     def norms(self) -> int:
@@ -258,6 +261,7 @@ DUMOULIN = StagedNet(
         Step(0, ((3, 1),)),
     ),
     native=(3, 16),
+    linear_first="contract.0.conv.conv.weight",
 )
 GHIASI = StagedNet(
     "ghiasi-transformer",
@@ -327,6 +331,83 @@ class Moments:
     @property
     def var(self) -> np.ndarray:
         return self.m2 / max(self.n, 1)
+
+
+def conv_moments(
+    source: Source, weight: np.ndarray, strips: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+) -> Moments:
+    """Per-channel moments of a bias-free convolution (``weight`` O×C×k×k, stride 1, odd k) of ``source``
+    reflect-padded by k // 2, over every output pixel, without computing the convolution.
+
+    By Parseval, the sum of squares of a circular correlation is a sum over lags ``d`` of the kernel's own
+    correlation times the image's autocorrelation ``R(d)``; only the lags within the kernel (−(k−1) … k−1 on each
+    axis) are needed, read off the image's spectrum (scipy's FFT, float32, on the centred image). The outputs of
+    the circular correlation outside the picture (its wrap-around) are then subtracted: ``strips(array)`` returns
+    the sum and sum of squares of the valid convolution of a C×h×w array (for the two strips that hold them).
+    At 3840×2160 about 0.5 s instead of a 1.7 s pass; within 1e-5 of the direct sums (tests/test_tiling.py).
+    Hand-written because no library computes the moments of a convolution this way.
+    """
+    import scipy.fft
+
+    height, width = source.shape
+    o, c, k, _ = weight.shape
+    p = k // 2
+    sy = scipy.fft.next_fast_len(height + 2 * p, real=True)
+    sx = scipy.fft.next_fast_len(width + 2 * p, real=True)
+    x = np.zeros((c, sy, sx), np.float32)  # the image reflect-padded, then zero-padded to the FFT's size
+    for y in range(0, height, 256):
+        band = source.read(y, min(height, y + 256), 0, width)
+        x[:, p + y : p + y + band.shape[0], p : p + width] = band.transpose(2, 0, 1)
+    centre = x[:, p : p + height, p : p + width]
+    mean = centre.sum((1, 2), dtype=np.float64) / (height * width)  # centred: no float32 cancellation below
+    centre -= mean.astype(np.float32)[:, None, None]
+    for i in range(1, p + 1):  # reflection (numpy's "reflect"): columns, then whole rows (corners included)
+        x[:, p : p + height, p - i] = x[:, p : p + height, p + i]
+        x[:, p : p + height, p + width - 1 + i] = x[:, p : p + height, p + width - 1 - i]
+    for i in range(1, p + 1):
+        x[:, p - i] = x[:, p + i]
+        x[:, p + height - 1 + i] = x[:, p + height - 1 - i]
+    w = weight.astype(np.float64)
+    total1 = w.sum((2, 3)) @ x.reshape(c, -1).sum(1, dtype=np.float64)
+    # wrap-around outputs: the rows below the picture (all columns), then the columns right of it
+    rows, cols = np.arange(height, sy + k - 1) % sy, np.arange(sx + k - 1) % sx
+    below = strips(np.ascontiguousarray(x[:, rows][:, :, cols]))
+    right = strips(np.ascontiguousarray(x[:, : height + k - 1][:, :, np.arange(width, sx + k - 1) % sx]))
+    spectrum = scipy.fft.rfft2(x, workers=-1, overwrite_x=True)  # C × sy × (sx/2 + 1), complex64
+    del x
+    lags = np.arange(-(k - 1), k)
+    inverse_y = (np.exp(2j * np.pi * np.outer(lags, np.arange(sy)) / sy) / sy).astype(np.complex64)
+    pairs = [(a, b) for a in range(c) for b in range(a, c)]
+    rows_y = np.stack([inverse_y @ (np.conj(spectrum[a]) * spectrum[b]) for a, b in pairs])  # the lags in y
+    del spectrum
+    r = scipy.fft.irfft(rows_y, n=sx, axis=2)
+    r = np.concatenate([r[..., sx - (k - 1) :], r[..., :k]], axis=2).astype(np.float64)  # lags in x
+    auto = np.zeros((c, c, 2 * k - 1, 2 * k - 1))  # R[a, b, dy, dx] = Σ x_a(u) x_b(u + d)
+    for n, (a, b) in enumerate(pairs):
+        auto[a, b], auto[b, a] = r[n], r[n][::-1, ::-1]
+    total2 = np.zeros(o)
+    for dy in lags:  # Σ over lags of the kernel's correlation w_a(u) w_b(u + d) times R(d)
+        ya, yb = max(0, -dy), min(k, k - dy)
+        for dx in lags:
+            xa, xb = max(0, -dx), min(k, k - dx)
+            kk = np.einsum("oayx,obyx->oab", w[:, :, ya:yb, xa:xb], w[:, :, ya + dy : yb + dy, xa + dx : xb + dx])
+            total2 += np.einsum("oab,ab->o", kk, auto[:, :, dy + k - 1, dx + k - 1])
+    n = height * width
+    s1, s2 = total1 - below[0] - right[0], total2 - below[1] - right[1]  # sums of the centred image's outputs
+    shift = w.sum((2, 3)) @ mean  # what centring took off every output
+    moments = Moments(o)
+    moments.add_sums(n, s1 + n * shift, s2 + 2 * shift * s1 + n * shift * shift)
+    return moments
+
+
+def conv_moments_bytes(shape: tuple[int, int], weight_shape: tuple[int, ...]) -> int:
+    """Working memory of :func:`conv_moments`: the padded image (float32) and its spectrum (complex64)."""
+    import scipy.fft
+
+    _, c, k, _ = weight_shape
+    sy = scipy.fft.next_fast_len(shape[0] + k, real=True)
+    sx = scipy.fft.next_fast_len(shape[1] + k, real=True)
+    return c * sy * sx * 4 + c * sy * (sx // 2 + 1) * 8 + 2 * sy * (sx // 2 + 1) * 8
 
 
 def release_memory() -> None:
@@ -553,7 +634,9 @@ class Plan:
     tile: int | None = None
     free: int = 0  # all the bytes the two may take together (0: tile_bytes + map_bytes)
     spill: bool = True  # states that do not fit go to a scratch file (SpilledMap) instead of being recomputed
-    native: bool = False  # the network's native span runs untiled where it fits (StagedNet.native; plan() sets it)
+    # parts computed over the whole image where they fit (plan() sets it, not with a forced tile): the network's
+    # native span (StagedNet.native) and the first convolution's statistics (StagedNet.linear_first)
+    whole: bool = False
 
     def side(self, net: StagedNet, start: int, stop: int, held: int = 0) -> int:
         """Tile side (image pixels, a multiple of the alignment) for steps start..stop − 1, while stored states
@@ -581,7 +664,7 @@ def plan(net: StagedNet, budget: int, tile: int | None, fixed_bytes: int) -> Pla
     tile working memory (40 %) and the stored states (50 %), keeping 10 % for the allocator's slack."""
     free = max(budget - BASELINE_BYTES - fixed_bytes, 32 * 2**20)
     auto = tile is None
-    return Plan(int(free * 0.40), int(free * 0.50), tile=tile, free=free, spill=auto, native=auto)
+    return Plan(int(free * 0.40), int(free * 0.50), tile=tile, free=free, spill=auto, whole=auto)
 
 
 def run_staged(
@@ -591,11 +674,13 @@ def run_staged(
     params: Sequence[tuple[np.ndarray, np.ndarray]],
     sink: Callable[[tuple[int, int, int, int], np.ndarray], None],
     plan: Plan,
+    first_weight: np.ndarray | None = None,
 ) -> dict[str, int]:
     """Render ``source`` (height and width multiples of ``net.align``) through ``net`` in tiles, exactly.
 
     ``params``: each normalisation's ``(gamma, beta)``. ``sink(region, rgb)`` receives every tile's centre
-    (``region`` = y0, y1, x0, x1 in image pixels; ``rgb`` 3×h×w float32). Returns counters (passes, stored states).
+    (``region`` = y0, y1, x0, x1 in image pixels; ``rgb`` 3×h×w float32). ``first_weight``: the weight named by
+    ``net.linear_first``, if any. Returns counters (passes, stored states, ...).
     """
     height, width = source.shape
     if height % net.align or width % net.align:
@@ -610,7 +695,7 @@ def run_staged(
     low_bytes = low_channels * (height // net.align) * (width // net.align) * 4
     wide = int((plan.free or plan.tile_bytes + plan.map_bytes) * 0.85)
     low_dtype = np.float32 if 4 * low_bytes <= wide else np.float16
-    stats = {"passes": 0, "stored": 0, "spilled": 0, "tiles": 0, "native": 0}
+    stats = {"passes": 0, "stored": 0, "spilled": 0, "tiles": 0, "native": 0, "spectral": 0}
     report = pass_reporter(net.norms + 1)
     shrink = getattr(runner, "shrink", None)  # the runner's arena outlives its passes (fast._shared_arena)
     geometry: tuple = ()
@@ -753,10 +838,17 @@ def run_staged(
         stats["native"] += 1
         report.step(stats["passes"], message=f"normalisations {a + 1}-{b}")
 
+    def first_strips(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Sum and sum of squares of step 0's valid convolution of the C×h×w array ``a`` (for conv_moments)."""
+        pad = net.steps[0].radius
+        box = (pad, a.shape[1] - pad, pad, a.shape[2] - pad)
+        first, second = runner(net.name, 0, 1, [a[None]], [], box, (), maps=False)
+        return first, second
+
     for k in range(net.norms):
         if k < start:  # run by native()
             continue
-        span = net.native if plan.native and getattr(runner, "native", None) is not None else None
+        span = net.native if plan.whole and getattr(runner, "native", None) is not None else None
         if span is not None and k == span[0] == start and all(isinstance(m, np.ndarray) for m in maps):
             held = sum(m.nbytes for m in maps)
             out_bytes = sum(4 * c * (height // s) * (width // s) for c, s in net.steps[span[1] - 1].outputs)
@@ -779,8 +871,15 @@ def run_staged(
         if shrink is not None and geometry != (geometry := (tuple(m.shape for m in maps), tuple(shapes))):
             # tiles of other shapes than the last pass's: what the arena kept would not be reused but add to them
             shrink()
-        while True:
-            new_maps: list[np.ndarray | SpilledMap] = []
+        moments: Moments | None = None
+        new_maps: list[np.ndarray | SpilledMap] = []
+        if k == 0 and not keep and folder is None and first_weight is not None and plan.whole:
+            # a pass that would keep nothing, of a bias-free convolution of the image: from the image's spectrum
+            if conv_moments_bytes(source.shape, first_weight.shape) <= plan.free * 0.9:
+                moments = conv_moments(source, first_weight, first_strips)
+                stats["spectral"] += 1
+        while moments is None:
+            new_maps = []
             if keep or folder is not None:
                 for j, shape in enumerate(shapes):
                     if j in through:

@@ -257,6 +257,48 @@ def test_onnxruntime_recomputes_states_from_the_moments_alone(
     assert_same(untiled, tiled)
 
 
+@pytest.mark.parametrize(("height", "width", "k"), [(37, 52, 9), (68, 104, 9), (16, 21, 3), (9, 40, 5)])
+def test_convolution_moments_from_the_spectrum_equal_the_direct_ones(height: int, width: int, k: int) -> None:
+    import torch
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(k)
+    image = rng.random((height, width, 3), dtype=np.float32) * 0.8 + 0.1
+    weight = rng.normal(size=(6, 3, k, k)).astype(np.float32) + 0.05  # outputs with a mean far from zero
+    pad = k // 2
+
+    def direct(a: np.ndarray, box: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        y = F.conv2d(torch.from_numpy(np.ascontiguousarray(a))[None], torch.from_numpy(weight))[0].double()
+        return y.sum((1, 2)).numpy(), y.square().sum((1, 2)).numpy()
+
+    moments = tiling.conv_moments(tiling.ArraySource(image), weight, direct)
+    padded = np.pad(image.transpose(2, 0, 1), ((0, 0), (pad, pad), (pad, pad)), mode="reflect")
+    first, second = direct(padded)
+    n = height * width
+    mean, var = first / n, second / n - (first / n) ** 2
+    np.testing.assert_allclose(moments.mean, mean, rtol=1e-5, atol=1e-5 * np.abs(mean).max())
+    np.testing.assert_allclose(moments.var, var, rtol=1e-4)
+    assert moments.n == n
+
+
+@pytest.mark.parametrize("runtime", ["torch", pytest.param("onnxruntime", marks=pytest.mark.slow)])
+def test_the_first_statistics_come_from_the_spectrum_where_it_fits(
+    photo: np.ndarray, monkeypatch: pytest.MonkeyPatch, runtime: str
+) -> None:
+    untiled = render(photo, ["builtin:3"], 0, runtime=runtime)
+    counts: list[dict] = []
+    real = tiling.run_staged
+    monkeypatch.setattr(tiling, "run_staged", lambda *a: counts.append(real(*a)) or counts[-1])
+    # room for the half-resolution state, not for the first convolution's (recomputed by the second pass)
+    monkeypatch.setattr(
+        tiling, "plan", lambda net, budget, tile, fixed: tiling.Plan(2**19, 300_000, tile, 2**21, whole=True)
+    )
+    tiled = render(photo, ["builtin:3"], None, runtime=runtime, memory_budget="64MB", max_size=None)
+    c = counts[0]
+    assert c["spectral"] == 1 and c["passes"] == tiling.DUMOULIN.norms + 1, c
+    assert_same(untiled, tiled)
+
+
 @pytest.mark.parametrize(
     ("style", "runtime"),
     [
@@ -275,7 +317,7 @@ def test_the_residual_blocks_run_whole_where_they_fit(
     real = tiling.run_staged
     monkeypatch.setattr(tiling, "run_staged", lambda *a: counts.append(real(*a)) or counts[-1])
     monkeypatch.setattr(
-        tiling, "plan", lambda net, budget, tile, fixed: tiling.Plan(2**17, 2**22, tile, 2**23, native=tile is None)
+        tiling, "plan", lambda net, budget, tile, fixed: tiling.Plan(2**17, 2**22, tile, 2**23, whole=tile is None)
     )
     tiled = render(photo, [style], None, runtime=runtime, memory_budget="64MB", max_size=None)
     net = tiling.DUMOULIN if style.startswith("builtin") else tiling.GHIASI
@@ -295,7 +337,7 @@ def test_the_residual_blocks_stay_tiled_where_a_whole_run_does_not_fit(
     held = 32 * (68 // 4) * (104 // 4) * 4  # the state before the residual blocks: one quarter-resolution map
     free = int((held * (1 + tiling.NATIVE_WORK)) / 0.9)  # room for the run's temporaries, not for its output
     monkeypatch.setattr(
-        tiling, "plan", lambda net, budget, tile, fixed: tiling.Plan(2**17, 2**22, tile, free, native=True)
+        tiling, "plan", lambda net, budget, tile, fixed: tiling.Plan(2**17, 2**22, tile, free, whole=True)
     )
     tiled = render(photo, ["builtin:3"], None, memory_budget="64MB", max_size=None)
     assert counts[0]["native"] == 0 and counts[0]["passes"] == tiling.DUMOULIN.norms + 1, counts

@@ -643,8 +643,10 @@ class Engine:
         net = tiling.DUMOULIN if target[0] == "builtin" else tiling.GHIASI
         h, w = source.shape
         padded = tiling.Padded(source, (tiling.round_up(h, 4), tiling.round_up(w, 4)))
-        params = tiling.norm_params(net.name, store.load_arrays(net.name), target[1])
+        arrays = store.load_arrays(net.name)
+        params = tiling.norm_params(net.name, arrays, target[1])
         plan = tiling.plan(net, budget, tile, fixed_bytes)
+        first = arrays[net.linear_first].astype(np.float32) if net.linear_first else None
 
         def crop(region: tuple[int, int, int, int], rgb: np.ndarray) -> None:
             y0, y1, x0, x1 = region
@@ -652,7 +654,7 @@ class Engine:
                 return
             sink((y0, min(y1, h), x0, min(x1, w)), rgb[:, : min(y1, h) - y0, : min(x1, w) - x0].transpose(1, 2, 0))
 
-        return tiling.run_staged(net, self.stylizer.segments, padded, params, crop, plan)
+        return tiling.run_staged(net, self.stylizer.segments, padded, params, crop, plan, first)
 
 
 @lru_cache(maxsize=4)
