@@ -173,9 +173,15 @@ def test_alpha_reattached_on_save(tmp_path: Path) -> None:
     assert Image.open(save_image(pic, tmp_path / "out.bmp")).mode == "RGB"
 
 
-@pytest.mark.parametrize("size", [(37, 53), (1000, 2001)])  # Pillow below 2 MP, OpenCV above
-def test_png_is_lossless_and_readable_by_pillow(tmp_path: Path, size: tuple[int, int]) -> None:
-    """Large PNGs are written by OpenCV at zlib level 1 (io._png_params): still exact, 8-bit, a standard file."""
+@pytest.mark.parametrize(("size", "encoder"), [((37, 53), "Pillow"), ((1000, 2001), "ISA-L"), ((1000, 2001), "OpenCV")])
+def test_png_is_lossless_and_readable_by_pillow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: tuple[int, int], encoder: str
+) -> None:
+    """Large PNGs are written by io._png (ISA-L's deflate), or by OpenCV at zlib level 1 without it: still exact,
+    8-bit, a standard file."""
+    if encoder == "OpenCV":
+        monkeypatch.setattr(bio, "_isal", lambda: None)
+    assert encoder != "ISA-L" or bio._isal() is not None
     rgb = np.random.default_rng(3).integers(0, 256, (*size, 3), dtype=np.uint8)
     alpha = np.random.default_rng(4).integers(0, 256, size, dtype=np.uint8)
     plain = Image.open(save_image(rgb, tmp_path / "rgb.png"))
@@ -184,6 +190,18 @@ def test_png_is_lossless_and_readable_by_pillow(tmp_path: Path, size: tuple[int,
     rgba = Image.open(save_image(rgb, tmp_path / "rgba.png", alpha=alpha / 255))
     assert rgba.mode == "RGBA"
     np.testing.assert_array_equal(np.asarray(rgba), np.dstack([rgb, alpha]))
+
+
+def test_16bit_png_of_a_large_picture_is_exact(tmp_path: Path) -> None:
+    values = np.random.default_rng(5).integers(0, 65536, (1100, 1900, 3), dtype=np.uint16)
+    alpha = np.random.default_rng(6).integers(0, 65536, (1100, 1900), dtype=np.uint16)
+    pic = load_image(values)
+    assert pic.bit_depth == 16
+    out = save_image(pic, tmp_path / "big16.png", alpha=alpha / 65535)
+    again = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)  # BGRA, 16 bits
+    assert again.dtype == np.uint16
+    np.testing.assert_array_equal(again[..., 2::-1], values)
+    np.testing.assert_array_equal(again[..., 3], alpha)
 
 
 def test_alpha_resized_to_image(tmp_path: Path) -> None:
