@@ -215,7 +215,10 @@ def test_a_damaged_onnx_export_is_rebuilt(tmp_path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("BRUSHWORK_HOME", str(tmp_path))
     first = stylize(fast.FastStylizer("cpu"), photo, ["builtin:2"]).rgb
     path = store.onnx_path("dumoulin-26")
-    path.write_bytes(path.read_bytes()[:1000])  # truncated
+    damaged = [path, *path.parent.glob(f"{path.stem}-ort.onnx")]  # the export and onnxruntime's variant of it
+    assert len(damaged) == 2
+    for p in damaged:
+        p.write_bytes(p.read_bytes()[:1000])  # truncated
     again = stylize(fast.FastStylizer("cpu"), photo, ["builtin:2"]).rgb
     np.testing.assert_allclose(again, first, atol=1e-6)
 
@@ -232,3 +235,24 @@ def test_openvino_runtime_agrees_and_recompiles_per_size(photo: np.ndarray) -> N
 def test_unknown_runtime() -> None:
     with pytest.raises(InputError, match="unknown runtime"):
         fast.FastStylizer("cpu", runtime="tensorrt")
+
+
+def test_onnxruntime_variant_replaces_the_pixel_shuffles_exactly() -> None:
+    import onnx
+    import onnxruntime as ort
+
+    from brushwork import store
+
+    path = store.export_onnx("dumoulin-26", *fast._EXPORTS["dumoulin-26"])
+    model = onnx.load(str(path))
+    shuffles = sum(n.op_type == "DepthToSpace" for n in model.graph.node)
+    rewritten = fast.for_onnxruntime(onnx.load(str(path)))
+    assert shuffles >= 3 and not any(n.op_type == "DepthToSpace" for n in rewritten.graph.node)
+    assert sum(n.op_type == "ConvTranspose" for n in rewritten.graph.node) == shuffles
+    rng = np.random.default_rng(0)
+    feed = {"image": rng.random((1, 3, 36, 52), dtype=np.float32), "style": np.eye(26, dtype=np.float32)[[4]]}
+    plain = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    variant = ort.InferenceSession(rewritten.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [i.name for i in plain.get_inputs()]
+    feed = dict(zip(names, feed.values(), strict=True))
+    np.testing.assert_allclose(variant.run(None, feed)[0], plain.run(None, feed)[0], atol=1e-6)

@@ -18,9 +18,11 @@ stylization. On CUDA or MPS they run in PyTorch. Arrays here are ``H×W×3`` flo
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 from collections.abc import Sequence
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -91,13 +93,16 @@ class _OrtRuntime:
             options.intra_op_num_threads = session_threads()
             path = store.onnx_path(net)
             try:
-                session = ort.InferenceSession(str(store.export_onnx(net, *_EXPORTS[net])), options, _CPU)
+                session = ort.InferenceSession(str(_ort_variant(store.export_onnx(net, *_EXPORTS[net]))), options, _CPU)
             except Exception as exc:  # onnxruntime's errors for a damaged file (InvalidProtobuf, Fail, ...)
                 if isinstance(exc, BrushworkError) or not path.is_file():
                     raise
                 path.unlink()  # a damaged cached export: export it again, once
+                _ort_variant_path(path).unlink(missing_ok=True)
                 try:
-                    session = ort.InferenceSession(str(store.export_onnx(net, *_EXPORTS[net])), options, _CPU)
+                    session = ort.InferenceSession(
+                        str(_ort_variant(store.export_onnx(net, *_EXPORTS[net]))), options, _CPU
+                    )
                 except Exception:
                     raise ModelUnavailable(f"cannot load {path}: {' '.join(str(exc).split())[:200]}") from None
             self._sessions[net] = session
@@ -331,7 +336,7 @@ class _Segments:
         graph.output.extend(value(n, onnx.TensorProto.FLOAT, [None]) for n in ("sum", "sumsq"))
         options = _session_options(shared=False)  # its own arena, gone with the session: the shared one's
         # growth stays that of the tiles (extended by the run's sizes, it kept the later passes' peaks higher)
-        return ort.InferenceSession(model.SerializeToString(), options, _CPU), feeds
+        return ort.InferenceSession(for_onnxruntime(model).SerializeToString(), options, _CPU), feeds
 
     def release(self) -> None:
         """Drop the sessions at the end of a tiled rendering, and hand the shared arena's free memory back."""
@@ -437,7 +442,7 @@ class _Segments:
                 entry.name = f"{outs[j]}_half"
                 entry.type.tensor_type.elem_type = onnx.TensorProto.FLOAT16
                 graph.node.append(make("Cast", [outs[j]], [entry.name], to=onnx.TensorProto.FLOAT16))
-        session = ort.InferenceSession(model.SerializeToString(), options, _CPU)
+        session = ort.InferenceSession(for_onnxruntime(model).SerializeToString(), options, _CPU)
         names_out = [o.name for o in session.get_outputs()]
         plain = names_out[: len(outs)]
         flagged = [j for j, flag in enumerate(half[: len(outs)]) if flag]
@@ -465,6 +470,63 @@ class _Segments:
             return [*result[: len(outs)], first, second, *(np.float32(v) for v in over)]
 
         return run
+
+
+def _ort_variant_path(path: Path) -> Path:
+    return path.with_name(f"{path.stem}-ort.onnx")
+
+
+def _ort_variant(path: Path) -> Path:
+    """The export at ``path`` rewritten by :func:`for_onnxruntime`, cached beside it (made once: it imports onnx)."""
+    variant = _ort_variant_path(path)
+    if not variant.is_file():
+        import onnx
+
+        data = for_onnxruntime(onnx.load(str(path))).SerializeToString()
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, variant)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    return variant
+
+
+def for_onnxruntime(model: Any) -> Any:
+    """``model`` (an ONNX ModelProto, changed in place and returned) with each ``DepthToSpace`` (the pixel shuffles
+    of the sub-pixel upsampling and of the space-to-depth convolutions, brushwork.nets.blocks) as a transposed
+    convolution with 0/1 weights, stride and kernel the block size, one group per output channel: the same
+    numbers, and onnxruntime runs it about 7× faster (16 against 113 ms for 32×540×960, its DepthToSpace a
+    generic 6-d transpose). For onnxruntime only: OpenVINO's DepthToSpace is the faster of the two there."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = model.graph
+    shapes = onnx.shape_inference.infer_shapes(model, data_prop=True).graph  # data_prop: weights built in the graph
+    channels = {}
+    for info in [*shapes.value_info, *shapes.input]:
+        dims = info.type.tensor_type.shape.dim
+        if len(dims) == 4 and dims[1].dim_value:
+            channels[info.name] = dims[1].dim_value
+    for n, node in enumerate(graph.node):
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        c = channels.get(node.input[0]) if node.op_type == "DepthToSpace" else None
+        if not c or attrs.get("mode", b"DCR") != b"CRD":
+            continue
+        b = int(attrs["blocksize"])
+        weight = np.zeros((c, 1, b, b), np.float32)  # input channel o·b² + b·dy + dx → output o at (dy, dx)
+        for ch in range(c):
+            weight[ch, 0, (ch % (b * b)) // b, ch % b] = 1.0
+        name = f"{node.output[0]}_shuffle_weight"
+        graph.initializer.append(numpy_helper.from_array(weight, name))
+        shuffle = onnx.helper.make_node(
+            "ConvTranspose", [node.input[0], name], list(node.output), strides=[b] * 2, kernel_shape=[b] * 2
+        )
+        shuffle.attribute.append(onnx.helper.make_attribute("group", c // (b * b)))
+        graph.node.remove(node)
+        graph.node.insert(n, shuffle)
+    return model
 
 
 def _session_options(shared: bool = True) -> Any:
