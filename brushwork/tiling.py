@@ -793,18 +793,31 @@ def run_staged(
         """Normalisation ``k``'s statistics over every tile centre, storing the new state into ``new_maps``."""
         outputs = net.steps[k].outputs
         moments = Moments(outputs[-1][0])
-        if any(isinstance(m, SpilledMap) for m in (*maps, *new_maps)):  # bands of whole rows: one read/write each
+        spilled = [j for j, m in enumerate(new_maps) if isinstance(m, SpilledMap) and j not in through]
+        if any(isinstance(m, SpilledMap) for m in maps):  # bands of whole rows: one read each
             regions = list(tiles(height, width, plan.rows(net, start, k + 1, width, held), width))
-        else:
-            regions = list(tiles(height, width, plan.side(net, start, k + 1, held)))
+        else:  # square tiles; those of one row are assembled into a band before a spilled map stores it
+            side = plan.side(net, start, k + 1, held)
+            band = sum(2 * outputs[j][0] * (side // outputs[j][1]) * (width // outputs[j][1]) for j in spilled)
+            regions = list(tiles(height, width, plan.side(net, start, k + 1, held + band) if band else side))
         stats["tiles"] += len(regions)
         half = [j not in through and m.dtype == np.float16 for j, m in enumerate(new_maps)]
+        rows: dict[int, np.ndarray] = {}  # the band being assembled, per spilled map
 
         def store(region: tuple[int, int, int, int], outs: list[np.ndarray]) -> None:
-            y0, _, x0, _ = region
-            for j, (o, (_, s)) in enumerate(zip(outs, outputs, strict=True)):
-                if j not in through:
+            y0, y1, x0, x1 = region
+            for j, (o, (c, s)) in enumerate(zip(outs, outputs, strict=True)):
+                if j in through:
+                    continue
+                if j not in spilled or (x0 == 0 and x1 == width):
                     _write_map(new_maps[j], y0 // s, x0 // s, o)
+                    continue
+                shape = (c, (y1 - y0) // s, width // s)
+                if j not in rows or rows[j].shape != shape:
+                    rows[j] = np.empty(shape, np.float16)
+                rows[j][:, :, x0 // s : x1 // s] = o
+                if x1 == width:  # the row of tiles is complete
+                    _write_map(new_maps[j], y0 // s, 0, rows[j])
 
         with Behind() as behind, closing(ahead(k + 1, regions)) as tiles_in:  # closing: its gathering ends here
             for region, inputs in tiles_in:
@@ -861,6 +874,11 @@ def run_staged(
         stats["native"] += 1
         report.step(stats["passes"], message=f"normalisations {a + 1}-{b}")
 
+    def next_spills() -> bool:
+        """Whether the state after step 1 would go to a scratch file (it does not fit in memory)."""
+        fresh = sum(c * (height // s) * (width // s) for c, s in net.steps[1].outputs)
+        return scratch_folder(2 * fresh) is not None
+
     def first_strips(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Sum and sum of squares of step 0's valid convolution of the C×h×w array ``a`` (for conv_moments)."""
         pad = net.steps[0].radius
@@ -885,10 +903,10 @@ def run_staged(
         dtype = low_dtype if all(s == net.align for _, s in outputs) else np.float32
         keep, fresh, fresh_bytes = fits(k, current, through, dtype)
         # a state that does not fit in memory goes to a scratch file, except the first one when only the next pass
-        # reads it (the next state fits): recomputing it from the image is cheaper than writing and reading the
-        # file (the first 9×9 convolution's 32 channels: at 3840×2160 0.6-0.8 s less; later states cost more to
-        # recompute than to read, 16 s more at 9000×6000)
-        once = start == 0 and k + 1 < net.norms and fits(k + 1, current, {})[0]
+        # reads it (the next state is kept, in memory or in a file): recomputing it from the image is cheaper than
+        # writing and reading the file (the first 9×9 convolution's 32 channels: at 3840×2160 0.6-0.8 s less, at
+        # 9000×6000 14 s less); later states cost more to recompute than to read (16 s more at 9000×6000)
+        once = k == 0 and net.norms > 1 and (fits(1, current, {})[0] or (plan.spill and next_spills()))
         folder = None if keep or not plan.spill or once else scratch_folder(2 * sum(fresh))
         shapes = [(c, height // s, width // s) for c, s in outputs]
         if shrink is not None and geometry != (geometry := (tuple(m.shape for m in maps), tuple(shapes))):

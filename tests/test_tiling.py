@@ -231,6 +231,27 @@ def test_a_state_only_the_next_pass_reads_is_recomputed_not_spilled(
     assert_same(untiled, tiled)
 
 
+def test_the_first_state_is_recomputed_when_the_next_one_spills(
+    photo: np.ndarray, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("BRUSHWORK_SCRATCH", str(tmp_path))
+    spilled: list[tuple[int, int, int]] = []
+    real = tiling.SpilledMap.__init__
+
+    def record(self: tiling.SpilledMap, shape: tuple[int, int, int], folder: str) -> None:
+        spilled.append(shape)
+        real(self, shape, folder)
+
+    monkeypatch.setattr(tiling.SpilledMap, "__init__", record)
+    # no room in memory for the half-resolution state (32 × 34 × 52 floats) either: it goes to a file
+    monkeypatch.setattr(tiling, "plan", lambda net, budget, tile, fixed: tiling.Plan(2**19, 150_000, tile, 2**20))
+    untiled = render(photo, ["builtin:3"], 0)
+    tiled = render(photo, ["builtin:3"], None, memory_budget="64MB", max_size=None)
+    assert (32, 34, 52) in spilled and (32, 68, 104) not in spilled, spilled
+    d = np.abs(as_float(untiled) - as_float(tiled))  # float16 in the file
+    assert d.mean() < 0.3 / 255 and d.max() <= 2.5 / 255, (d.mean() * 255, d.max() * 255)
+
+
 @pytest.mark.slow
 def test_onnxruntime_recomputes_states_from_the_moments_alone(
     photo: np.ndarray, monkeypatch: pytest.MonkeyPatch
