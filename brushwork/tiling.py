@@ -903,10 +903,12 @@ def run_staged(
         dtype = low_dtype if all(s == net.align for _, s in outputs) else np.float32
         keep, fresh, fresh_bytes = fits(k, current, through, dtype)
         # a state that does not fit in memory goes to a scratch file, except the first one when only the next pass
-        # reads it (the next state is kept, in memory or in a file): recomputing it from the image is cheaper than
-        # writing and reading the file (the first 9×9 convolution's 32 channels: at 3840×2160 0.6-0.8 s less, at
-        # 9000×6000 14 s less); later states cost more to recompute than to read (16 s more at 9000×6000)
-        once = k == 0 and net.norms > 1 and (fits(1, current, {})[0] or (plan.spill and next_spills()))
+        # reads it (the next state is kept in memory, or in a file when the first state is at full resolution):
+        # recomputing it from the image is cheaper than writing and reading the file (the first 9×9 convolution's
+        # 32 channels: at 3840×2160 0.6-0.8 s less, at 9000×6000 10 s less); later states cost more to recompute
+        # than to read (16 s more at 9000×6000)
+        full = all(s == 1 for _, s in net.steps[0].outputs)  # a full-resolution state costs more to store
+        once = k == 0 and net.norms > 1 and (fits(1, current, {})[0] or (full and plan.spill and next_spills()))
         folder = None if keep or not plan.spill or once else scratch_folder(2 * sum(fresh))
         shapes = [(c, height // s, width // s) for c, s in outputs]
         if shrink is not None and geometry != (geometry := (tuple(m.shape for m in maps), tuple(shapes))):
