@@ -337,3 +337,48 @@ def test_runtime_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert code == 2 and "method 'adain' does not take the option 'runtime'" in err
     code, _, err = run(capsys, "stylize", PHOTO, STYLE, "--runtime", "tensorrt", "-o", str(tmp_path / "o.png"))
     assert code == 2 and "--runtime" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_command_ends_its_process_with_the_exit_code_and_atexit_handlers(tmp_path: Path) -> None:
+    # brushwork.cli.entry skips the interpreter's teardown after a command (os._exit) but keeps atexit and stdio
+    code = (
+        "import atexit, sys; from brushwork.cli import entry; "
+        "atexit.register(lambda: print('atexit ran', flush=True)); sys.argv = ['brushwork', *sys.argv[1:]]; entry()"
+    )
+    out = tmp_path / "out.png"
+    ok = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "stylize",
+            str(samples.SAMPLE_PHOTO),
+            "builtin:3",
+            "-o",
+            str(out),
+            "--max-size",
+            "64",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert out.is_file() and "wrote" in ok.stdout and ok.stdout.rstrip().endswith("atexit ran")
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "stylize",
+            str(tmp_path / "missing.jpg"),
+            "builtin:3",
+            "-o",
+            str(tmp_path / "x.png"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("brushwork: error:") and "atexit ran" in bad.stdout
+    assert len(bad.stderr.strip().splitlines()) == 1

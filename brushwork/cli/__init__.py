@@ -126,4 +126,25 @@ def _one_line_warnings() -> None:
 
 
 def entry() -> None:  # console-script entry point
-    raise SystemExit(main())
+    code = main()
+    _exit(code)
+
+
+def _exit(code: int) -> None:
+    """End the process once a command is done: stdio flushed and the ``atexit`` handlers run (temporary folders,
+    logging, Ray), then ``os._exit``, skipping the interpreter's teardown of every module and object (0.3–1 s
+    after a print-size rendering here, with onnxruntime, scipy and numpy loaded). A normal exit where a Python
+    thread other than the daemons is still running, so that it is not cut short."""
+    import atexit
+    import threading
+
+    others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if others:
+        raise SystemExit(code)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):  # a closed or broken pipe: as a normal exit would
+        raise SystemExit(code) from None
+    atexit._run_exitfuncs()
+    os._exit(code)
