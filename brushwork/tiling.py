@@ -9,7 +9,10 @@ to that normalisation's per-channel sums (float64); the statistics then become t
 state (the feature maps between two normalisations) is stored whole when it fits in the memory budget — at a
 quarter of the resolution the maps are small — so each step runs once; otherwise it is recomputed from the last
 stored state. Every tile carries a halo at least as wide as the steps' receptive field and its origin is aligned
-to the network's total stride, so the pasted centres are exactly the untiled values. See docs/tiling.md.
+to the network's total stride, so the pasted centres are exactly the untiled values. Where they fit in the budget
+two parts run over the whole image instead: the lowest-resolution steps in one run with their normalisations
+inside it (``StagedNet.native``), and a first convolution's statistics from the image's spectrum
+(:func:`conv_moments`). See docs/tiling.md.
 
 Images stay 8- or 16-bit outside the tile being rendered: sources (:class:`ArraySource`, :class:`Resized`,
 :class:`Padded`) hand out float32 tiles on demand. This module is torch-free (the fast path runs its steps in
