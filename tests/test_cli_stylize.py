@@ -343,7 +343,7 @@ def test_the_command_ends_its_process_with_the_exit_code_and_atexit_handlers(tmp
     # brushwork.cli.entry skips the interpreter's teardown after a command (os._exit) but keeps atexit and stdio
     code = (
         "import atexit, sys; from brushwork.cli import entry; "
-        "atexit.register(lambda: print('atexit ran', flush=True)); sys.argv = ['brushwork', *sys.argv[1:]]; entry()"
+        "atexit.register(lambda: print('atexit ran')); sys.argv = ['brushwork', *sys.argv[1:]]; entry()"
     )
     out = tmp_path / "out.png"
     ok = subprocess.run(

@@ -141,10 +141,10 @@ def _exit(code: int) -> None:
     others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
     if others:
         raise SystemExit(code)
+    atexit._run_exitfuncs()
     try:
         sys.stdout.flush()
         sys.stderr.flush()
     except (OSError, ValueError):  # a closed or broken pipe: as a normal exit would
         raise SystemExit(code) from None
-    atexit._run_exitfuncs()
     os._exit(code)
