@@ -36,8 +36,9 @@ from brushwork import store, tiling
 ALIGN = 4
 HALOS = (28, 8, 24)  # steps 1..3 (see the module docstring)
 # bytes per tile pixel of PyTorch's working memory in the largest step (the full-resolution decoder: its
-# unfolded 5×5 space-to-depth convolution), measured with the allocator's slack after many tiles
-WORK_BYTES_PER_PIXEL = 1000
+# unfolded 5×5 space-to-depth convolution), with the allocator's slack after many tiles: at 9000×6000 in a 1.5 GB
+# budget 1000 gave a 1675 MiB peak (hundreds of tiles, the heap's slack growing), 2500 gives 1447 MiB
+WORK_BYTES_PER_PIXEL = 2500
 TORCH_BYTES = 200 * 2**20  # PyTorch and the network on top of tiling.BASELINE_BYTES (measured ~230 MB with both)
 STATE_BYTES_PER_PIXEL = 64 * 4 / 16  # 64 float32 channels at a quarter of the resolution
 
