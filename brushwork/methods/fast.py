@@ -18,7 +18,6 @@ stylization. On CUDA or MPS they run in PyTorch. Arrays here are ``H×W×3`` flo
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
 from collections.abc import Sequence
 from functools import lru_cache
@@ -324,11 +323,7 @@ class _Segments:
         path = store.export_onnx(name, shapes, dynamic, module=module, tag=f"-native{start}-{stop}", outputs=outs)
         model = onnx.load(str(path))
         graph = model.graph
-        baked = dict(zip(constants, params, strict=True))  # this rendering's maps and norms: constants
-        for graph_input in list(graph.input):
-            if graph_input.name in baked:
-                graph.input.remove(graph_input)
-                graph.initializer.append(numpy_helper.from_array(baked[graph_input.name], graph_input.name))
+        _bake(graph, dict(zip(constants, params, strict=True)))  # this rendering's maps and norms: constants
         make, value = onnx.helper.make_node, onnx.helper.make_tensor_value_info
         graph.initializer.append(numpy_helper.from_array(np.array([0, 2, 3], np.int64), "sum_axes"))
         graph.node.append(make("ReduceSum", [outs[-1], "sum_axes"], ["sum"], keepdims=0))
@@ -403,11 +398,7 @@ class _Segments:
         # onnxruntime folds them into the convolutions before them and fuses the ReLUs: about 2× faster where a
         # segment spans several steps (the full-resolution first steps especially)
         model = onnx.load(str(path))
-        baked = dict(zip(names[len(inputs) :], affines, strict=True))
-        for graph_input in list(model.graph.input):
-            if graph_input.name in baked:
-                model.graph.input.remove(graph_input)
-                model.graph.initializer.append(numpy_helper.from_array(baked[graph_input.name], graph_input.name))
+        _bake(model.graph, dict(zip(names[len(inputs) :], affines, strict=True)))
         # and the moments of the last output over a box (the tile's centre), summed inside the graph (multithreaded):
         # over the whole output and over the four strips around the box, subtracted in float64 (run below). Slicing
         # the centre out instead copied most of every full-resolution tile (0.5 s of a 3840×2160 rendering)
@@ -472,6 +463,17 @@ class _Segments:
         return run
 
 
+def _bake(graph: Any, constants: dict[str, np.ndarray]) -> None:
+    """Turn the graph inputs named in ``constants`` into initializers with those values (onnxruntime then folds
+    them into the operations that use them)."""
+    from onnx import numpy_helper
+
+    for graph_input in list(graph.input):
+        if graph_input.name in constants:
+            graph.input.remove(graph_input)
+            graph.initializer.append(numpy_helper.from_array(constants[graph_input.name], graph_input.name))
+
+
 def _ort_variant_path(path: Path) -> Path:
     return path.with_name(f"{path.stem}-ort.onnx")
 
@@ -482,14 +484,7 @@ def _ort_variant(path: Path) -> Path:
     if not variant.is_file():
         import onnx
 
-        data = for_onnxruntime(onnx.load(str(path))).SerializeToString()
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, variant)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        io.write_atomic(variant, for_onnxruntime(onnx.load(str(path))).SerializeToString())
     return variant
 
 
