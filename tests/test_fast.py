@@ -256,3 +256,35 @@ def test_onnxruntime_variant_replaces_the_pixel_shuffles_exactly() -> None:
     names = [i.name for i in plain.get_inputs()]
     feed = dict(zip(names, feed.values(), strict=True))
     np.testing.assert_allclose(variant.run(None, feed)[0], plain.run(None, feed)[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("net", ["dumoulin-26", "microast/render"])
+def test_openvino_variant_pads_convolution_outputs_exactly(net: str) -> None:
+    import openvino as ov
+
+    from brushwork import store
+    from brushwork.methods import microast  # noqa: F401  (registers microast's exports)
+
+    path = str(store.export_onnx(net, *fast._EXPORTS[net]))
+    core = ov.Core()
+    plain, padded = core.read_model(path), fast.for_openvino(core.read_model(path))
+    convs = [n for n in padded.get_ordered_ops() if n.get_type_name() == "Convolution"]
+    widths = [n.get_output_partial_shape(0)[1].get_length() for n in convs]
+    # the space-to-depth convolution to 12 channels now computes 16, and a slice keeps the 12
+    assert 12 not in widths and 16 in widths
+    sliced = [
+        n
+        for n in padded.get_ordered_ops()
+        if n.get_type_name() == "Slice" and n.input_value(0).get_node().get_type_name() == "Convolution"
+    ]
+    assert [s.get_output_partial_shape(0)[1].get_length() for s in sliced] == [12]
+    rng = np.random.default_rng(0)
+    second = np.eye(26, dtype=np.float32)[[4]] if net == "dumoulin-26" else rng.random((1, 512), dtype=np.float32) + 0.5
+    arrays = [rng.random((1, 3, 36, 52), dtype=np.float32), second]
+    outputs = []
+    for model in (plain, padded):
+        names = [i.get_any_name() for i in model.inputs]
+        model.reshape({n: list(a.shape) for n, a in zip(names, arrays, strict=True)})
+        request = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"}).create_infer_request()
+        outputs.append(np.array(request.infer(dict(zip(names, arrays, strict=True)))[0]))
+    np.testing.assert_allclose(outputs[1], outputs[0], atol=1e-6)

@@ -135,7 +135,7 @@ class _OpenVinoRuntime:
         key = (net, *(a.shape for a in arrays))
         entry = self._compiled.get(key)
         if entry is None:
-            model = self._core.read_model(str(store.export_onnx(net, *_EXPORTS[net])))
+            model = for_openvino(self._core.read_model(str(store.export_onnx(net, *_EXPORTS[net]))))
             names = [i.get_any_name() for i in model.inputs]
             model.reshape({n: list(a.shape) for n, a in zip(names, arrays, strict=True)})
             compiled = self._core.compile_model(
@@ -486,6 +486,49 @@ def _ort_variant(path: Path) -> Path:
 
         io.write_atomic(variant, for_onnxruntime(onnx.load(str(path))).SerializeToString())
     return variant
+
+
+OPENVINO_BLOCK = 8  # output channels per vector block of OpenVINO's AVX2 convolution kernels
+
+
+def for_openvino(model: Any) -> Any:
+    """``model`` (an OpenVINO model, changed in place and returned) with each convolution whose output channels
+    are more than one block and not a whole number of blocks (the space-to-depth convolutions' 12) computed with
+    zero filters up to the next multiple of :data:`OPENVINO_BLOCK`, then sliced back: the same numbers, and
+    OpenVINO's kernels run a 5×5 convolution from 64 channels to 16 faster than to 12 (94 against 112 ms alone;
+    MicroAST's whole network −5 %, the fast path's −3 %). For OpenVINO only: in onnxruntime it is slower."""
+    from openvino import opset13, passes
+
+    fold = passes.Manager()  # weights that the export builds in the graph (space-to-depth) become constants
+    fold.register_pass(passes.ConstantFolding())
+    fold.run_passes(model)
+    for node in model.get_ordered_ops():
+        if node.get_type_name() != "Convolution":
+            continue
+        weight = node.input_value(1).get_node()
+        if weight.get_type_name() != "Constant":
+            continue
+        w = weight.get_data()
+        out = w.shape[0]
+        extra = -out % OPENVINO_BLOCK
+        if out <= OPENVINO_BLOCK or not extra:
+            continue
+        padded = opset13.constant(np.concatenate([w, np.zeros((extra, *w.shape[1:]), w.dtype)]))
+        attrs = node.get_attributes()
+        conv = opset13.convolution(
+            node.input_value(0),
+            padded,
+            attrs["strides"],
+            attrs["pads_begin"],
+            attrs["pads_end"],
+            attrs["dilations"],
+            attrs["auto_pad"],
+        )
+        kept = opset13.slice(conv, np.array([0]), np.array([out]), np.array([1]), np.array([1]))
+        for target in list(node.output(0).get_target_inputs()):
+            target.replace_source_output(kept.output(0))
+    model.validate_nodes_and_infer_types()
+    return model
 
 
 def for_onnxruntime(model: Any) -> Any:
