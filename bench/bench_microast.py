@@ -1,7 +1,7 @@
 """Benchmark MicroAST against the fast path: warm rendering of one photo at the same size, in the same process.
 
     python bench/bench_microast.py [--repeats 5] [--width 1024 --height 768] [--runtime auto|onnxruntime|openvino]
-                                   [--threads N] [--graphs] [--profile]
+                                   [--threads N] [--graphs] [--profile] [--openvino-profile]
 
 Both methods render the same photo through the public API (``brushwork.api.renderer(...).render``) with one
 style image whose per-style work (the fast path's style code, MicroAST's style signal) is done before timing
@@ -11,6 +11,8 @@ two so that drifting load on a shared machine hits both alike. Prints the median
 (with ``--threads 1`` a measure of work that load on a shared machine disturbs less than wall time).
 ``--graphs`` also times the two networks alone in each runtime on 1 thread (CPU time per run, paired ratios).
 ``--profile`` prints where MicroAST's time goes, per node of its onnxruntime graph (onnxruntime's profiler).
+``--openvino-profile`` does the same in OpenVINO (the warm runtime) for both networks, and prints the floor: the
+time of MicroAST's large convolutions alone against the whole fast path.
 """
 
 from __future__ import annotations
@@ -82,6 +84,64 @@ def profile(rgb: np.ndarray, signal: np.ndarray, top: int = 15) -> None:
         print(f"  {100 * dur / total:5.1f}%  {name}")
 
 
+def openvino_profile(photo: np.ndarray, signal: np.ndarray, code: np.ndarray, repeats: int, top: int = 12) -> None:
+    """Where the warm runtime's time goes: both networks in OpenVINO (as the runtime compiles them, default
+    threads, per-node counters, medians over ``repeats`` runs), by kind of node and MicroAST's largest nodes;
+    then the floor: MicroAST's large convolutions alone (3×3 and larger, at least 16 channels in and out or a
+    9×9 layer) against the whole fast path, the ratio that would remain if everything else in MicroAST were free."""
+    import openvino as ov
+
+    image = np.ascontiguousarray(photo.transpose(2, 0, 1)[None])
+    nets = {"microast": (microast.RENDER_NET, [image, signal[None]]), "fast": ("ghiasi-transformer", [image, code])}
+    core = ov.Core()
+    per_node: dict[str, dict[tuple[str, str], list[float]]] = {}
+    walls: dict[str, list[float]] = {}
+    for name, (net, arrays) in nets.items():
+        model = fast.for_openvino(core.read_model(str(store.export_onnx(net, *fast._EXPORTS[net]))))
+        names = [i.get_any_name() for i in model.inputs]
+        model.reshape({n: list(a.shape) for n, a in zip(names, arrays, strict=True)})
+        config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY", "PERF_COUNT": True}
+        large = set()  # the names of the large convolutions (profiling keeps the model's node names)
+        for op in model.get_ordered_ops():
+            weight = op.input(1).get_partial_shape() if op.get_type_name() == "Convolution" else None
+            if weight is not None and weight.is_static:  # the decoder's are built from the signal in the graph
+                o, i, k, _ = (d.get_length() for d in weight)
+                if k >= 3 and (min(o, i) >= 16 or k >= 9):
+                    large.add(op.get_friendly_name())
+        compiled = core.compile_model(model, "CPU", config)
+        request = compiled.create_infer_request()
+        feeds = dict(zip(names, arrays, strict=True))
+        request.infer(feeds)
+        nodes: dict[tuple[str, str], list[float]] = collections.defaultdict(list)
+        walls[name] = []
+        for _ in range(repeats):
+            walls[name].append(timed(lambda r=request, f=feeds: r.infer(f))[0])
+            for info in request.get_profiling_info():
+                kind = "large convolution" if info.node_name in large else info.node_type
+                nodes[(kind, info.node_name)].append(info.real_time.total_seconds())
+        per_node[name] = nodes
+    for name in nets:
+        nodes = per_node[name]
+        kinds: collections.Counter[str] = collections.Counter()
+        for (kind, _), times in nodes.items():
+            kinds[kind] += statistics.median(times)
+        total = sum(kinds.values())
+        wall = 1000 * statistics.median(walls[name])
+        print(f"\n{name} in OpenVINO: {wall:.0f} ms per run (nodes {1000 * total:.0f} ms):")
+        for kind, t in kinds.most_common(8):
+            print(f"  {1000 * t:7.1f} ms {100 * t / total:5.1f}%  {kind}")
+    nodes = per_node["microast"]
+    print(f"\nMicroAST's {top} largest nodes:")
+    for (kind, node), times in sorted(nodes.items(), key=lambda kv: -statistics.median(kv[1]))[:top]:
+        print(f"  {1000 * statistics.median(times):7.1f} ms  {kind:<18} {node}")
+    conv = sum(statistics.median(t) for (kind, _), t in nodes.items() if kind == "large convolution")
+    fast_total = sum(statistics.median(t) for t in per_node["fast"].values())
+    print(
+        f"floor: MicroAST's large convolutions alone take {1000 * conv:.0f} ms, {conv / fast_total:.2f}x the whole fast"
+        f" path ({1000 * fast_total:.0f} ms): the ratio left if everything else in MicroAST were free"
+    )
+
+
 def graphs(rgb: np.ndarray, signal: np.ndarray, code: np.ndarray, repeats: int) -> None:
     """The two networks alone (no API), each runtime on 1 thread: CPU time per run, the work a render costs
     with less disturbance from other processes than wall time; runs alternate, ratios are of paired runs."""
@@ -130,7 +190,10 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=768)
     parser.add_argument("--runtime", default="auto", choices=["auto", "onnxruntime", "openvino"])
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime's threads (default: its own)")
-    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="where MicroAST's time goes, node by node (onnxruntime)")
+    parser.add_argument(
+        "--openvino-profile", action="store_true", help="where the warm runtime's time goes, and the floor (OpenVINO)"
+    )
     parser.add_argument("--graphs", action="store_true", help="also time the two networks alone, 1 thread each")
     args = parser.parse_args()
 
@@ -162,9 +225,11 @@ def main() -> None:
     ms = 1000 * statistics.median(walls["microast"])
     print(f"  microast / fast: wall {ratio:.2f}, cpu {cpu_ratio:.2f}   (goal: <= 1.5; microast <= 500 ms: {ms:.0f} ms)")
     signal = renderers["microast"]._engine("all", renderers["microast"].styles).signals[0]
+    code = renderers["fast"]._engine("all", renderers["fast"].styles).target[1][None].astype(np.float32)
     if args.graphs:
-        code = renderers["fast"]._engine("all", renderers["fast"].styles).target[1][None].astype(np.float32)
         graphs(photo, signal, code, args.repeats)
+    if args.openvino_profile:
+        openvino_profile(photo, signal, code, args.repeats)
     if args.profile:
         profile(photo, signal)
 

@@ -524,6 +524,7 @@ def for_openvino(model: Any) -> Any:
             attrs["dilations"],
             attrs["auto_pad"],
         )
+        conv.set_friendly_name(node.get_friendly_name())  # profiles keep naming the layer
         kept = opset13.slice(conv, np.array([0]), np.array([out]), np.array([1]), np.array([1]))
         for target in list(node.output(0).get_target_inputs()):
             target.replace_source_output(kept.output(0))
