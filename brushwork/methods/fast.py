@@ -496,7 +496,7 @@ def for_openvino(model: Any) -> Any:
     are more than one block and not a whole number of blocks (the space-to-depth convolutions' 12) computed with
     zero filters up to the next multiple of :data:`OPENVINO_BLOCK`, then sliced back: the same numbers, and
     OpenVINO's kernels run a 5×5 convolution from 64 channels to 16 faster than to 12 (94 against 112 ms alone;
-    MicroAST's whole network −5 %, the fast path's −3 %). For OpenVINO only: in onnxruntime it is slower."""
+    MicroAST's whole network −5 to −7 %, the fast path's −3 to −5 %). For OpenVINO only: in onnxruntime it is slower."""
     from openvino import opset13, passes
 
     fold = passes.Manager()  # weights that the export builds in the graph (space-to-depth) become constants

@@ -116,7 +116,7 @@ class ResBlock(nn.Module):
         With one picture and one signal (``1×C×1×1``) the modulation is folded into the convolutions' weights
         (each output's filter scaled, ``bias`` added to its own input's centre tap): the same numbers, and the
         exported graph has two convolutions where it had two convolutions and four elementwise passes over the
-        feature map (OpenVINO: the whole network −3 %)."""
+        feature map (OpenVINO: the whole network −2 to −3 %)."""
         if x.shape[0] == 1 and weight.shape[0] == 1 and weight.shape[2:] == (1, 1) and bias.shape[2:] == (1, 1):
             y = F.relu(_modulated_conv(self.conv1, x, weight, bias))
             return x + _modulated_conv(self.conv2, y, weight, bias)
