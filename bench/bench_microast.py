@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -58,17 +59,37 @@ def timed(fn: object) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def profile(rgb: np.ndarray, signal: np.ndarray, top: int = 15) -> None:
+def networks(photo: np.ndarray, signal: np.ndarray, code: np.ndarray) -> dict[str, tuple[str, list[np.ndarray]]]:
+    """The two networks the benchmark compares and their inputs for ``photo``: name → (store network, arrays)."""
+    image = np.ascontiguousarray(photo.transpose(2, 0, 1)[None])
+    return {"microast": (microast.RENDER_NET, [image, signal[None]]), "fast": ("ghiasi-transformer", [image, code])}
+
+
+def openvino_model(core: Any, net: str, arrays: list[np.ndarray]) -> tuple[Any, dict[str, np.ndarray]]:
+    """``net`` as the OpenVINO runtime compiles it (``fast.for_openvino``), reshaped for ``arrays``; and its feeds."""
+    model = fast.for_openvino(core.read_model(str(store.export_onnx(net, *fast._EXPORTS[net]))))
+    names = [i.get_any_name() for i in model.inputs]
+    model.reshape({n: list(a.shape) for n, a in zip(names, arrays, strict=True)})
+    return model, dict(zip(names, arrays, strict=True))
+
+
+def onnxruntime_session(net: str, threads: int = 1, **options: Any) -> Any:
+    """``net`` as the onnxruntime runtime runs it (its cached variant, ``fast._ort_variant``)."""
     import onnxruntime as ort
 
-    path = store.export_onnx(microast.RENDER_NET, *fast._EXPORTS[microast.RENDER_NET])
-    options = ort.SessionOptions()
-    options.enable_profiling = True
-    options.log_severity_level = 3
-    options.intra_op_num_threads = 1
+    o = ort.SessionOptions()
+    o.intra_op_num_threads = threads
+    o.log_severity_level = 3
+    for key, value in options.items():
+        setattr(o, key, value)
+    path = fast._ort_variant(store.export_onnx(net, *fast._EXPORTS[net]))
+    return ort.InferenceSession(str(path), o, ["CPUExecutionProvider"])
+
+
+def profile(rgb: np.ndarray, signal: np.ndarray, top: int = 15) -> None:
     with tempfile.TemporaryDirectory() as folder:  # the profiler's file, not in the working directory
-        options.profile_file_prefix = str(Path(folder) / "profile")
-        session = ort.InferenceSession(str(path), options, ["CPUExecutionProvider"])
+        prefix = str(Path(folder) / "profile")
+        session = onnxruntime_session(microast.RENDER_NET, enable_profiling=True, profile_file_prefix=prefix)
         feeds = {"image": np.ascontiguousarray(rgb.transpose(2, 0, 1)[None]), "signal": signal[None]}
         runs = 3
         for _ in range(runs):
@@ -91,15 +112,12 @@ def openvino_profile(photo: np.ndarray, signal: np.ndarray, code: np.ndarray, re
     9×9 layer) against the whole fast path, the ratio that would remain if everything else in MicroAST were free."""
     import openvino as ov
 
-    image = np.ascontiguousarray(photo.transpose(2, 0, 1)[None])
-    nets = {"microast": (microast.RENDER_NET, [image, signal[None]]), "fast": ("ghiasi-transformer", [image, code])}
+    nets = networks(photo, signal, code)
     core = ov.Core()
     per_node: dict[str, dict[tuple[str, str], list[float]]] = {}
     walls: dict[str, list[float]] = {}
     for name, (net, arrays) in nets.items():
-        model = fast.for_openvino(core.read_model(str(store.export_onnx(net, *fast._EXPORTS[net]))))
-        names = [i.get_any_name() for i in model.inputs]
-        model.reshape({n: list(a.shape) for n, a in zip(names, arrays, strict=True)})
+        model, feeds = openvino_model(core, net, arrays)
         config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY", "PERF_COUNT": True}
         large = set()  # the names of the large convolutions (profiling keeps the model's node names)
         for op in model.get_ordered_ops():
@@ -110,7 +128,6 @@ def openvino_profile(photo: np.ndarray, signal: np.ndarray, code: np.ndarray, re
                     large.add(op.get_friendly_name())
         compiled = core.compile_model(model, "CPU", config)
         request = compiled.create_infer_request()
-        feeds = dict(zip(names, arrays, strict=True))
         request.infer(feeds)
         nodes: dict[tuple[str, str], list[float]] = collections.defaultdict(list)
         walls[name] = []
@@ -145,27 +162,17 @@ def openvino_profile(photo: np.ndarray, signal: np.ndarray, code: np.ndarray, re
 def graphs(rgb: np.ndarray, signal: np.ndarray, code: np.ndarray, repeats: int) -> None:
     """The two networks alone (no API), each runtime on 1 thread: CPU time per run, the work a render costs
     with less disturbance from other processes than wall time; runs alternate, ratios are of paired runs."""
-    import onnxruntime as ort
     import openvino as ov
 
-    image = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None])
-    nets = {"microast": (microast.RENDER_NET, [image, signal[None]]), "fast": ("ghiasi-transformer", [image, code])}
     runs = {}
     core = ov.Core()
-    for name, (net, arrays) in nets.items():
-        path = str(store.export_onnx(net, *fast._EXPORTS[net]))
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.log_severity_level = 3
-        session = ort.InferenceSession(path, options, ["CPUExecutionProvider"])
+    for name, (net, arrays) in networks(rgb, signal, code).items():
+        session = onnxruntime_session(net)
         feeds = dict(zip([i.name for i in session.get_inputs()], arrays, strict=True))
         runs[("onnxruntime", name)] = lambda s=session, f=feeds: s.run(None, f)
-        model = core.read_model(path)
-        names = [i.get_any_name() for i in model.inputs]
-        model.reshape({n: list(a.shape) for n, a in zip(names, arrays, strict=True)})
+        model, inputs = openvino_model(core, net, arrays)
         config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": 1}
         request = core.compile_model(model, "CPU", config).create_infer_request()
-        inputs = dict(zip(names, arrays, strict=True))
         runs[("openvino", name)] = lambda r=request, f=inputs: r.infer(f)
     for fn in runs.values():
         fn()
