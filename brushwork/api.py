@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import functools
 import importlib
 import os
 import time
@@ -170,7 +171,7 @@ METHODS: dict[str, MethodSpec] = {
 
 
 def method_spec(method: str) -> MethodSpec:
-    spec = METHODS.get(method)
+    spec = METHODS.get(method) if isinstance(method, str) else None
     if spec is None:
         raise InputError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
     return spec
@@ -186,39 +187,99 @@ def normalize_weights(weights: Sequence[float] | None, n: int) -> np.ndarray:
 
 def check_options(method: str, values: Mapping[str, Any]) -> Any:
     """The options object of ``method`` from user ``values``; one-line :class:`InputError` for an option the method
-    does not take or a value out of range. Method-specific values are checked by the engine."""
+    does not take, a value of the wrong type, out of its range (:data:`brushwork.options.RANGES`) or not one of
+    its choices, before any work. What depends on the pictures is checked by the engine."""
     spec = method_spec(method)
     known = set(opts.option_names(spec.options))
     for name in values:
         if name not in known:
-            raise InputError(f"method {method!r} does not take the option {name!r}")
-    values = {k: v for k, v in values.items()}
+            raise InputError(f"method {method!r} does not take the option {_shorten(name)!r}")
+    hints = _option_types(spec.options)
+    values = {name: _check_option(name, hints[name], value) for name, value in values.items()}
     if values.get("style_weights") is not None:
-        weights = list(values["style_weights"])
+        weights = values["style_weights"]
         values["style_weights"] = tuple(float(x) for x in normalize_weights(weights, len(weights)))
-    if "strength" in values:
-        values["strength"] = validate.check_number(values["strength"], "strength", low=0.0, high=1.0)
-    if values.get("max_size") is not None:
-        values["max_size"] = validate.check_count(values["max_size"], "max size", low=opts.MIN_SIDE, high=opts.MAX_SIDE)
-    if "stroke_scale" in values:
-        values["stroke_scale"] = validate.check_number(
-            values["stroke_scale"], "stroke scale", low=opts.MIN_STROKE, high=opts.MAX_STROKE
-        )
-    if "seed" in values:
-        values["seed"] = validate.check_seed(values["seed"])
     if "tile" in values or "memory_budget" in values:
         from brushwork import tiling
 
         values["tile"] = tiling.check_tile(values.get("tile"))
         tiling.parse_bytes(values.get("memory_budget", "1GB"))
-    for flag in ("preserve_color", "color_match"):
-        if flag in values and not isinstance(values[flag], bool | np.bool_):
-            raise InputError(f"{flag} is true or false, got {values[flag]!r}")
     if "device" in values:
         from brushwork.device import resolve_device
 
         values["device"] = resolve_device(values["device"])
-    return spec.options(**values)
+    options = spec.options(**values)
+    if method == "optimize" and options.max_size is not None:  # every scale of the pyramid needs an iteration
+        scales = len(opts.pyramid_sizes(options.max_size, options.min_size))
+        if options.iterations < scales:
+            raise InputError(
+                f"iterations must be at least {scales} (one per scale of the pyramid from min size "
+                f"{options.min_size} to {options.max_size}), got {options.iterations}"
+            )
+    return options
+
+
+def _shorten(text: object, limit: int = 40) -> str:
+    s = str(text)
+    return s if len(s) <= limit else s[: limit - 3] + "..."
+
+
+@functools.cache
+def _option_types(cls: type) -> dict[str, str]:
+    """Each option's annotation as text without spaces (``int|None``, ``tuple[str,...]|None``)."""
+    return {f.name: str(f.type).replace(" ", "").replace("typing.", "") for f in dataclasses.fields(cls)}
+
+
+def _check_option(name: str, annotation: str, value: Any) -> Any:
+    """One option's value checked against its annotation, :data:`~brushwork.options.RANGES` and
+    :data:`~brushwork.options.CHOICES`; returned in its canonical type."""
+    kinds = set(annotation.split("|"))
+    label = name.replace("_", " ")
+    if value is None:
+        if "None" in kinds:
+            return None
+        raise InputError(f"{label} cannot be None")
+    if name == "seed":
+        return validate.check_seed(value)
+    if kinds <= {"bool"}:
+        if not isinstance(value, bool | np.bool_):
+            raise InputError(f"{name} is true or false, got {_shorten(repr(value))}")
+        return bool(value)
+    low, high = opts.RANGES.get(name, (None, None))
+    if "int" in kinds and "float" not in kinds:
+        if isinstance(value, np.ndarray | bool | np.bool_) or not isinstance(value, int | np.integer):
+            raise InputError(f"{label} must be a whole number, got {_shorten(repr(value))}")
+        if name == "tile":
+            return int(value)  # checked by the tiler (0, or at least its smallest tile)
+        return validate.check_count(value, label, low=int(low if low is not None else 0), high=_int(high))
+    if "float" in kinds:
+        return validate.check_number(value, label, low=low, high=high, low_open=name in opts.OPEN_BELOW)
+    if isinstance(value, str | os.PathLike) and "str" in kinds:
+        value = os.fspath(value)
+    elif "tuple[float,...]" in kinds:
+        if not isinstance(value, list | tuple) and not (isinstance(value, np.ndarray) and value.ndim == 1):
+            raise InputError(f"{label} must be a list of numbers, got {_shorten(repr(value))}")
+        if len(value) == 0:
+            raise InputError(f"{label}: give at least one number")
+        return tuple(validate.check_number(v, label, low=low, high=high) for v in value)
+    elif "tuple[str,...]" in kinds:
+        if isinstance(value, str | os.PathLike):
+            value = (value,)  # one name given alone, not its letters
+        if not isinstance(value, list | tuple) or not value or not all(isinstance(v, str | os.PathLike) for v in value):
+            raise InputError(f"{label} must be a name or a list of names, got {_shorten(repr(value))}")
+        return tuple(os.fspath(v) for v in value)
+    if isinstance(value, list | tuple) and all(isinstance(v, str | os.PathLike) for v in value):
+        raise InputError(f"give one {label}, got {len(value)}")
+    if not isinstance(value, str):
+        raise InputError(f"{label} must be a string, got {_shorten(repr(value))}")
+    choices = opts.CHOICES.get(name)
+    if choices is not None and value not in choices:
+        raise InputError(f"{label} must be one of {', '.join(choices)}, got {_shorten(repr(value))}")
+    return value
+
+
+def _int(x: float | None) -> int | None:
+    return None if x is None else int(x)
 
 
 def parse_style(spec: StyleRef) -> StyleRef:
@@ -227,7 +288,7 @@ def parse_style(spec: StyleRef) -> StyleRef:
         index = int(spec)
     elif isinstance(spec, str) and spec.startswith(BUILTIN_PREFIX):
         text = spec[len(BUILTIN_PREFIX) :]
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit()) or len(text) > 3:
             raise InputError(f"bad built-in style {spec!r}: use builtin:0 to builtin:{NUM_BUILTIN - 1}")
         index = int(text)
     else:
@@ -242,13 +303,17 @@ def load_styles(
 ) -> list[np.ndarray | int]:
     """Style references → loaded ``H×W×3`` arrays (longer side bounded by ``max_size``, or 512 px for smaller
     outputs) or built-in indices."""
-    if isinstance(styles, str | os.PathLike | Image.Image | np.ndarray | io.Picture | int):
+    if isinstance(styles, str | os.PathLike | Image.Image | np.ndarray | io.Picture | int | np.integer):
         styles = [styles]
+    if not isinstance(styles, Sequence):
+        raise InputError(f"styles must be a style or a list of styles (images or builtin:N), got {styles!r:.40}")
     styles = list(styles)
     if not styles:
         raise InputError("give at least one style (an image or builtin:N)")
     out: list[np.ndarray | int] = []
     for s in styles:
+        if isinstance(s, bool | np.bool_):
+            raise InputError(f"a style must be an image or builtin:N, got {s!r}")
         p = parse_style(s)
         if isinstance(p, int):
             if method != "fast":
@@ -256,6 +321,9 @@ def load_styles(
             out.append(p)
         else:
             rgb = p.rgb if isinstance(p, io.Picture) else io.load_image(p, max_pixels=max_pixels).rgb
+            if min(rgb.shape[:2]) < opts.MIN_SIDE:
+                h, w = rgb.shape[:2]
+                raise InputError(f"style image is too small ({w}×{h}): both sides need {opts.MIN_SIDE} px")
             out.append(io.resize_to_max(rgb, None if max_size is None else max(max_size, STYLE_MIN_BOUND)))
     if len({isinstance(s, int) for s in out}) > 1:
         raise InputError("cannot blend builtin: styles with image styles; use one kind at a time")
@@ -264,6 +332,8 @@ def load_styles(
 
 def _grey(source: Any, size: tuple[int, int], max_pixels: int | None) -> np.ndarray:
     if isinstance(source, np.ndarray) and source.ndim == 2:
+        if source.dtype.kind not in "fiub" or 0 in source.shape:
+            raise InputError(f"mask must be an H×W array of numbers, got {source.dtype} of shape {source.shape}")
         a = source.astype(np.float32)
         if not np.all(np.isfinite(a)):
             raise InputError("mask has values that are not finite")
@@ -349,6 +419,10 @@ class Renderer:
         self.spec = method_spec(method)
         self.method = method
         self.options = check_options(method, options)
+        if max_pixels is not None:
+            io.check_max_pixels(max_pixels)
+        if progress is not None and not callable(progress):
+            raise InputError(f"progress must be a function taking a Progress event, got {progress!r:.40}")
         self.max_pixels = max_pixels
         self.progress = progress
         self.styles = load_styles(styles, method, self.options.max_size, max_pixels)
@@ -386,7 +460,10 @@ class Renderer:
         h, w = rgb.shape[:2]
         if min(h, w) < opts.MIN_SIDE:
             raise InputError(f"image is too small ({w}×{h}): both sides need {opts.MIN_SIDE} px")
+        if rgb.dtype.kind not in "fiub":
+            raise InputError(f"expected an H×W×3 image of numbers in 0..1, got {rgb.dtype} values")
         rgb = np.ascontiguousarray(rgb, dtype=np.float32)
+        io.check_unit_range(rgb, "the image")
         n = len(self.styles)
         masks = None
         if mask is not None:
@@ -394,6 +471,8 @@ class Renderer:
                 raise InputError("give either style weights or a mask, not both")
             if isinstance(mask, np.ndarray) and mask.ndim == 3 and mask.shape == (n, h, w):
                 masks = mask.astype(np.float32)
+                if not np.isfinite(masks).all():
+                    raise InputError("mask has values that are not finite")
             else:
                 masks = load_masks(mask, n, (w, h), self.max_pixels)
         styles = self.styles
@@ -449,10 +528,15 @@ class Renderer:
         rgb = photo.rgb
         if rgb.dtype != np.float32:  # 8/16-bit pixels (io.load_pixels, a tiled result): float32 in 0..1
             rgb = rgb.astype(np.float32) / np.float32(65535.0 if rgb.dtype == np.uint16 else 255.0)
+        h0, w0 = rgb.shape[:2]
         rgb = io.resize_to_max(rgb, self.options.max_size)
         if min(rgb.shape[:2]) < opts.MIN_SIDE:
             name = photo.path if photo.path is not None else "the photo"
-            raise InputError(f"{name} is too small ({rgb.shape[1]}×{rgb.shape[0]}): both sides need {opts.MIN_SIDE} px")
+            size = f"{rgb.shape[1]}×{rgb.shape[0]}"
+            if min(h0, w0) >= opts.MIN_SIDE:  # long and thin: max_size made it too small
+                raise InputError(f"{name} ({w0}×{h0}) is too thin for max size {self.options.max_size}: it would be "
+                                 f"{size}, and both sides need {opts.MIN_SIDE} px (raise max size)")  # fmt: skip
+            raise InputError(f"{name} is too small ({size}): both sides need {opts.MIN_SIDE} px")
         out = self.render(rgb, mask)
         alpha = None if photo.alpha is None else io.resize(photo.alpha[..., None], out.shape[1::-1])[..., 0]
         return io.Picture(rgb=out, alpha=alpha, path=None, bit_depth=photo.bit_depth)

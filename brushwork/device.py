@@ -20,7 +20,7 @@ def resolve_device(device: object = "auto") -> str:
     Returns the device's name as torch spells it (``cpu``, ``cuda``, ``cuda:1``, ``mps``)."""
     name = str(device).strip().lower()
     kind, _, index = name.partition(":")
-    if kind not in DEVICES or (index and (kind != "cuda" or not index.isdigit())):
+    if kind not in DEVICES or (index and (kind != "cuda" or not (index.isascii() and index.isdigit()))):
         raise DeviceError(f"unknown device {device!r}: use one of {', '.join(DEVICES)} (or cuda:N)")
     if name == "cpu":
         return "cpu"

@@ -18,6 +18,7 @@ Vocabulary (one meaning everywhere, see docs/vocabulary.md):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 
 MIN_SIDE = 16  # both sides of a photo after max_size, in pixels
@@ -25,6 +26,38 @@ MIN_STROKE, MAX_STROKE = 0.25, 4.0
 MAX_SIDE = 65536  # the largest max_size that can be asked for
 SEED_LIMIT = 2**63  # seeds are 0 <= seed < 2**63
 DEVICES = ("auto", "cpu", "cuda", "mps")
+WEIGHT_LIMIT = 1e15  # loss weights above this overflow float32 losses (3.4e38) on ordinary images
+MAX_LR = 10.0  # the largest learning rate of the optimization method
+INT_LIMIT = 2**31 - 1  # C libraries take 32-bit ints; a count past this would run for ever anyway
+
+# the accepted range of each numeric option, bounds included (learning_rate: more than 0); the API checks every
+# option a user gives against these, its type and its choices before any work (brushwork.api.check_options)
+RANGES: dict[str, tuple[float, float]] = {
+    "strength": (0.0, 1.0),
+    "stroke_scale": (MIN_STROKE, MAX_STROKE),
+    "max_size": (MIN_SIDE, MAX_SIDE),
+    "min_size": (MIN_SIDE, MAX_SIDE),
+    "style_size": (MIN_SIDE, MAX_SIDE),
+    "iterations": (1, INT_LIMIT),
+    "tile_iterations": (0, INT_LIMIT),
+    "preview_every": (0, INT_LIMIT),
+    "content_weight": (0.0, WEIGHT_LIMIT),
+    "style_weight": (0.0, WEIGHT_LIMIT),
+    "tv_weight": (0.0, WEIGHT_LIMIT),
+    "style_layer_weights": (0.0, WEIGHT_LIMIT),
+    "learning_rate": (0.0, MAX_LR),
+    "swag": (0.0, 1000.0),
+}
+OPEN_BELOW = frozenset({"learning_rate"})  # options whose lower bound is excluded
+# string options with a fixed set of values
+CHOICES: dict[str, tuple[str, ...]] = {
+    "runtime": ("auto", "onnxruntime", "openvino", "torch"),
+    "init": ("content", "noise", "style", "fast", "microast"),
+    "loss": ("gram", "mean_std", "w2"),
+    "optimizer": ("lbfgs", "adam"),
+    "pool": ("max", "avg"),
+    "backbone": ("auto", "vgg19", "vgg16", "mobilenet"),
+}
 
 
 @dataclass(frozen=True)
@@ -117,3 +150,12 @@ def option_names(cls: type) -> list[str]:
 
 def shared_names() -> set[str]:
     return set(option_names(StyleOptions))
+
+
+def pyramid_sizes(size: int, min_size: int | None = None) -> list[int]:
+    """Longer sides of the optimization method's coarse-to-fine scales: from ``min_size`` to ``size`` in steps of
+    about √2. ``min_size`` None or ≥ ``size`` gives the single scale ``[size]``."""
+    if min_size is None or min_size >= size:
+        return [size]
+    steps = max(1, math.ceil(math.log(size / min_size) / math.log(math.sqrt(2)) - 1e-9))
+    return [round(min_size * (size / min_size) ** (i / steps)) for i in range(steps + 1)]

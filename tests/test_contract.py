@@ -79,6 +79,90 @@ def test_same_options_refused_the_same_way(method: str, option: str, value: obje
     assert "\n" not in str(exc.value)
 
 
+@pytest.mark.parametrize(
+    ("method", "kwargs", "message"),
+    [
+        ("fast", {"style_weights": 1}, "style weights must be a list of numbers"),
+        ("fast", {"style_weights": "12"}, "style weights must be a list of numbers"),
+        ("fast", {"style_weights": []}, "style weights: give at least one number"),
+        ("fast", {"style_weights": [[1]]}, "style weights must be a number"),
+        ("fast", {"method": ["fast"]}, "unknown method"),
+        ("fast", {"progress": 5}, "progress must be a function"),
+        ("fast", {"max_pixels": "x"}, "max pixels must be a whole number"),
+        ("fast", {"max_pixels": 0}, "max pixels must be a whole number"),
+        ("microast", {"decoder": 5}, "decoder must be a string"),
+        ("microast", {"style_size": "512"}, "style size must be a whole number"),
+        ("microast", {"style_size": None}, "style size cannot be None"),
+        ("microast", {"style_size": 0}, "style size must be from 16"),
+        ("optimize", {"min_size": 0}, "min size must be from 16"),
+        ("optimize", {"content_weight": "1"}, "content weight must be a number"),
+        ("optimize", {"tv_weight": -1}, "tv weight must be at least 0"),
+        ("optimize", {"learning_rate": 0}, "learning rate must be more than 0"),
+        ("optimize", {"style_layers": 5}, "style layers must be a name or a list of names"),
+        ("optimize", {"style_layer_weights": ("a",)}, "style layer weights must be a number"),
+        ("optimize", {"weights": None}, "weights cannot be None"),
+        ("optimize", {"swag": "x"}, "swag must be a number"),
+        ("optimize", {"preview_every": "2"}, "preview every must be a whole number"),
+        ("optimize", {"preview_every": -1}, "preview every must be from 0"),
+        ("optimize", {"normalize_gradients": "yes"}, "normalize_gradients is true or false"),
+        ("optimize", {"loss": "l1"}, "loss must be one of gram, mean_std, w2"),
+        ("optimize", {"min_size": 16, "max_size": 512, "iterations": 2}, "iterations must be at least"),
+    ],
+)
+def test_wrong_types_and_ranges_are_refused_before_any_work(method: str, kwargs: dict, message: str) -> None:
+    kwargs = {"method": method, **kwargs}
+    with pytest.raises(BrushworkError, match=message) as exc:
+        api.renderer([samples.SAMPLE_STYLE], **kwargs)
+    assert "\n" not in str(exc.value)
+
+
+def test_one_layer_name_is_one_layer_not_its_letters() -> None:
+    checked = api.check_options("optimize", {"content_layers": "relu4_2", "style_layers": ["a", "b"]})
+    assert checked.content_layers == ("relu4_2",) and checked.style_layers == ("a", "b")
+
+
+@pytest.mark.parametrize(
+    ("content", "style", "kwargs", "message"),
+    [
+        (None, "S", {}, "cannot use NoneType None as an image"),
+        (5, "S", {}, "cannot use int 5 as an image"),
+        (b"x.png", "S", {}, "cannot use bytes"),
+        ("P", None, {}, "styles must be a style or a list of styles"),
+        ("P", [1.5], {}, "cannot use float 1.5 as an image"),
+        ("P", True, {}, "a style must be an image or builtin:N"),
+        ("P", "builtin:²", {}, "use builtin:0 to builtin:25"),
+        ("P", np.zeros((8, 8, 3), np.float32), {}, r"style image is too small \(8×8\)"),
+        ("P", "S", {"mask": 5}, "cannot use int 5 as an image"),
+        ("P", "S", {"mask": np.zeros((0, 64))}, "mask must be an H×W array of numbers"),
+        ("P", "S", {"mask": np.full((64, 64), "a")}, "mask must be an H×W array of numbers"),
+        (np.linspace(0, 255, 64 * 64 * 3).reshape(64, 64, 3), "S", {}, "float pixels must be in 0..1"),
+    ],
+)
+def test_wrong_inputs_are_one_line_errors(content: object, style: object, kwargs: dict, message: str) -> None:
+    content = samples.SAMPLE_PHOTO if isinstance(content, str) and content == "P" else content
+    style = samples.SAMPLE_STYLE if isinstance(style, str) and style == "S" else style
+    with pytest.raises(BrushworkError, match=message) as exc:
+        api.stylize(content, style, max_size=SIZE, **kwargs)
+    assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_renderer_refuses_pixels_that_are_not_finite(bad: float) -> None:
+    render = api.renderer([samples.SAMPLE_STYLE], max_size=SIZE).render
+    with pytest.raises(InputError, match="NaN or infinite"):
+        render(np.full((32, 32, 3), bad, np.float32))
+    with pytest.raises(InputError, match="H×W×3 image of numbers"):
+        render(np.full((32, 32, 3), "a"))
+
+
+def test_long_thin_photos_work_or_say_why() -> None:
+    thin = np.random.default_rng(0).random((20, 2000, 3)).astype(np.float32)
+    out = api.stylize(thin, samples.SAMPLE_STYLE, method="microast", strength=0.5, max_size=None)
+    assert out.size == (2000, 20)  # the photo's own signal keeps 16 px on its shorter side
+    with pytest.raises(InputError, match=r"too thin for max size 512: it would be 512×5.*raise max size"):
+        api.stylize(thin, samples.SAMPLE_STYLE, method="optimize", iterations=1, backbone="mobilenet")
+
+
 def test_method_specific_options_are_refused_by_the_others() -> None:
     with pytest.raises(InputError, match="method 'fast' does not take the option 'iterations'"):
         api.renderer([samples.SAMPLE_STYLE], method="fast", iterations=3)

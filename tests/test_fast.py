@@ -201,8 +201,10 @@ def test_devices() -> None:
 
 
 def test_a_thin_style_image_is_cropped_before_resizing(st: fast.FastStylizer) -> None:
-    thin = np.random.default_rng(1).random((800, 1, 3), dtype=np.float32)  # 1×800: no 204800×256 intermediate
+    thin = np.random.default_rng(1).random((8000, 16, 3), dtype=np.float32)  # no 128000×256 intermediate
     assert st.style_code(thin).shape == (100,)
+    with pytest.raises(InputError, match=r"style image is too small \(1×800\)"):
+        st.style_code(thin[:800, :1])
 
 
 def test_huge_weights_do_not_overflow() -> None:

@@ -184,7 +184,7 @@ def test_bad_input_is_one_line_and_exit_code_2(
         assert main([*stylize, str(decoder)]) == 2
         _one_line_error(capsys, needle)
     assert main([*stylize, str(trained), str(trained)]) == 2
-    _one_line_error(capsys, "one --decoder")
+    _one_line_error(capsys, "give one decoder, got 2")
     assert main(["stylize", photo, style, "--method", "adain", "--decoder", str(trained), "-o", str(result)]) == 2
     _one_line_error(capsys, "--method microast")
     assert not result.exists()

@@ -9,11 +9,11 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from brushwork.options import INT_LIMIT, WEIGHT_LIMIT
 from brushwork.validate import SEED_LIMIT
 
-# the largest whole number any option takes: C libraries (OpenCV, torch, onnxruntime) take 32-bit ints, and a
-# count past this (iterations, frames, pixels) would run for ever anyway
-INT_LIMIT = 2**31 - 1
+# INT_LIMIT, the largest whole number any option takes: C libraries (OpenCV, torch, onnxruntime) take 32-bit ints,
+# and a count past this (iterations, frames, pixels) would run for ever anyway
 
 
 def positive_int(text: str) -> int:
@@ -94,9 +94,6 @@ def float_range(low: float, high: float) -> Callable[[str], float]:
         return value
 
     return parse
-
-
-WEIGHT_LIMIT = 1e15  # loss weights above this overflow float32 losses (3.4e38) on ordinary images
 
 
 def weight_float(text: str) -> float:

@@ -53,6 +53,10 @@ _FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
         "microast: a file from `train decoder --arch microast`)",
         {"nargs": "+"},
     ),
+    "style_size": (
+        "longer side the style images (and the photo, for its own signal) are bounded to",
+        {"type": positive_int, "metavar": "PX"},
+    ),
     "content_weight": ("alpha, the content loss weight", {"type": weight_float}),
     "style_weight": ("beta, the style loss weight", {"type": weight_float}),
     "tv_weight": ("gamma, the total-variation (smoothness) weight", {"type": weight_float}),

@@ -677,6 +677,8 @@ class FastStylizer:
         """The 100-d style code of a picture: its centred square, resized to 256×256."""
         rgb = io.in_memory(style, "the style", self.max_pixels).rgb
         h, w = rgb.shape[:2]
+        if min(h, w) < MIN_SIDE:
+            raise InputError(f"style image is too small ({w}×{h}): both sides need {MIN_SIDE} px")
         side = min(h, w)
         top, left = (h - side) // 2, (w - side) // 2
         crop = io.resize(rgb[top : top + side, left : left + side], (STYLE_SIZE, STYLE_SIZE))

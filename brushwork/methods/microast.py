@@ -24,6 +24,7 @@ runtime classes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -97,10 +98,12 @@ class MicroastStylizer:
         self.nets = (f"{model}/style", f"{model}/render", f"{model}/regions")
 
     def signal(self, rgb: np.ndarray, size: int = MicroastOptions.style_size) -> np.ndarray:
-        """The style signal (``SIGNAL_SIZE`` floats) of a picture, its longer side bounded to ``size``."""
-        rgb = io.resize_to_max(rgb, size)
-        if min(rgb.shape[:2]) < MIN_SIDE:
-            raise InputError(f"style image is too small ({rgb.shape[1]}×{rgb.shape[0]}): both sides need {MIN_SIDE} px")
+        """The style signal (``SIGNAL_SIZE`` floats) of a picture, its longer side bounded to ``size`` (or more for a
+        long thin picture, whose shorter side is kept at ``MIN_SIDE`` px at least)."""
+        h, w = rgb.shape[:2]
+        if min(h, w) < MIN_SIDE:
+            raise InputError(f"picture is too small for a style signal ({w}×{h}): both sides need {MIN_SIDE} px")
+        rgb = io.resize_to_max(rgb, max(size, math.ceil(MIN_SIDE * max(h, w) / min(h, w))))
         return self.runtime.run(self.nets[0], _nchw(rgb))[0]
 
     def forward(self, rgb: np.ndarray, signals: np.ndarray, masks: np.ndarray | None = None) -> np.ndarray:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from brushwork.errors import InputError
 from brushwork.methods.optimize_large import UNTILED_BYTES_PER_PIXEL as _UNTILED_BYTES_PER_PIXEL
+from brushwork.options import MAX_LR, pyramid_sizes
 from brushwork.options import OptimizeOptions as _ApiOptions
 
 if TYPE_CHECKING:  # torch is imported inside the functions, so that the CLI can read DEFAULTS without it
@@ -47,7 +48,6 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 BLOWUP = 2.0  # a loss this many times the best so far counts as an overshooting step (see optimize)
 MIN_SIDE = 16  # the shorter side of the output, in pixels, and the smallest --size / --min-size
 MAX_SIDE = 8192  # the largest --size / --min-size
-MAX_LR = 10.0  # the largest learning rate
 MAX_SEED = 2**63  # seeds are 0 <= seed < MAX_SEED (torch.Generator.manual_seed's range)
 
 Callback = Callable[[int, dict[str, float], "Tensor"], Any]
@@ -120,17 +120,6 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     from brushwork.device import resolve_device as resolve
 
     return device if isinstance(device, torch.device) else torch.device(resolve(device))
-
-
-def pyramid_sizes(size: int, min_size: int | None = None) -> list[int]:
-    """Longer sides of the coarse-to-fine scales: from ``min_size`` to ``size`` in steps of about √2.
-
-    ``min_size`` None or ≥ ``size`` gives the single scale ``[size]``.
-    """
-    if min_size is None or min_size >= size:
-        return [size]
-    steps = max(1, math.ceil(math.log(size / min_size) / math.log(math.sqrt(2)) - 1e-9))
-    return [round(min_size * (size / min_size) ** (i / steps)) for i in range(steps + 1)]
 
 
 def fit_size(width: int, height: int, longer: int) -> tuple[int, int]:
@@ -426,18 +415,20 @@ def optimize(
         learning_rate = _positive(learning_rate, "the learning rate", allow_zero=False)
     per_scale = list(iterations) if isinstance(iterations, (list, tuple)) else [iterations]
     for n in per_scale:
-        if isinstance(n, bool) or not isinstance(n, (int, float)) or int(n) != n or n < 1:
+        if isinstance(n, bool) or not isinstance(n, (int, float)) or not float(n).is_integer() or n < 1:
             raise InputError(f"iterations must be positive whole numbers, got {n}")
     if learning_rate is not None and learning_rate > MAX_LR:
         raise InputError(f"the learning rate must be at most {MAX_LR:g}, got {learning_rate:g}")
     for value, what in ((size, "size"), (min_size, "min-size")):
         if value is not None and (
-            isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value
+            isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer()
             or not MIN_SIDE <= value <= MAX_SIDE
         ):  # fmt: skip
             raise InputError(f"{what} must be a whole number of pixels from {MIN_SIDE} to {MAX_SIDE}, got {value}")
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < MAX_SEED:
         raise InputError(f"the seed must be a whole number from 0 to 2**63-1, got {seed!r}")
+    if callback is not None and not callable(callback):
+        raise InputError(f"callback must be a function (iteration, losses, image), got {callback!r:.40}")
     dev = resolve_device(device)
 
     content_t = _as_image(content, "the content image")
