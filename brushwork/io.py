@@ -110,8 +110,14 @@ def load_image(
 
     Raises InputError (one line, naming the file) for a missing, empty, truncated, too large or non-image file.
     """
+    if isinstance(src, Picture) and not native:
+        return src
     if isinstance(src, np.ndarray):
         return _from_array(src, "array", finite=True, native=native)
+    if not isinstance(src, str | os.PathLike | Image.Image) or isinstance(src, str) and not src:
+        raise InputError(
+            f"cannot use {_describe(src)} as an image: give a file path, a PIL image or an H×W×3 array in 0..1"
+        )
     limit = _max_pixels(max_pixels)
     if isinstance(src, Image.Image):
         _check_pixels(src.size, limit, "image")
@@ -185,7 +191,7 @@ def in_memory(src: Any, what: str = "the image", max_pixels: int | None = None) 
 
 def _max_pixels(max_pixels: int | None) -> int:
     if max_pixels is not None:
-        return int(max_pixels)
+        return check_max_pixels(max_pixels)
     value = os.environ.get(MAX_PIXELS_ENV, "").strip()
     if not value:
         return DEFAULT_MAX_PIXELS
@@ -200,6 +206,17 @@ def _max_pixels(max_pixels: int | None) -> int:
     return int(number)
 
 
+def check_max_pixels(max_pixels: object) -> int:
+    """A pixel limit given in code: a whole number from 1 to :data:`MAX_PIXELS_CEILING`; InputError otherwise."""
+    if (
+        isinstance(max_pixels, bool)
+        or not isinstance(max_pixels, int | np.integer)
+        or not 1 <= max_pixels <= MAX_PIXELS_CEILING
+    ):
+        raise InputError(f"max pixels must be a whole number from 1 to {MAX_PIXELS_CEILING:,}, got {max_pixels!r:.40}")
+    return int(max_pixels)
+
+
 def _check_pixels(size: tuple[int, int], limit: int, name: str) -> None:
     width, height = size
     if width * height > limit:
@@ -207,6 +224,32 @@ def _check_pixels(size: tuple[int, int], limit: int, name: str) -> None:
             f"cannot read {name}: {width}×{height} is {width * height:,} pixels, more than the limit of {limit:,} "
             f"(raise it with --max-pixels or {MAX_PIXELS_ENV})"
         )
+
+
+def _describe(value: object) -> str:
+    """A short name for a value of the wrong kind, for error messages."""
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 30 else text[:27] + '...'}"
+
+
+def _as_output_paths(value: object, what: str) -> list[Path]:
+    try:
+        return as_paths(value, what)
+    except InputError as exc:
+        raise OutputError(str(exc)) from None
+
+
+def as_paths(value: object, what: str) -> list[Path]:
+    """One path or a list of paths (``protect=``, ``like=``) → a list; a single string is one path, not letters."""
+    if isinstance(value, str | os.PathLike):
+        return [Path(value)]
+    try:
+        items = list(value)  # type: ignore[call-overload]
+    except TypeError:
+        raise InputError(f"{what} must be a path or a list of paths, got {_describe(value)}") from None
+    if not all(isinstance(v, str | os.PathLike) for v in items):
+        raise InputError(f"{what} must be a path or a list of paths, got {_describe(value)}")
+    return [Path(v) for v in items]
 
 
 def _one_line(text: object) -> str:
@@ -361,6 +404,23 @@ def _to_srgb(img: Image.Image, icc: bytes, name: str) -> Image.Image:
         return img
 
 
+# float pixels a little outside 0..1 (a resampling overshoot) are clipped; further out they are a mistake, such as
+# 0..255 values in a float array, and refused
+FLOAT_SLACK = 0.5
+
+
+def check_unit_range(a: np.ndarray, name: str) -> None:
+    """InputError unless float pixels are finite and within 0..1 (give or take :data:`FLOAT_SLACK`)."""
+    if not np.isfinite(a).all():
+        raise InputError(f"cannot use {name}: its pixels include NaN or infinite values")
+    low, high = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+    if high > 1.0 + FLOAT_SLACK or low < -FLOAT_SLACK:
+        raise InputError(
+            f"cannot use {name}: float pixels must be in 0..1, these run from {low:g} to {high:g} "
+            "(divide 0..255 values by 255)"
+        )
+
+
 def _from_array(a: np.ndarray, name: str, *, finite: bool = False, native: bool = False) -> Picture:
     """H×W, H×W×1, H×W×3 or H×W×4 array (uint8, uint16 or float 0..1) -> Picture.
 
@@ -371,8 +431,8 @@ def _from_array(a: np.ndarray, name: str, *, finite: bool = False, native: bool 
         a = a[..., None]
     if a.ndim != 3 or a.shape[2] not in (1, 2, 3, 4) or a.shape[0] == 0 or a.shape[1] == 0:
         raise InputError(f"cannot use {name}: expected an H×W, H×W×3 or H×W×4 array, got shape {a.shape}")
-    if finite and np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
-        raise InputError(f"cannot use {name}: its pixels include NaN or infinite values")
+    if finite and np.issubdtype(a.dtype, np.floating):
+        check_unit_range(a, name)
     if native and a.dtype in (np.uint8, np.uint16):
         f, depth = a, (8 if a.dtype == np.uint8 else 16)
     else:
@@ -413,6 +473,7 @@ def check_writable(
     dest = Path(path)
     name = os.fspath(path)
     ext = dest.suffix.lower()
+    check_name_length(dest, name)
     if dest.is_dir():
         raise OutputError(f"cannot write {name}: it is a folder")
     if extensions is not None:
@@ -485,14 +546,20 @@ def save_image(
     Raises OutputError if the path fails :func:`check_writable` (``protect`` = the input files) or writing fails;
     no partial file is left behind.
     """
-    dest = check_writable(path, protect)
+    if not isinstance(path, str | os.PathLike) or isinstance(path, str) and not path:
+        raise OutputError(f"cannot write to {_describe(path)}: give a file path")
+    protected = _as_output_paths(protect, "protect")
+    dest = check_writable(path, protected)
     name = os.fspath(path)
-    if not 1 <= int(quality) <= 100:
-        raise OutputError(f"cannot write {name}: quality must be between 1 and 100, got {quality}")
-    picture = _as_picture(image)
-    a = alpha if alpha is not None else picture.alpha
-    if a is not None:
-        a = _fit_alpha(a, picture.rgb.shape[:2])
+    if isinstance(quality, bool) or not isinstance(quality, int | np.integer) or not 1 <= int(quality) <= 100:
+        raise OutputError(f"cannot write {name}: quality must be a whole number from 1 to 100, got {quality!r}")
+    try:
+        picture = _as_picture(image)
+        a = alpha if alpha is not None else picture.alpha
+        if a is not None:
+            a = _fit_alpha(a, picture.rgb.shape[:2])
+    except InputError as exc:
+        raise OutputError(f"cannot write {name}: {exc}") from None
     data = _encode(picture.rgb, a, dest.suffix.lower(), int(quality), name, picture.bit_depth)
     _write_atomic(dest, data, name)
     return dest
@@ -518,7 +585,10 @@ def _as_picture(image: np.ndarray | Image.Image | torch.Tensor | Picture) -> Pic
     if isinstance(image, Image.Image):
         return _from_pil(image, "image", None)
     if type(image).__module__.startswith("torch"):
-        return Picture(to_numpy(image), None, None, 8)
+        try:
+            return Picture(to_numpy(image), None, None, 8)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
     raise OutputError(f"cannot save an object of type {type(image).__name__} as an image")
 
 
@@ -526,9 +596,12 @@ def _fit_alpha(alpha: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Alpha (H×W or H×W×1; uint8, uint16 or float 0..1) -> float32 H×W of ``shape``, resized bilinearly."""
     import cv2
 
-    a, _ = _unit_float(np.asarray(alpha), "alpha")
-    if a.ndim == 3:
+    a = np.asarray(alpha)
+    if a.ndim == 3 and a.shape[2] == 1:
         a = a[..., 0]
+    if a.ndim != 2 or 0 in a.shape:
+        raise InputError(f"alpha must be an H×W array, got shape {a.shape}")
+    a, _ = _unit_float(a, "alpha")
     if a.shape != shape:
         a = cv2.resize(a, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
     return np.clip(a, 0.0, 1.0)
@@ -682,7 +755,7 @@ def save_npy(array: np.ndarray, path: PathLike, *, protect: Iterable[PathLike] =
         raise OutputError(f"cannot write {name}: arrays are saved as .npy")
     if dest.is_dir():
         raise OutputError(f"cannot write {name}: it is a folder")
-    if any(_same_file(dest, Path(p)) for p in protect):
+    if any(_same_file(dest, p) for p in _as_output_paths(protect, "protect")):
         raise OutputError(f"cannot write {name}: it is an input file and would be overwritten")
     with atomic_path(dest, name) as tmp:
         with open(tmp, "wb") as fh:
@@ -746,7 +819,7 @@ def check_output_path(path: PathLike, protect: Iterable[PathLike] = ()) -> Path:
         raise OutputError(f"cannot write {name}: {_one_line(e.strerror or e).lower()}") from None
     if info is not None and stat.S_ISDIR(info.st_mode):
         raise OutputError(f"cannot write {name}: it is a folder")
-    if any(_same_file(dest, Path(p)) for p in protect):
+    if any(_same_file(dest, p) for p in _as_output_paths(protect, "protect")):
         raise OutputError(f"cannot write {name}: it is an input file and would be overwritten")
     return dest
 

@@ -216,7 +216,9 @@ def test_arrays(tmp_path: Path) -> None:
     assert gray.rgb.shape == (3, 4, 3) and gray.bit_depth == 16 and gray.rgb.min() == 1
     rgba = load_image(np.zeros((3, 4, 4), np.uint8))
     assert rgba.alpha is not None and rgba.bit_depth == 8
-    assert load_image(np.full((2, 2, 3), 2.0)).rgb.max() == 1
+    assert load_image(np.full((2, 2, 3), 1.2)).rgb.max() == 1  # a resampling overshoot is clipped
+    with pytest.raises(InputError, match=r"float pixels must be in 0\.\.1, these run from 0 to 254"):
+        load_image(np.linspace(0, 254, 12).reshape(2, 2, 3))  # 0..255 values in a float array: a mistake
     with pytest.raises(InputError):
         load_image(np.zeros((2, 2, 5)))
 
@@ -417,3 +419,42 @@ def test_tensor_round_trip(tmp_path: Path) -> None:
 def test_io_does_not_import_torch() -> None:
     code = "import sys, brushwork.io; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+
+
+def test_save_image_refuses_wrong_arguments_and_keeps_the_input(tmp_path: Path) -> None:
+    import torch
+
+    src = tmp_path / "in.png"
+    save_image(np.full((8, 8, 3), 0.5, np.float32), src)
+    before = src.read_bytes()
+    image = np.zeros((8, 8, 3), np.float32)
+    with pytest.raises(OutputError, match="it is an input file"):
+        save_image(image, src, protect=str(src))  # one path as a string, not its letters
+    assert src.read_bytes() == before
+    for path in (None, 5, b"x.png", ""):
+        with pytest.raises(OutputError, match="give a file path"):
+            save_image(image, path)  # type: ignore[arg-type]
+    for quality in ("x", float("nan"), 0, True):
+        with pytest.raises(OutputError, match="quality must be a whole number"):
+            save_image(image, tmp_path / "q.jpg", quality=quality)  # type: ignore[arg-type]
+    for alpha in (np.zeros((3, 3, 3, 3)), np.zeros((0, 3))):
+        with pytest.raises(OutputError, match="alpha must be an H×W array"):
+            save_image(image, tmp_path / "a.png", alpha=alpha)
+    with pytest.raises(OutputError, match="a file name is too long"):
+        save_image(image, tmp_path / ("x" * 300 + ".png"))
+    for tensor in (torch.rand(2, 3, 8, 8), torch.rand(8, 8)):
+        with pytest.raises(OutputError, match="expected"):
+            save_image(tensor, tmp_path / "t.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]  # nothing else written
+
+
+@pytest.mark.parametrize("src", [None, 3, b"x.png", "", [1, 2]])
+def test_load_image_refuses_what_is_not_an_image_source(src: object) -> None:
+    with pytest.raises(InputError, match="as an image: give a file path, a PIL image or an H×W×3 array"):
+        load_image(src)  # type: ignore[arg-type]
+
+
+def test_max_pixels_given_in_code_is_checked() -> None:
+    for bad in ("x", float("nan"), 0, -1, True):
+        with pytest.raises(InputError, match="max pixels must be a whole number"):
+            load_image(Image.new("RGB", (4, 4)), max_pixels=bad)
