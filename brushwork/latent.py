@@ -90,6 +90,10 @@ def load_style_space(
     from brushwork.methods.latent import StyleSpace
     from brushwork.nets.vae import StyleVAE
 
+    if model is not None and not isinstance(model, str | os.PathLike):
+        raise InputError(f"model must be a style model's name or a .safetensors file, got {model!r:.40}")
+    if not isinstance(conditional, bool):
+        raise InputError(f"conditional is true or false, got {conditional!r:.40}")
     dev = resolve_device(device)
     name = os.fspath(model) if model is not None else CONDITIONAL_MODEL if conditional else DEFAULT_MODEL
     shipped = [n for n, e in store.REGISTRY.items() if e.arch == "brushwork.nets.vae:from_config"]
@@ -111,6 +115,20 @@ def load_style_space(
             "keep the .json written by training beside the weights"
         )
     return StyleSpace(net.to(dev).eval().requires_grad_(False), labels, name, config)
+
+
+def _styles(styles: object, what: str) -> list[Any]:
+    """One style (a path, a picture, an array, a ``.npy`` code) or a list of them → a non-empty list."""
+    if isinstance(styles, str | os.PathLike | Image.Image | np.ndarray | io.Picture):
+        return [styles]
+    if not isinstance(styles, Sequence) or not styles:
+        raise InputError(f"{what}: give a style or a list of styles (image files, pictures or .npy codes)")
+    return list(styles)
+
+
+def _check_label(label: object) -> None:
+    if label is not None and not isinstance(label, str):
+        raise InputError(f"label must be the name of a style label, got {label!r:.40}")
 
 
 def _space(model: str | os.PathLike[str] | StyleSpace | None, conditional: bool, device: str) -> StyleSpace:
@@ -267,8 +285,8 @@ def mixed_codes(
 
     from brushwork.methods import latent as engine
 
-    if len(styles) < 1:
-        raise InputError("give at least one style to mix")
+    styles = _styles(styles, "styles to mix")
+    _check_label(label)
     w = normalise_weights(style_weights, len(styles))
     dev = resolve_device(device)
     space = _space(model, label is not None, dev)
@@ -324,6 +342,8 @@ def sample(
     from brushwork.methods import latent as engine
 
     check_count(n, "the number of samples", high=MAX_SAMPLES)
+    _check_label(label)
+    like = None if like is None else _styles(like, "like")
     dev = resolve_device(device)
     rgb = load_content(content, max_size)
     space = _space(model, label is not None, dev)
@@ -353,6 +373,7 @@ def interpolate(
     from brushwork.methods import latent as engine
 
     check_count(frames, "frames", low=2, high=MAX_FRAMES)
+    _check_label(label)
     dev = resolve_device(device)
     rgb = load_content(content, max_size)
     space = _space(model, label is not None, dev)

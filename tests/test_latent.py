@@ -417,3 +417,29 @@ def test_style_code_with_nan_is_reported_as_not_finite(tmp_path: Path) -> None:
     np.save(tmp_path / "nan.npy", c)
     with pytest.raises(InputError, match="contains values that are not finite"):
         api.load_code(tmp_path / "nan.npy")
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: api.load_style_space(3), "model must be a style model's name"),
+        (lambda: api.load_style_space(conditional="yes"), "conditional is true or false"),
+        (lambda: api.mix(SAMPLE_PHOTO, [STYLES["ink"]], label=3, max_size=32), "label must be the name"),
+        (lambda: api.mix(SAMPLE_PHOTO, None, max_size=32), "styles to mix: give a style or a list"),
+        (lambda: api.sample(SAMPLE_PHOTO, 1, like="no-such.jpg", max_size=32), "cannot read no-such.jpg: no such file"),
+        (lambda: api.interpolate(SAMPLE_PHOTO, STYLES["ink"], None, 2, max_size=32), "cannot use NoneType None"),
+    ],
+)
+def test_wrong_arguments_are_one_line_errors(call, message: str) -> None:  # noqa: ANN001
+    with pytest.raises(InputError, match=message):
+        call()
+
+
+def test_train_options_as_a_dict_or_refused(tmp_path: Path) -> None:
+    from brushwork.train.style_vae import _train_options
+
+    assert _train_options({"epochs": 3}).epochs == 3
+    with pytest.raises(InputError, match="training options: .*bogus"):
+        _train_options({"bogus": 1})
+    with pytest.raises(InputError, match="options must be a TrainOptions"):
+        _train_options(5)  # type: ignore[arg-type]

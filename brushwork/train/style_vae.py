@@ -242,8 +242,7 @@ def _fit(
     from brushwork.device import resolve_device
     from brushwork.nets.vae import StyleVAE, elbo
 
-    opt = options or TrainOptions()
-    opt.check()
+    opt = _train_options(options)
     codes = np.asarray(codes, dtype=np.float32)
     if codes.ndim != 3 or codes.shape[0] < 4:
         raise InputError(f"need the codes of at least 4 paintings to train (P×A×D), got shape {codes.shape}")
@@ -417,8 +416,7 @@ def train_style_vae(
     from brushwork import latent
     from brushwork.methods.latent import CODE_SIZE, CODES_VERSION
 
-    opt = options or TrainOptions()
-    opt.check()
+    opt = _train_options(options)
     # no output may replace an input: the labels table, nor (for the plot) a style image
     table = [labels] if labels is not None and os.fspath(labels) != "folders" else []
     dest = check_output(out, table)
@@ -461,3 +459,17 @@ def train_style_vae(
     save_model(result.net, dest, config, protect=protect)
     io.save_image(plot, plot_path, protect=protect)
     return result
+
+
+def _train_options(options: TrainOptions | dict[str, Any] | None) -> TrainOptions:
+    """Training options from a TrainOptions, a dict of its fields or None (the defaults), checked."""
+    if isinstance(options, dict):  # the options as keyword values
+        try:
+            options = TrainOptions(**options)
+        except TypeError as exc:
+            raise InputError(f"training options: {exc}") from None
+    if options is not None and not isinstance(options, TrainOptions):
+        raise InputError(f"options must be a TrainOptions or a dict of its fields, got {type(options).__name__}")
+    opt = options or TrainOptions()
+    opt.check()
+    return opt
