@@ -337,7 +337,8 @@ def test_results_and_uploads_expire(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_video_job(client: TestClient, tmp_path: Path) -> None:
+def _clip(tmp_path: Path) -> Path:
+    """A 6-frame 96×64 H.264 clip with a moving edge."""
     av = pytest.importorskip("av")
     pytest.importorskip("brushwork.video")
     clip = tmp_path / "clip.mp4"
@@ -352,6 +353,12 @@ def test_video_job(client: TestClient, tmp_path: Path) -> None:
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)
+    return clip
+
+
+def test_video_job(client: TestClient, tmp_path: Path) -> None:
+    av = pytest.importorskip("av")
+    clip = _clip(tmp_path)
     assert client.post("/api/videos", content=b"not a video at all").status_code == 422
     r = client.post("/api/videos", content=clip.read_bytes())
     assert r.status_code == 201, r.text
@@ -370,6 +377,43 @@ def test_video_job(client: TestClient, tmp_path: Path) -> None:
     assert frames == 6
 
 
+def test_optimize_video_job_and_video_mistakes(client: TestClient, tmp_path: Path) -> None:
+    clip = client.post("/api/videos", content=_clip(tmp_path).read_bytes()).json()["ref"]
+    tiny = client.post("/api/videos", content=_png((1, 1)))  # a still that FFmpeg reads as one frame
+    assert tiny.status_code == 422 and "too small" in tiny.json()["error"], tiny.text
+    wrong = client.post(
+        "/api/jobs", json={"content": clip, "styles": ["sample:ink"], "options": {"style_weights": [1, 2]}}
+    )
+    assert wrong.status_code == 422 and "style_weights" in wrong.json()["error"]  # checked before the job, as images
+    options = {"iterations": 1, "max_size": 48, "init": "content"}
+    job = client.post(
+        "/api/jobs", json={"content": clip, "method": "optimize", "styles": ["sample:ink"], "options": options}
+    )
+    assert job.status_code == 202, job.text
+    events = _events(client, job.json()["id"])
+    assert events[-1]["type"] == "done", events[-1]
+    assert client.get(f"/api/jobs/{job.json()['id']}/result").headers["content-type"] == "video/mp4"
+
+
+def test_job_errors_never_name_the_server_folder(tmp_path: Path) -> None:
+    from brushwork.errors import InputError
+    from brushwork.web.jobs import Job, JobQueue
+
+    folder = tmp_path / "private"
+    queue = JobQueue(workers=1, max_queued=2, memory_mb=1000, ttl=60, private=folder)
+
+    def work(job: Job) -> Path:
+        raise InputError(f"cannot read {folder / 'abc.clip'}: too small, see {folder}")
+
+    job = queue.submit(Job("0" * 32, "video", "fast", {}, work, 1))
+    for _ in range(100):
+        if job.terminal:
+            break
+        time.sleep(0.05)
+    queue.shutdown()
+    assert job.error == "cannot read abc.clip: too small, see the server", job.error
+
+
 # ---------------------------------------------------------------- options and previews
 
 
@@ -386,6 +430,10 @@ def test_video_job(client: TestClient, tmp_path: Path) -> None:
         ({"preserve_color": "yes"}, "preserve_color"),
         ({"style_weights": [1, 2, 3]}, "style_weights"),
         ({"nonsense": 1}, "nonsense"),
+        ({"strength": 10**400}, "strength"),  # an integer JSON allows and a float cannot hold
+        ({"style_weights": [0]}, "not all be zero"),
+        ({"style_weights": [-1]}, "not negative"),
+        ({"tile": 5}, "tile"),
     ],
 )
 def test_bad_options_are_422(client: TestClient, options: dict[str, Any], needle: str) -> None:
@@ -394,6 +442,52 @@ def test_bad_options_are_422(client: TestClient, options: dict[str, Any], needle
     )
     assert r.status_code == 422, r.text
     assert needle in r.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("method", "styles", "options", "needle"),
+    [
+        ("adain", ["builtin:3"], {}, "built-in styles belong to the fast method"),
+        ("fast", ["builtin:3", "sample:ink"], {}, "cannot be blended"),
+        ("fast", ["builtin:²"], {}, "builtin:0 to builtin:25"),
+        ("microast", ["sample:ink"], {"style_size": 0}, "style size"),
+        ("optimize", ["sample:ink"], {"content_weight": -1}, "content weight"),
+        ("optimize", ["sample:ink"], {"learning_rate": 0}, "learning rate"),
+        ("optimize", ["sample:ink"], {"min_size": 16, "iterations": 2, "max_size": 512}, "iterations must be at least"),
+    ],
+)
+def test_mistakes_are_refused_before_the_job_is_queued(
+    client: TestClient, method: str, styles: list[str], options: dict[str, Any], needle: str
+) -> None:
+    body = {"content": "sample:photo-astronaut", "method": method, "styles": styles, "options": options}
+    r = client.post("/api/jobs", json=body)
+    assert r.status_code == 422, r.text
+    assert needle in r.json()["error"]
+
+
+def test_a_lower_server_max_size_is_the_default(tmp_path: Path) -> None:
+    with TestClient(create_app(_settings(tmp_path, max_size=256))) as c:
+        r = c.post("/api/jobs", json={"content": "sample:photo-astronaut", "styles": ["sample:ink"], "method": "adain"})
+        assert r.status_code == 202, r.text
+        assert r.json()["request"]["options"]["max_size"] == 256
+        assert (
+            c.post("/api/preview", json={"content": "sample:photo-astronaut", "styles": ["builtin:1"]}).status_code
+            == 200
+        )
+        too_big = c.post(
+            "/api/jobs",
+            json={"content": "sample:photo-astronaut", "styles": ["sample:ink"], "options": {"max_size": 512}},
+        )
+        assert too_big.status_code == 422 and "limit of 256" in too_big.json()["error"]
+
+
+def test_camera_jpeg_with_extra_frames_is_an_upload(client: TestClient) -> None:
+    buf = io.BytesIO()
+    first, second = Image.new("RGB", (64, 48), (200, 30, 30)), Image.new("RGB", (64, 48), (30, 30, 200))
+    first.save(buf, "MPO", save_all=True, append_images=[second])
+    r = client.post("/api/uploads", content=buf.getvalue())
+    assert r.status_code == 201, r.text
+    assert r.json()["width"] == 64 and client.get(r.json()["image"]).headers["content-type"] == "image/jpeg"
 
 
 def test_preview_is_small_and_quick(client: TestClient) -> None:
@@ -442,6 +536,12 @@ def test_camera_websocket(client: TestClient) -> None:
             assert frame.format == "JPEG" and max(frame.size) == 320
         ws.send_bytes(b"not a frame")
         assert "error" in json.loads(ws.receive_text())
+        for settings in ({"styles": ["sample:dots"], "method": ["fast"]}, {"styles": "sample:dots"}):
+            ws.send_text(json.dumps(settings))  # wrong JSON types: an error message, the connection stays
+            error = json.loads(ws.receive_text())["error"]
+            assert "pydantic" not in error and "http" not in error, error
+        ws.send_text(json.dumps({"styles": ["sample:dots"], "method": "microast"}))
+        assert json.loads(ws.receive_text()) == {"ready": True}
 
 
 # ---------------------------------------------------------------- hostile input

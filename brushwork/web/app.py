@@ -33,13 +33,24 @@ import numpy as np
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from brushwork import __version__, io
 from brushwork.errors import BrushworkError, InputError
 from brushwork.web import engine
 from brushwork.web.jobs import Job, JobQueue, Overloaded
-from brushwork.web.library import ID, Latent, Library, NotFound, Picture, TooLarge, jpeg, new_id, samples_table
+from brushwork.web.library import (
+    ID,
+    MIN_SIDE,
+    Latent,
+    Library,
+    NotFound,
+    Picture,
+    TooLarge,
+    jpeg,
+    new_id,
+    samples_table,
+)
 
 log = logging.getLogger("brushwork.studio")
 TOKEN_ENV = "BRUSHWORK_TOKEN"
@@ -260,7 +271,11 @@ class Studio:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.library = Library(self.folder, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels)
         self.jobs = JobQueue(
-            workers=settings.workers, max_queued=settings.max_queued, memory_mb=settings.memory_mb, ttl=settings.ttl
+            workers=settings.workers,
+            max_queued=settings.max_queued,
+            memory_mb=settings.memory_mb,
+            ttl=settings.ttl,
+            private=self.folder,
         )
         self.previews = threading.BoundedSemaphore(max(1, settings.workers))
         self.cameras = threading.BoundedSemaphore(max(1, settings.workers))
@@ -361,6 +376,13 @@ class Studio:
         return engine.stylize(rgb, styles, req.method, options, progress, device=self.settings.device)
 
 
+def _validation_message(errors: Any) -> str:
+    """The first of pydantic's validation errors as one short line: where, and what was wrong (no URLs)."""
+    first = errors[0] if errors else {}
+    where = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
+    return f"{where or 'request'}: {first.get('msg', 'invalid')}"[:300]
+
+
 def _progress_json(event: Any) -> dict[str, Any]:
     """A Progress event (brushwork.api.Progress) as JSON; its preview as a small JPEG data URL."""
     out: dict[str, Any] = {
@@ -419,9 +441,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
-        return _error(422, f"{where or 'request'}: {first.get('msg', 'invalid')}"[:300])
+        return _error(422, _validation_message(exc.errors()))
 
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -598,16 +618,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # -- jobs
 
-    def _checked(req: JobRequest, max_side: int | None = None) -> dict[str, Any]:
+    def _checked(req: JobRequest, max_side: int | None = None, *, content: bool = True) -> dict[str, Any]:
+        """A request's options, checked as the method will check them, and its references resolved: everything
+        that can be refused is refused here (422), before a job is queued."""
         options = engine.check_options(req.method, req.options, max_size_limit=settings.max_size)
         if max_side is not None and "max_size" in options:
             options["max_size"] = min(options["max_size"] or max_side, max_side)
-        studio.library.resolve(req.content, "content")
-        for i, ref in enumerate(req.styles):
-            studio.library.resolve(ref, f"styles[{i}]")
+        if content:
+            studio.library.resolve(req.content, "content")
+        entries = [studio.library.resolve(ref, f"styles[{i}]") for i, ref in enumerate(req.styles)]
         weights = options.get("style_weights")
         if weights is not None and len(weights) != len(req.styles):
             raise InputError(f"got {len(weights)} style_weights for {len(req.styles)} styles")
+        builtin = [isinstance(e, str) for e in entries]
+        if any(builtin) and req.method != "fast":
+            raise InputError(f"built-in styles belong to the fast method; {req.method} needs style pictures")
+        if any(builtin) and not all(builtin):
+            kind = "latent styles" if any(isinstance(e, Latent) for e in entries) else "style pictures"
+            raise InputError(f"built-in styles cannot be blended with {kind}")
+        engine.check_request(req.method, options)
         return options
 
     @app.post("/api/jobs", tags=["jobs"], status_code=202)
@@ -617,9 +646,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if req.content.startswith("video:"):
             if not engine_video_available():
                 raise ApiError(501, "video needs PyAV: pip install 'brushwork[video]'")
-            options = engine.check_options(req.method, req.options, max_size_limit=settings.max_size)
-            for i, ref in enumerate(req.styles):
-                studio.library.resolve(ref, f"styles[{i}]")
+            options = _checked(req, content=False)
             job = studio.jobs.submit(_video_job(req, options))
             return JSONResponse(_job_json(job), status_code=202)
         options = _checked(req)
@@ -750,7 +777,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         def probe() -> Any:
             try:
-                return io.probe_video(path)
+                return io.probe_video(path, min_side=MIN_SIDE)
             except BrushworkError as exc:
                 path.unlink(missing_ok=True)
                 raise InputError(str(exc).replace(str(path), "upload")) from None
@@ -777,15 +804,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 job.emit("progress", **data)
 
             styles, _ = studio.resolve_styles(req.styles, req.method)
-            render = engine.renderer(styles, req.method, options, device=settings.device)
+            renderer = engine.renderer(styles, req.method, options, device=settings.device)
             dst = studio.folder / f"{job.id}.mp4"
-
-            class _Renderer:  # stylize_video takes an object with render(rgb)
-                def render(self, rgb: np.ndarray, mask: Any = None) -> np.ndarray:
-                    return render(rgb)
-
             video.stylize_video(
-                src, dst, req.styles, method=req.method, max_size=size, progress=progress, renderer=_Renderer()
+                src, dst, req.styles, method=req.method, max_size=size, progress=progress, renderer=renderer
             )
             return dst
 
@@ -928,18 +950,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not isinstance(raw, dict):
             raise InputError("camera settings must be a JSON object")
         method = raw.get("method", "fast")
-        if method not in engine.methods() or not engine.methods()[method].quick:
-            raise InputError("the camera runs quick methods only (fast, adain, wct)")
-        req = JobRequest(
-            method=method,
-            content="sample:photo-sample_photo",
-            styles=raw.get("styles") or [],
-            options=raw.get("options") or {},
-        )
+        quick = [name for name, m in engine.methods().items() if m.quick]
+        if not isinstance(method, str) or method not in quick:
+            raise InputError(f"the camera runs quick methods only ({', '.join(quick)})")
+        try:
+            req = JobRequest(
+                method=method,
+                content="sample:photo-sample_photo",
+                styles=raw.get("styles") or [],
+                options=raw.get("options") or {},
+            )
+        except ValidationError as exc:
+            raise InputError(_validation_message(exc.errors())) from None
         options = _checked(req, settings.camera_size)
         options.pop("max_size", None)
         styles, _ = studio.resolve_styles(req.styles, method)
-        return engine.renderer(styles, method, options, device=settings.device)
+        return engine.renderer(styles, method, options, device=settings.device).render
 
     def _camera_frame(render: Callable[[np.ndarray], np.ndarray], data: bytes) -> bytes:
         if len(data) > 2 * 1024 * 1024:

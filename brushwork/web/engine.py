@@ -145,14 +145,22 @@ def check_options(method: str, options: Mapping[str, Any], *, max_size_limit: in
             raise InputError(f"the studio's {method} method does not take the option {_short(name)!r}")
         out[name] = _check_value(option, value, method)
     if "max_size" in allowed:
-        default = allowed["max_size"].default
-        size = out.get("max_size", default if default is not None else max_size_limit)
-        if size is None:
-            size = max_size_limit
-        if size > max_size_limit:
+        size = out.get("max_size")
+        if size is not None and size > max_size_limit:
             raise InputError(f"max_size {size} is above this server's limit of {max_size_limit} pixels")
-        out["max_size"] = min(size, max_size_limit)
+        default = allowed["max_size"].default
+        if size is None:  # not given (or null): the method's default, within the server's limit
+            size = max_size_limit if default is None else min(default, max_size_limit)
+        out["max_size"] = size
     return out
+
+
+def check_request(method: str, options: Mapping[str, Any]) -> None:
+    """Refuse at submission what the method would refuse when it runs: its options checked by the API's own
+    checks (ranges, tiles, an optimization's iterations per scale), raising InputError."""
+    from brushwork import api
+
+    api.check_options(method, options)
 
 
 def _short(text: object) -> str:
@@ -188,6 +196,8 @@ def _check_value(option: Option, value: Any, method: str) -> Any:
 def _number(name: str, value: Any, kind: type) -> float | int:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InputError(f"option {name} must be a number")
+    if isinstance(value, int) and abs(value) > 2**63:  # JSON allows integers too large for a float
+        raise InputError(f"option {name} is out of range")
     if kind is int:
         if isinstance(value, float) and not value.is_integer():
             raise InputError(f"option {name} must be a whole number")
@@ -265,12 +275,13 @@ def stylize_code(
 
 def renderer(
     styles: Sequence[np.ndarray | str], method: str, options: Mapping[str, Any], *, device: str = "auto"
-) -> Callable[[np.ndarray], np.ndarray]:
-    """A callable rendering many frames with the same styles (the camera): per-style work done once."""
+) -> Any:
+    """A :class:`brushwork.api.Renderer` for many frames with the same styles (the camera, videos): per-style work
+    done once; ``render(rgb)`` for each frame."""
     from brushwork import api
 
     with _once(method, styles):
-        return api.renderer(list(styles), method=method, **_server(method, device), **options).render
+        return api.renderer(list(styles), method=method, **_server(method, device), **options)
 
 
 def style_codes(images: Sequence[np.ndarray]) -> np.ndarray:

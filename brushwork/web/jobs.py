@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import os
 import queue
 import threading
 import time
@@ -103,8 +104,18 @@ class Job:
 
 
 class JobQueue:
-    def __init__(self, *, workers: int, max_queued: int, memory_mb: int, ttl: float, max_kept: int = 1000) -> None:
+    def __init__(
+        self,
+        *,
+        workers: int,
+        max_queued: int,
+        memory_mb: int,
+        ttl: float,
+        max_kept: int = 1000,
+        private: Path | None = None,
+    ) -> None:
         self.workers = workers
+        self.private = private  # the server's own folder: never named in a message to a user
         self.max_queued = max_queued
         self.memory_mb = memory_mb
         self.ttl = ttl
@@ -198,7 +209,12 @@ class JobQueue:
         except Exception as exc:  # one line for the user; the trace goes to the log only for our own bugs
             from brushwork.errors import BrushworkError
 
-            message = " ".join(str(exc).split())[:300] or type(exc).__name__
+            message = str(exc)
+            if (
+                self.private is not None
+            ):  # "cannot read /tmp/brushwork-studio-x/<id>.clip: ..." → "cannot read <id>.clip"
+                message = message.replace(f"{self.private}{os.sep}", "").replace(str(self.private), "the server")
+            message = " ".join(message.split())[:300] or type(exc).__name__
             if isinstance(exc, BrushworkError):
                 self._finish(job, "failed", message)
             elif isinstance(exc, MemoryError) or "memory" in message.lower():

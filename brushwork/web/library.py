@@ -30,7 +30,8 @@ from brushwork import io, samples
 from brushwork.errors import InputError
 
 ID = re.compile(r"[0-9a-f]{32}")
-_EXT = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp", "GIF": ".gif"}
+# formats Pillow may report → the stored file's extension (MPO: a camera's JPEG with extra frames, opened as JPEG)
+_EXT = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp", "GIF": ".gif"}
 THUMB = 256
 MIN_SIDE = 16
 
@@ -94,7 +95,7 @@ class Library:
         if not data:
             raise InputError("upload is empty")
         try:
-            with Image.open(_bytes_io.BytesIO(data), formats=list(_EXT)) as img:
+            with Image.open(_bytes_io.BytesIO(data), formats=[f for f in _EXT if f != "MPO"]) as img:
                 fmt, (width, height) = img.format, img.size
         except Image.DecompressionBombError:
             raise TooLarge(f"image has too many pixels; the limit is {self.max_pixels} pixels") from None
@@ -183,7 +184,7 @@ class Library:
                 raise InputError(f"{what}: no sample named {key[:40]!r}; see /api/styles")
             return samples_table()[key]
         if kind == "builtin":
-            if not key.isdigit() or not 0 <= int(key) < NUM_BUILTIN:
+            if not re.fullmatch(r"[0-9]{1,3}", key) or not 0 <= int(key) < NUM_BUILTIN:
                 raise InputError(f"{what}: built-in styles are builtin:0 to builtin:{NUM_BUILTIN - 1}")
             return f"builtin:{int(key)}"
         raise InputError(f"{what}: expected upload:<id>, sample:<name>, builtin:<N> or latent:<id>")
