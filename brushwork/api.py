@@ -530,13 +530,8 @@ class Renderer:
             rgb = rgb.astype(np.float32) / np.float32(65535.0 if rgb.dtype == np.uint16 else 255.0)
         h0, w0 = rgb.shape[:2]
         rgb = io.resize_to_max(rgb, self.options.max_size)
-        if min(rgb.shape[:2]) < opts.MIN_SIDE:
-            name = photo.path if photo.path is not None else "the photo"
-            size = f"{rgb.shape[1]}×{rgb.shape[0]}"
-            if min(h0, w0) >= opts.MIN_SIDE:  # long and thin: max_size made it too small
-                raise InputError(f"{name} ({w0}×{h0}) is too thin for max size {self.options.max_size}: it would be "
-                                 f"{size}, and both sides need {opts.MIN_SIDE} px (raise max size)")  # fmt: skip
-            raise InputError(f"{name} is too small ({size}): both sides need {opts.MIN_SIDE} px")
+        name = photo.path if photo.path is not None else "the photo"
+        io.check_bounded_size((w0, h0), rgb.shape[1::-1], name, self.options.max_size, opts.MIN_SIDE)
         out = self.render(rgb, mask)
         alpha = None if photo.alpha is None else io.resize(photo.alpha[..., None], out.shape[1::-1])[..., 0]
         return io.Picture(rgb=out, alpha=alpha, path=None, bit_depth=photo.bit_depth)

@@ -473,6 +473,7 @@ def check_writable(
     dest = Path(path)
     name = os.fspath(path)
     ext = dest.suffix.lower()
+    check_not_folder_name(name)
     check_name_length(dest, name)
     if dest.is_dir():
         raise OutputError(f"cannot write {name}: it is a folder")
@@ -484,6 +485,13 @@ def check_writable(
             raise OutputError(f"cannot write {name}: {ext!r} is not a format brushwork writes here (use one of "
                               f"{', '.join(known)})")  # fmt: skip
     return check_output_path(dest, protect)
+
+
+def check_not_folder_name(name: str | bytes) -> None:
+    """OutputError for a file name that ends in a separator (``out.png/``): that names a folder."""
+    text = os.fsdecode(name)
+    if text.endswith(("/", os.sep)) and text.strip("/" + os.sep):
+        raise OutputError(f"cannot write {text}: a name ending in {text[-1]} is a folder, not a file")
 
 
 def check_name_length(path: PathLike, name: str | None = None) -> None:
@@ -807,6 +815,7 @@ def check_output_path(path: PathLike, protect: Iterable[PathLike] = ()) -> Path:
     input files; OutputError (one line) otherwise."""
     dest = Path(path)
     name = os.fspath(path)
+    check_not_folder_name(name)
     check_name_length(dest, name)
     if not dest.parent.is_dir():
         raise OutputError(f"cannot write {name}: folder {os.fspath(dest.parent)!r} does not exist")
@@ -828,7 +837,7 @@ def check_output_path(path: PathLike, protect: Iterable[PathLike] = ()) -> Path:
 
 ANIMATION_EXTENSIONS = (".gif", ".mp4")
 GIF_FPS = (0.002, 50.0)  # GIF delays are whole centiseconds (at most 65535); below 2 cs browsers ignore them
-MP4_MAX_FPS = 240.0
+MP4_MIN_FPS, MP4_MAX_FPS = 0.001, 240.0
 
 
 def check_animation_path(path: PathLike, protect: Iterable[PathLike] = ()) -> Path:
@@ -842,13 +851,14 @@ def check_animation_path(path: PathLike, protect: Iterable[PathLike] = ()) -> Pa
 
 def check_fps(path: PathLike, fps: float) -> float:
     """Frames per second for an animation at ``path``: GIF 0.002..50 (its delays are whole centiseconds, and
-    browsers ignore delays under 2 cs), MP4 more than 0 and at most 240; InputError otherwise."""
+    browsers ignore delays under 2 cs), MP4 0.001..240 (one frame per 1000 s at the slowest: the encoder's time
+    base must hold it); InputError otherwise."""
     from brushwork.validate import check_number
 
     if Path(path).suffix.lower() == ".gif":
         lo, hi = GIF_FPS
         return check_number(fps, "fps for a GIF", low=lo, high=hi)
-    return check_number(fps, "fps", low=0.0, high=MP4_MAX_FPS, low_open=True)
+    return check_number(fps, "fps", low=MP4_MIN_FPS, high=MP4_MAX_FPS)
 
 
 def save_animation(
@@ -914,6 +924,20 @@ def resize(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if rgb.ndim == 3 and out.ndim == 2:  # OpenCV drops a trailing axis of size 1
         out = out[..., None]
     return np.clip(out, 0.0, 1.0)
+
+
+def check_bounded_size(
+    before: tuple[int, int], after: tuple[int, int], name: object, max_size: int | None, min_side: int = 16
+) -> None:
+    """InputError when a picture of ``before`` (width, height) bounded by ``max_size`` to ``after`` has a side
+    under ``min_side``: naming the picture, and the max size when it is the bound that made it too thin."""
+    (w0, h0), (w, h) = before, after
+    if min(w, h) >= min_side:
+        return
+    if min(w0, h0) >= min_side:
+        raise InputError(f"{name} ({w0}×{h0}) is too thin for max size {max_size}: it would be {w}×{h}, and both "
+                         f"sides need {min_side} px (raise max size)")  # fmt: skip
+    raise InputError(f"{name} is too small ({w}×{h}): both sides need {min_side} px")
 
 
 def resize_to_max(rgb: np.ndarray, max_size: int | None) -> np.ndarray:

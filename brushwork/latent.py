@@ -245,9 +245,10 @@ def load_content(content: Source, max_size: int | None = MAX_SIZE) -> np.ndarray
 
     if max_size is not None:
         check_count(max_size, "max size", low=MIN_SIDE)
-    rgb = io.resize_to_max(io.load_image(content).rgb, max_size)
-    if min(rgb.shape[:2]) < MIN_SIDE:
-        raise InputError(f"image is too small ({rgb.shape[1]}×{rgb.shape[0]}): both sides need {MIN_SIDE} px")
+    picture = io.load_image(content)
+    rgb = io.resize_to_max(picture.rgb, max_size)
+    name = picture.path if picture.path is not None else "the photo"
+    io.check_bounded_size(picture.rgb.shape[1::-1], rgb.shape[1::-1], name, max_size, MIN_SIDE)
     return rgb
 
 

@@ -372,6 +372,14 @@ def _stale(cache: Path, e: ModelEntry) -> bool:
     return source.get("sha256") != e.sha256 or source.get("sha256_prefix") != e.sha256_prefix
 
 
+def check_weights_file(path: Path) -> None:
+    """ModelUnavailable (one line) unless ``path`` is a file: missing, or a folder given for a file."""
+    if path.is_dir():
+        raise ModelUnavailable(f"weights file {path} is a folder, not a file")
+    if not path.is_file():
+        raise ModelUnavailable(f"weights file not found: {path}")
+
+
 def load_state(name: str, weights: str | os.PathLike[str] | None = None) -> dict[str, torch.Tensor]:
     """The float state dict of ``name``: from the cache, else converted from its source (and then cached).
 
@@ -384,8 +392,7 @@ def load_state(name: str, weights: str | os.PathLike[str] | None = None) -> dict
         weights = e.path
     if weights is not None:
         path = Path(weights)
-        if not path.is_file():
-            raise ModelUnavailable(f"weights file not found: {path}")
+        check_weights_file(path)
         if path.suffix == ".safetensors":
             try:
                 return load_file(str(path))

@@ -35,6 +35,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from brushwork.errors import InputError
+from brushwork.options import MAX_SIDE
 
 EPS = 1e-5  # brushwork.transforms.EPS, the networks' normalisation epsilon
 DEFAULT_BUDGET = "1GB"
@@ -49,6 +50,9 @@ _UNITS = {"": 1, "B": 1, "K": 2**10, "KB": 2**10, "M": 2**20, "MB": 2**20, "G": 
 _UNITS |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TB": 2**40, "TIB": 2**40}
 
 
+MAX_BUDGET = 2**50  # a memory budget past a petabyte is a typo
+
+
 def parse_bytes(value: str | int | float) -> int:
     """``"512MB"``, ``"2GB"``, ``"1.5G"``, ``"800M"`` or a number of bytes → bytes (binary units: 1 GB = 2**30)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -58,6 +62,8 @@ def parse_bytes(value: str | int | float) -> int:
         if not match or match.group(2).upper() not in _UNITS:
             raise InputError(f"bad memory budget {value!r}: use a size such as 512MB, 1GB or 2.5GB")
         number, unit = float(match.group(1)), match.group(2).upper()
+    if not math.isfinite(number) or number * _UNITS[unit] > MAX_BUDGET:
+        raise InputError(f"memory budget {value!r} is too large: give at most {MAX_BUDGET // 2**40}TB")
     size = int(number * _UNITS[unit])
     if size < 64 * 2**20:
         raise InputError(f"memory budget {value!r} is too small: give at least 64MB")
@@ -68,8 +74,14 @@ def check_tile(tile: int | None) -> int | None:
     """``None`` (automatic), 0 (never tile) or a side of at least :data:`MIN_TILE` pixels."""
     if tile is None:
         return None
-    if isinstance(tile, bool) or not isinstance(tile, int | np.integer) or tile < 0 or 0 < tile < MIN_TILE:
-        raise InputError(f"tile must be 0 (never tile) or at least {MIN_TILE} pixels, got {tile!r}")
+    if (
+        isinstance(tile, bool)
+        or not isinstance(tile, int | np.integer)
+        or tile < 0
+        or 0 < tile < MIN_TILE
+        or tile > MAX_SIDE
+    ):
+        raise InputError(f"tile must be 0 (never tile) or from {MIN_TILE} to {MAX_SIDE} pixels, got {tile!r:.40}")
     return int(tile)
 
 

@@ -66,6 +66,7 @@ def build_fixtures(root: Path) -> dict[str, Path]:
     for name, (w, h, seed) in {"photo.png": (64, 48, 0), "style.jpg": (64, 64, 1), "mask.png": (64, 48, 2)}.items():
         f[name] = root / name
         Image.fromarray(_picture(w, h, seed)).save(f[name])
+    put("r.00001.png", f["photo.png"].read_bytes())  # a name optimize --save-every would write for -o r.png
     put("notimage.png", b"this is not a picture\n" * 20)
     put("empty.png", b"")
     good_png = f["photo.png"].read_bytes()
@@ -293,6 +294,31 @@ EXTRA: list[tuple[str, str, str, dict[str, str]]] = [
     ],
     ("optimize-plot-is-output", "optimize {photo} {style} -o {out} --loss-plot {out} --iterations 1", "", {}),
     ("stylize-home-read-only", "stylize {photo} builtin:3 -o {out}", "BRUSHWORK_HOME", {"BRUSHWORK_HOME": "/sys/bw"}),
+    ("stylize-json-and-stdout", "stylize {photo} builtin:3 -o - --json", "json", {}),
+    ("stylize-out-trailing-slash", "stylize {photo} builtin:3 -o {out}/", "ending in /", {}),
+    ("stylize-style-is-folder", "stylize {photo} {folder.png} -o {out}", "folder.png is a folder", {}),
+    ("stylize-mask-is-folder", "stylize {photo} builtin:3 --mask {folder.png} -o {out}", "is a folder", {}),
+    ("stylize-tile-huge", "stylize {photo} builtin:3 -o {out} --tile 99999999999999999999", "tile", {}),
+    ("stylize-budget-huge", "stylize {photo} builtin:3 -o {out} --memory-budget 99999999TB", "too large", {}),
+    (
+        "optimize-save-every-over-an-input",
+        "optimize {photo} {r.00001.png} -o {tmp}/r.png --iterations 1 --save-every 1",
+        "save every",
+        {},
+    ),
+    ("optimize-loss-plot-empty", "optimize {photo} {style} -o {out} --iterations 1 --loss-plot=", "loss plot", {}),
+    (
+        "optimize-weights-folder",
+        "optimize {photo} {style} -o {out} --iterations 1 --backbone mobilenet --weights {folder.png}",
+        "is a folder",
+        {},
+    ),
+    ("interpolate-fps-tiny", "interpolate {photo} {style} {style2} --frames 2 -o {outmp4} --fps 1e-300", "fps", {}),
+    ("style-map-of-a-file", "style-map {photo} -o {out}", "is a file", {}),
+    ("serve-max-size", "serve --max-size 8", "max size", {}),
+    ("serve-workers", "serve --workers 2147483647", "workers", {}),
+    ("serve-unknown-host", "serve --host nonexistent.invalid --token 0123456789", "nonexistent.invalid", {}),
+    ("train-decoder-init-for-microast-only", TRAIN_DECODER + " --init random", "init", {}),
     ("mix-npy-empty", "mix {photo} --styles {npy_empty.npy} {style} -o {out}", "npy_empty.npy", {}),
     ("mix-npy-huge", "mix {photo} --styles {npy_huge.npy} {style} -o {out}", "npy_huge.npy", {}),
     (

@@ -660,6 +660,21 @@ def test_serve_refuses_other_addresses_without_a_token() -> None:
     assert short.returncode == 2 and len(short.stderr.strip().splitlines()) == 1
 
 
+def test_serve_says_in_one_line_that_the_port_is_taken() -> None:
+    import socket
+
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        r = subprocess.run(
+            [sys.executable, "-m", "brushwork", "serve", "--port", port], capture_output=True, text=True, env=env
+        )
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1 and f"port {port}" in r.stderr, r.stderr
+
+
 def test_logs_are_json_without_query_strings(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     import logging
 

@@ -334,6 +334,8 @@ def run_interpolate(args: argparse.Namespace) -> int:
 def run_style_map(args: argparse.Namespace) -> int:
     folder = Path(args.folder)
     if not folder.is_dir():
+        if folder.exists():
+            raise InputError(f"{args.folder} is a file: give a folder of styles")
         raise InputError(f"folder not found: {args.folder}")
     content = _input_file(args.content, "photo") if args.content else None
     if not 16 <= args.thumb <= 512:

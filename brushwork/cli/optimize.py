@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -58,9 +59,25 @@ def _intermediate_path(output: Path, iteration: int) -> Path:
     return output.with_name(f"{output.stem}.{iteration:05d}{output.suffix}")
 
 
+def _check_intermediates(output: Path, every: int, iterations: int, inputs: list[Path]) -> None:
+    """OutputError when an intermediate image ``OUT.NNNNN.ext`` the run would write is one of ``inputs``."""
+    from brushwork import io
+
+    pattern = re.compile(re.escape(output.stem) + r"\.(\d{5,})" + re.escape(output.suffix))
+    for path in inputs:
+        match = pattern.fullmatch(path.name)
+        if match is None or not io.same_file(path.parent, output.parent):
+            continue
+        step = int(match.group(1))
+        if step % every == 0 and step <= iterations:
+            raise OutputError(f"cannot write {path}: it is an input file, and --save-every {every} would replace it")
+
+
 def _check_plot_path(path: str) -> Path:
     from brushwork import io
 
+    if not path:
+        raise OutputError("--loss-plot needs a file name")
     if Path(path).suffix.lower() not in PLOT_EXTENSIONS and not Path(path).is_dir():
         raise OutputError(f"cannot write {path}: the loss plot must be one of {', '.join(PLOT_EXTENSIONS)}")
     return io.check_writable(path, extensions=None)  # folder, name length, links: before any work
@@ -80,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
     output = io.check_writable(args.output, inputs)
     for path in [args.content, *args.styles]:  # readable, not a bomb, not tiny: before any work
         io.verify_image(path, min_side=MIN_SIDE)
-    plot = _check_plot_path(args.loss_plot) if args.loss_plot else None
+    if args.save_every:  # the intermediate images, before the first iteration: none may replace an input
+        _check_intermediates(output, args.save_every, checked.iterations, inputs)
+    plot = _check_plot_path(args.loss_plot) if args.loss_plot is not None else None
     if plot is not None and any(io.same_file(plot, p) for p in [*inputs, output]):
         raise OutputError(f"cannot write {args.loss_plot}: it is an input or the output image")
     history: list[dict[str, float]] = []

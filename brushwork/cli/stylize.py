@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from collections import Counter
@@ -80,6 +81,13 @@ def _style_paths(args: argparse.Namespace) -> list[str]:
     return [s for s in args.styles if not s.startswith("builtin:")]
 
 
+def _need_file(path: str, what: str) -> None:
+    if Path(path).is_dir():
+        raise InputError(f"{what} {path} is a folder, not an image file")
+    if not Path(path).is_file():
+        raise InputError(f"{what} not found: {path}")
+
+
 def _jobs(args: argparse.Namespace) -> list[tuple[Path | None, Path | None]]:
     """(input, output) pairs (None: standard input / output); validates paths before any network is loaded or
     any folder is made."""
@@ -88,13 +96,13 @@ def _jobs(args: argparse.Namespace) -> list[tuple[Path | None, Path | None]]:
 
     content, output = Path(args.content), Path(args.output)
     for style in _style_paths(args):
-        if not Path(style).is_file():
-            raise InputError(f"style image not found: {style}")
+        _need_file(style, "style image")
         io.verify_image(style, min_side=MIN_SIDE, max_pixels=args.max_pixels)
     for mask in args.mask or []:
-        if not Path(mask).is_file():
-            raise InputError(f"mask image not found: {mask}")
+        _need_file(mask, "mask image")
         io.verify_image(mask, max_pixels=args.max_pixels)
+    if args.output != "-" and not content.is_dir():
+        io.check_not_folder_name(args.output)
     if args.quality > 100:
         raise InputError(f"quality must be 1-100, got {args.quality}")
     protect = [Path(s) for s in _style_paths(args)] + [Path(m) for m in args.mask or []]
@@ -162,6 +170,8 @@ def run(args: argparse.Namespace) -> int:
     cluster = ray_settings(args) if getattr(args, "ray", None) else None  # Ray missing: one line, before any work
     if cluster is not None and "-" in (args.content, args.output):
         raise InputError("--ray stylizes files and folders, not standard input or output")
+    if args.json and args.output == "-":
+        raise OutputError("--json prints to standard output, which -o - fills with the image: give -o a file")
     pairs = _jobs(args)
     finished = 0
     if getattr(args, "resume", False):  # outputs are written atomically: one that exists is complete
@@ -275,7 +285,9 @@ def run_sheet(args: argparse.Namespace) -> int:
         raise InputError(f"--tile must be at most 1024 and --columns at most {NUM_BUILTIN + 1}")
     io.check_writable(args.output, [args.content])
     io.verify_image(args.content, min_side=16)
-    photo = io.resize_to_max(io.load_image(args.content).rgb, args.tile * 2)
+    rgb = io.load_image(args.content).rgb
+    h, w = rgb.shape[:2]
+    photo = io.resize_to_max(rgb, max(args.tile * 2, math.ceil(16 * max(h, w) / min(h, w))))  # keep 16 px across
     tiles = [photo] + [
         api.renderer([i], method="fast", device=args.device, max_size=None).render(photo) for i in range(NUM_BUILTIN)
     ]

@@ -217,8 +217,8 @@ def build_backbone(
             _random_init(net, seed)
         else:
             path = Path(weights) if is_path else None
-            if path is not None and not path.is_file():
-                raise ModelUnavailable(f"weights file not found: {path}")
+            if path is not None:
+                store.check_weights_file(path)
             state = store.load_state("ghiasi-predictor", path)
             trunk = {k[len("trunk.") :]: v for k, v in state.items() if k.startswith("trunk.")}
             _load(net, trunk or state, source, name)
@@ -229,8 +229,8 @@ def build_backbone(
             _random_init(net, seed)
         else:
             path = Path(weights) if is_path else None
-            if path is not None and not path.is_file():
-                raise ModelUnavailable(f"weights file not found: {path}")
+            if path is not None:
+                store.check_weights_file(path)
             state = store.load_state(name, path)
             from brushwork.nets.vgg import convert_state
 

@@ -397,6 +397,8 @@ def train_decoder(
 
             load_microast_state(config.init)  # a wrong file is refused before any work
     else:
+        if config.init != DecoderTrainConfig.init:
+            raise InputError("--init applies to --arch microast (an autoencoder's decoder starts from random weights)")
         config.encoder = config.encoder or default_encoder(config.arch, config.encoder_weights)
         if config.encoder not in ENCODERS:
             raise InputError(f"unknown encoder {config.encoder!r}; choose one of {', '.join(ENCODERS)}")
