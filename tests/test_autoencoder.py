@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -217,3 +218,34 @@ def test_save_decoder_leaves_no_temporary_files_when_it_fails(tmp_path: Path) ->
     with pytest.raises(OSError):
         save_decoder(tmp_path / "decoder.safetensors", Decoder(config["spec"]), config)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["decoder.json"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"content": torch.rand(1, 2, 32, 32)}, "content must be a 1×3×H×W tensor"),
+        ({"content": np.zeros((32, 32, 3))}, "content must be a 1×3×H×W tensor"),
+        ({"styles": [torch.full((1, 3, 32, 32), float("nan"))]}, "finite float values"),
+        ({"styles": []}, "at least one style"),
+        ({"device": "x"}, "unknown device"),
+        ({"mask": np.ones((32, 32))}, "mask must be a tensor"),
+        ({"alpha": "x"}, "alpha must be a number"),
+        ({"method": ["adain"]}, "unknown method"),
+    ],
+)
+def test_stylize_autoencoder_refuses_wrong_arguments(kwargs: dict, message: str) -> None:
+    from brushwork.methods.autoencoder import stylize_autoencoder
+
+    from brushwork.errors import BrushworkError
+
+    args = {"content": torch.rand(1, 3, 32, 32), "styles": [torch.rand(1, 3, 32, 32)], **kwargs}
+    with pytest.raises(BrushworkError, match=message):
+        stylize_autoencoder(**args)
+
+
+def test_build_backbone_refuses_wrong_arguments() -> None:
+    from brushwork.nets.backbone import build_backbone
+
+    for kwargs, message in (({"swag": "x"}, "SWAG temperature must be a number"), ({"weights": 5}, "weights must be")):
+        with pytest.raises(InputError, match=message):
+            build_backbone("mobilenet", **kwargs)

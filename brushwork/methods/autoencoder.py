@@ -34,6 +34,7 @@ from brushwork.decoders import (  # noqa: F401
 from brushwork.errors import InputError
 from brushwork.nets.decoder import Decoder, Encoder, mirror_spec
 from brushwork.transforms import ContentMoments, _region_masks, match_color, transfer
+from brushwork.validate import check_number
 
 if TYPE_CHECKING:
     import numpy as np
@@ -143,6 +144,19 @@ def _pad_to(x: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:
     return x, (h, w)
 
 
+def _image_tensor(value: object, what: str) -> Tensor:
+    """A ``1×3×H×W`` (or ``3×H×W``) image tensor, checked: InputError for anything else."""
+    if not isinstance(value, torch.Tensor):
+        raise InputError(f"{what} must be a 1×3×H×W tensor in 0..1, got {type(value).__name__}")
+    if value.dim() == 3:
+        value = value.unsqueeze(0)
+    if value.dim() != 4 or value.shape[0] != 1 or value.shape[1] != 3:
+        raise InputError(f"{what} must be a 1×3×H×W tensor in 0..1, got shape {tuple(value.shape)}")
+    if not value.is_floating_point() or not torch.isfinite(value).all():
+        raise InputError(f"{what} must hold finite float values in 0..1")
+    return value
+
+
 def stylize_autoencoder(
     content: Tensor,
     styles: Sequence[Tensor],
@@ -168,12 +182,20 @@ def stylize_autoencoder(
 
     Returns ``1×3×H×W`` in 0..1.
     """
-    if method not in METHODS:
-        raise InputError(f"unknown method {method!r}; choose adain or wct")
-    if not styles:
-        raise InputError("give at least one style image")
-    if not 0.0 <= alpha <= 1.0:
-        raise InputError(f"alpha must be between 0 and 1, got {alpha}")
+    if not isinstance(method, str) or method not in METHODS:
+        raise InputError(f"unknown method {method!r:.40}; choose adain or wct")
+    content = _image_tensor(content, "content")
+    if isinstance(styles, torch.Tensor):
+        styles = [styles]
+    if not isinstance(styles, Sequence) or not styles:
+        raise InputError("give at least one style image (a 1×3×H×W tensor)")
+    styles = [_image_tensor(s, f"style {i + 1}") for i, s in enumerate(styles)]
+    alpha = check_number(alpha, "alpha", low=0.0, high=1.0)
+    if mask is not None and not isinstance(mask, torch.Tensor):
+        raise InputError(f"mask must be a tensor (K×H×W, or H×W for one style), got {type(mask).__name__}")
+    from brushwork.device import resolve_device
+
+    device = device if isinstance(device, torch.device) else resolve_device(device)
     if style_weights is not None and len(style_weights) != len(styles):
         raise InputError(f"got {len(style_weights)} style weights for {len(styles)} styles")
     if style_weights is not None and mask is not None:

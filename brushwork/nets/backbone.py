@@ -199,8 +199,10 @@ def build_backbone(
     from brushwork.nets.mobilenet import MobileNetV2
     from brushwork.nets.vgg import PAD_MODES, POOLS, VGG
 
-    if name not in BACKBONES:
-        raise InputError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
+    if not isinstance(name, str) or name not in BACKBONES:
+        raise InputError(f"unknown backbone {name!r:.40}; choose one of {', '.join(BACKBONES)}")
+    if not isinstance(weights, str | os.PathLike):
+        raise InputError(f"weights must be imagenet, random or a file, got {weights!r:.40}")
     if pool not in POOLS:
         raise InputError(f"unknown pooling {pool!r}; choose one of {', '.join(POOLS)}")
     if pad_mode not in PAD_MODES:
@@ -244,9 +246,9 @@ def build_backbone(
     elif swag is False or swag == 0:
         temperature = None
     else:
-        temperature = float(swag)
-        if not temperature > 0:
-            raise InputError(f"the SWAG temperature must be positive, got {swag}")
+        from brushwork.validate import check_number
+
+        temperature = check_number(swag, "the SWAG temperature", low=0.0, high=1000.0, low_open=True)
     content, style = DEFAULT_LAYERS[name]
     extractor = FeatureExtractor(
         net,
