@@ -303,6 +303,12 @@ def test_stdin_and_stdout(tmp_path: Path) -> None:
         [sys.executable, "-m", "brushwork", "stylize", "-", "builtin:1", "-o", "-"], input=b"nope", capture_output=True
     )
     assert bad.returncode == 2 and bad.stdout == b"" and len(bad.stderr.decode().strip().splitlines()) == 1
+    cut = subprocess.run(
+        [sys.executable, "-m", "brushwork", "stylize", "-", "builtin:1", "-o", "-"],
+        input=data[:3000],
+        capture_output=True,
+    )
+    assert cut.returncode == 2 and cut.stdout == b"" and "truncated" in cut.stderr.decode(), cut.stderr
 
 
 def test_sixteen_bit_png_stays_sixteen_bit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -154,11 +154,15 @@ def _read_stdin() -> Any:
     if not data:
         raise InputError("no image on standard input")
     try:
-        with Image.open(BytesIO(data)) as img:
-            img.load()
-            return io.load_image(img.copy())
+        img = Image.open(BytesIO(data))
     except (OSError, SyntaxError, ValueError):
         raise InputError("standard input is not an image (JPEG, PNG, WebP, TIFF, BMP or GIF)") from None
+    try:
+        with img:
+            img.load()
+            return io.load_image(img.copy())
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"standard input: the image is truncated or corrupt ({' '.join(str(exc).split())})") from None
 
 
 def run(args: argparse.Namespace) -> int:
