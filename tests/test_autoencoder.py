@@ -234,9 +234,8 @@ def test_save_decoder_leaves_no_temporary_files_when_it_fails(tmp_path: Path) ->
     ],
 )
 def test_stylize_autoencoder_refuses_wrong_arguments(kwargs: dict, message: str) -> None:
-    from brushwork.methods.autoencoder import stylize_autoencoder
-
     from brushwork.errors import BrushworkError
+    from brushwork.methods.autoencoder import stylize_autoencoder
 
     args = {"content": torch.rand(1, 3, 32, 32), "styles": [torch.rand(1, 3, 32, 32)], **kwargs}
     with pytest.raises(BrushworkError, match=message):
