@@ -108,6 +108,17 @@ def fit(image: Image, size: int | None = ANALYSIS_SIZE) -> np.ndarray:
     return io.resize_to_max(as_rgb(image), size)
 
 
+def fitted_size(size: tuple[int, int], bound: int | None) -> tuple[int, int]:
+    """(width, height) of a picture of ``size`` (width, height) after :func:`fit` to ``bound``: the same rounding
+    as :func:`brushwork.io.resize_to_max`, from the numbers alone (to check sizes before any work)."""
+    width, height = size
+    longer = max(width, height)
+    if bound is None or longer <= bound:
+        return width, height
+    scale = bound / longer
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
 def pair(result: Image, photo: Image, size: int | None = ANALYSIS_SIZE) -> tuple[np.ndarray, np.ndarray]:
     """The photo fitted to ``size`` and the result resized to exactly the photo's fitted shape."""
     p = fit(photo, size)
@@ -342,6 +353,28 @@ class Evaluator:
 
     def _needs(self, *names: str) -> bool:
         return any(n in self.metrics for n in names)
+
+    @property
+    def min_side(self) -> int:
+        """The shortest side, in pixels at the analysis size, that the chosen metrics can measure: 16 for the style
+        code (the style predictor's minimum), 7 for SSIM (its window), else 1."""
+        from brushwork.options import MIN_SIDE
+
+        return MIN_SIDE if self._needs("style_code") else 7 if self._needs("ssim") else 1
+
+    def check_size(self, size: tuple[int, int], name: object) -> None:
+        """InputError (one line, naming the picture) when a photo or style of ``size`` (width, height) would be too
+        small to measure once fitted to the analysis size: checked from the numbers alone, before any work."""
+        width, height = fitted_size(size, self.size)
+        need = self.min_side
+        if min(width, height) >= need:
+            return
+        if min(size) >= need:
+            raise InputError(
+                f"{name} ({size[0]}×{size[1]}) is too thin for metric size {self.size}: it would be measured at "
+                f"{width}×{height}, and both sides need {need} px (raise the metric size)"
+            )
+        raise InputError(f"{name} is too small to measure ({size[0]}×{size[1]}): both sides need {need} px")
 
     def _style(self, style: Image) -> tuple[np.ndarray, np.ndarray | None, dict | None]:
         key = id(style)

@@ -166,3 +166,115 @@ def test_tune_errors_are_one_line(tmp_path: Path, folders, capsys) -> None:
     with pytest.raises(SystemExit) as exc:  # argparse's own one-line error
         main(["tune", photo, style, "--target", "prettiest"])
     assert exc.value.code == 2 and capsys.readouterr().err.count("\n") == 1
+
+
+# ------------------------------------------------------------------ bad input: one line, nothing written
+
+
+def _tree(root: Path, folders) -> Path:
+    """A fixture tree of 64-px images: C/scatter.png (a photo named like eval's plot), S/dots.png (a style),
+    D/pareto.png and D/recommended.png (styles named like tune's outputs), photo.png and style.png."""
+    content, styles = folders
+    photo = io.resize_to_max(io.load_image(content / "sample_photo.png").rgb, 64)
+    style = io.resize_to_max(io.load_image(styles / "dots.png").rgb, 64)
+    for sub in ("C", "S", "D"):
+        (root / sub).mkdir()
+    io.save_image(photo, root / "C" / "scatter.png")
+    io.save_image(photo, root / "photo.png")
+    for path in ("S/dots.png", "D/pareto.png", "D/recommended.png", "style.png"):
+        io.save_image(style, root / path)
+    return root
+
+
+def _snapshot(root: Path) -> dict[str, tuple[bool, bytes]]:
+    return {str(p.relative_to(root)): (p.is_dir(), b"" if p.is_dir() else p.read_bytes()) for p in root.rglob("*")}
+
+
+def _refused(capsys, root: Path, argv: list[str], *words: str) -> str:
+    """``argv`` exits with code 2 and one error line (naming ``words``), and leaves the tree as it was."""
+    before = _snapshot(root)
+    err = _one_line_error(capsys, main(argv))
+    for word in words:
+        assert word in err, err
+    assert _snapshot(root) == before, err
+    return err
+
+
+FAST = ["--max-size", "64", "--metric-size", "64", "-q"]
+
+
+def _eval(root: Path, out: str, *extra: str, content: str = "C", styles: str = "S") -> list[str]:
+    args = ["eval", "--content", str(root / content), "--styles", str(root / styles), "--out", out]
+    return [*args, "--methods", "fast", *FAST, *extra]
+
+
+def _tune(root: Path, photo: str, style: str, out: str, *extra: str) -> list[str]:
+    return ["tune", str(root / photo), str(root / style), "-o", out, "--grid", "strength=1", *FAST, *extra]
+
+
+def test_eval_out_may_not_be_an_input_folder(tmp_path: Path, folders, capsys) -> None:
+    root = _tree(tmp_path, folders)
+    _refused(capsys, root, _eval(root, str(root / "C")), "is the --content folder")  # scatter.png is a photo
+    _refused(capsys, root, _eval(root, str(root / "S")), "is the --styles folder")
+    _refused(capsys, root, _eval(root, str(root / "C" / "report")), "inside the --content folder")
+    _refused(capsys, root, _eval(root, str(root / "S" / ".." / "S" / "r")), "inside the --styles folder")
+    (root / "r" / "sheets").mkdir(parents=True)  # a re-run would replace the photos in sheets/
+    io.save_image(io.load_image(root / "photo.png").rgb, root / "r" / "sheets" / "sheet-01.jpg")
+    _refused(capsys, root, _eval(root, str(root / "r"), content="r/sheets"), "report's own files")
+    (root / "mine").mkdir()
+    _refused(capsys, root, _eval(root, str(root / "mine"), "--results", f"mine={root / 'mine'}"), "--results")
+    _refused(capsys, root, _eval(root, str(root / "r2"), "--results", f"../C={root / 'D'}"), "plain name")
+
+
+def test_tune_never_overwrites_an_input(tmp_path: Path, folders, capsys) -> None:
+    root = _tree(tmp_path, folders)
+    out = str(root / "D")
+    _refused(capsys, root, _tune(root, "photo.png", "D/pareto.png", out), "D/pareto.png", "input file")
+    _refused(capsys, root, _tune(root, "D/recommended.png", "style.png", out), "D/recommended.png", "input file")
+    _refused(capsys, root, _tune(root, "D/recommended.png", "D/pareto.png", out), "input file")
+
+
+def test_eval_and_tune_check_sizes_before_making_folders(tmp_path: Path, folders, capsys) -> None:
+    root = _tree(tmp_path, folders)
+    r2 = str(root / "r2")
+    _refused(capsys, root, _eval(root, r2, "--metric-size", "8"), "scatter.png", "metric size 8")
+    _refused(capsys, root, _eval(root, r2, "--set", "max_size=16"), "scatter.png", "max size 16")
+    t2 = str(root / "t2")
+    _refused(capsys, root, _tune(root, "photo.png", "style.png", t2, "--metric-size", "10"), "metric size 10")
+    _refused(capsys, root, [*_tune(root, "photo.png", "style.png", t2), "--grid", "max_size=16"], "max size 16")
+    _refused(capsys, root, [*_tune(root, "photo.png", "style.png", t2), "--grid", "strength=9"], "strength")
+
+
+def test_a_failed_run_removes_only_the_folders_it_made(tmp_path: Path, folders, capsys, monkeypatch) -> None:
+    from brushwork.cli import evaluate as cli_evaluate
+    from brushwork.errors import InputError
+
+    def fail(*_: object, **__: object) -> None:
+        raise InputError("the method failed")
+
+    monkeypatch.setattr(cli_evaluate.Runner, "run", fail)
+    root = _tree(tmp_path, folders)
+    _refused(capsys, root, _eval(root, str(root / "r2")), "the method failed")  # r2/, r2/sheets/ removed
+    _refused(capsys, root, _tune(root, "photo.png", "style.png", str(root / "t2")), "the method failed")
+    (root / "r3").mkdir()  # made before: kept, while the sheets/ the run made in it goes
+    (root / "t3").mkdir()
+    _refused(capsys, root, _eval(root, str(root / "r3")), "the method failed")
+    _refused(capsys, root, _tune(root, "photo.png", "style.png", str(root / "t3")), "the method failed")
+
+
+def test_eval_and_tune_refuse_a_missing_parent_folder(tmp_path: Path, folders, capsys) -> None:
+    root = _tree(tmp_path, folders)
+    _refused(capsys, root, _eval(root, str(root / "nope" / "r2")), "folder", "nope", "does not exist")
+    _refused(capsys, root, _tune(root, "photo.png", "style.png", str(root / "missing" / "t2")), "does not exist")
+
+
+def test_eval_tile_is_bounded_as_in_compare(tmp_path: Path, folders, capsys) -> None:
+    root = _tree(tmp_path, folders)
+    _refused(capsys, root, _eval(root, str(root / "r2"), "--tile", "99999"), "--tile", "at most 1024")
+
+
+def test_eval_and_tune_refuse_an_empty_output_name(tmp_path: Path, folders, capsys, monkeypatch) -> None:
+    root = _tree(tmp_path, folders)
+    monkeypatch.chdir(root)  # an empty name would write here
+    _refused(capsys, root, _tune(root, "photo.png", "style.png", ""), "-o is empty")
+    _refused(capsys, root, _eval(root, ""), "--out is empty")

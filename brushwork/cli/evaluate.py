@@ -19,20 +19,26 @@ import io as _stdio
 import itertools
 import json
 import math
+import os
+import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from brushwork.cli.common import add_device, add_ray, emit_json, positive_int, ray_settings
-from brushwork.errors import InputError, OutputError
+from brushwork.errors import BrushworkError, InputError, OutputError
 
 DEFAULT_METHODS = "fast,adain,wct,optimize"
 REFERENCE = "photo"  # pseudo-method: the unstylized photo, a reference row
 CONTENT_METRIC = "ssim"
 STYLE_METRICS = ("mean_std", "style_code", "gram")
 SHEET_ROWS = 6  # pairs per contact sheet of a report
+MAX_TILE = 1024  # --tile of the sheets, in pixels
+REPORT_FILES = ("results.csv", "summary.md", "scatter.png", "report.html")  # eval, directly in REPORT_DIR
+TUNE_FILES = ("pareto.png", "recommended.png", "tune.csv")  # tune, in OUT
 
 
 # --------------------------------------------------------------------------------------------- parser
@@ -306,6 +312,128 @@ def _prepare_output(path: str | None, protect: Sequence[Path]) -> Path | None:
     return None if path is None else io.check_writable(path, protect)
 
 
+def _check_tile(tile: int) -> None:
+    if tile > MAX_TILE:
+        raise InputError(f"--tile must be at most {MAX_TILE}, got {tile}")
+
+
+def _output_folder(text: str, flag: str) -> Path:
+    """The folder eval or tune writes, checked and not created (:func:`brushwork.io.check_output_folder`): an
+    empty name (which would write into the current folder), a file, a missing parent folder or one that is not
+    writable are one-line errors before any work."""
+    from brushwork import io
+
+    if not os.fspath(text):
+        raise OutputError(f"{flag} is empty: give the folder to write into")
+    return io.check_output_folder(text)
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a symbolic-link loop (refused by check_output_folder already)
+        return Path(os.path.abspath(path))
+
+
+def _check_report_folder(out: Path, inputs: Sequence[tuple[str, Path]]) -> None:
+    """OutputError unless the report folder of eval keeps clear of every input folder: not one of them, not
+    inside one (a later run would find the report among its inputs, and scatter.png could replace a photo), and
+    no input folder among the report's own folders (``sheets/``, ``outputs/``), whose files a re-run replaces."""
+    from brushwork import io
+
+    target = _resolved(out)
+    own = [target / "sheets", target / "outputs"]
+    for flag, folder in inputs:
+        where = _resolved(folder)
+        if where == target or io.same_file(out, folder):
+            raise OutputError(f"--out {out} is the {flag} folder; give a folder of its own for the report")
+        if target.is_relative_to(where):
+            raise OutputError(f"--out {out} is inside the {flag} folder {folder}; give a folder of its own for the "
+                              "report")  # fmt: skip
+        if any(where.is_relative_to(o) for o in own):
+            raise OutputError(f"--out {out} holds the {flag} folder {folder} among the report's own files "
+                              "(sheets/, outputs/); give a folder of its own for the report")  # fmt: skip
+
+
+def _check_files(out: Path, names: Sequence[str], protect: Sequence[Path] = ()) -> None:
+    """Each ``out/NAME`` checked as an output before any work (name length; where ``out`` exists, also not a
+    folder, writable and not one of the ``protect``-ed input files)."""
+    from brushwork import io
+
+    for name in names:
+        dest = out / name
+        if dest.parent.is_dir():
+            io.check_output_path(dest, protect)
+        else:
+            io.check_name_length(dest)
+
+
+def _check_subfolder(folder: Path) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"cannot write into {folder}: it is a file")
+
+
+class _Folders:
+    """The folders a run creates; :meth:`removed_on_failure` removes them again (with what the run wrote into
+    them) when the run fails, and never touches a folder that existed before."""
+
+    def __init__(self) -> None:
+        self.made: list[Path] = []
+
+    def make(self, folder: Path) -> Path:
+        missing = []
+        for p in [folder, *folder.parents]:
+            if p.is_dir():
+                break
+            missing.append(p)
+        for p in reversed(missing):
+            try:
+                p.mkdir()
+            except FileExistsError:
+                if not p.is_dir():
+                    raise OutputError(f"cannot write into {p}: it is a file") from None
+                continue  # made by someone else meanwhile: not ours to remove
+            except OSError as exc:
+                raise OutputError(f"cannot create the folder {p}: {exc.strerror or exc}") from None
+            self.made.append(p)
+        return folder
+
+    @contextmanager
+    def removed_on_failure(self) -> Iterator[_Folders]:
+        try:
+            yield self
+        except (BrushworkError, OSError):
+            for p in self.made:
+                if not any(q in self.made for q in p.parents):  # the outermost: its sub-folders go with it
+                    shutil.rmtree(p, ignore_errors=True)
+            raise
+
+
+def _check_measurable(
+    photos: Sequence[Path], styles: Sequence[Path], max_sizes: Sequence[int | None], max_size: int, metric_size: int
+) -> None:
+    """One-line InputError, before any work, for a photo that a method's max size makes too thin to stylize, and
+    for a photo or style too small to measure at ``metric_size`` (after ``max_size``, as the metrics see it)."""
+    from brushwork import evaluate, io
+    from brushwork.options import MIN_SIDE
+
+    checker = evaluate.Evaluator(size=metric_size)
+    for photo in photos:
+        size = io.image_size(photo)
+        if size is None:  # unreadable: loading it will say why
+            continue
+        for bound in dict.fromkeys(max_sizes):
+            w, h = evaluate.fitted_size(size, bound)
+            if min(w, h) < MIN_SIDE:
+                raise InputError(f"{photo} ({size[0]}×{size[1]}) is too thin for max size {bound}: it would be "
+                                 f"{w}×{h}, and both sides need {MIN_SIDE} px (raise max size)")  # fmt: skip
+        checker.check_size(evaluate.fitted_size(size, max_size), photo)
+    for style in styles:
+        size = io.image_size(style)
+        if size is not None:
+            checker.check_size(evaluate.fitted_size(size, max_size), style)
+
+
 # --------------------------------------------------------------------------------------------- compare
 
 
@@ -322,8 +450,9 @@ def run_compare(args: argparse.Namespace) -> int:
     if args.output is None and not args.json:
         raise InputError("give -o SHEET to write the sheet, or --json for the numbers")
     output = _prepare_output(args.output, [photo, *styles])
-    if args.tile > 1024:
-        raise InputError(f"--tile must be at most 1024, got {args.tile}")
+    _check_tile(args.tile)
+    max_sizes = [options[m].get("max_size", args.max_size) for m in methods if m != REFERENCE]
+    _check_measurable([photo], styles, max_sizes, args.max_size, args.metric_size)
     runner = Runner(options, args.max_size, args.device, warm_full=True)
     evaluator = _evaluator(args)
     photo_rgb = io.resize_to_max(io.load_image(photo).rgb, args.max_size)
@@ -409,10 +538,19 @@ def _external_result(folder: Path, photo: Path, style: Path) -> Path | None:
     return None
 
 
+def _results_name(item: str, name: str) -> None:
+    """A --results NAME is a folder name of the report (outputs/NAME/): a plain name, never a path."""
+    seps = {"/", os.sep, os.altsep} - {None}
+    if name in (".", "..") or any(c in name for c in seps) or "\0" in name:
+        raise InputError(f"--results {item!r}: the name {name!r} must be a plain name (no / and not . or ..)")
+
+
 def run_eval(args: argparse.Namespace) -> int:
     from brushwork import io
     from brushwork.options import MIN_SIDE
 
+    out = _output_folder(args.out, "--out")
+    _check_tile(args.tile)
     contents, styles = (
         io.usable_images(io.list_images(folder), min_side=MIN_SIDE, where=folder)[0]
         for folder in (args.content, args.styles)
@@ -423,6 +561,7 @@ def run_eval(args: argparse.Namespace) -> int:
         name, sep, folder = item.partition("=")
         if not sep or not name or not Path(folder).is_dir():
             raise InputError(f"--results {item!r}: use NAME=DIR with an existing folder")
+        _results_name(item, name)
         if name in methods or name in externals:
             raise InputError(f"--results {item!r}: the name {name!r} is already used")
         externals[name] = Path(folder)
@@ -430,17 +569,55 @@ def run_eval(args: argparse.Namespace) -> int:
     for m in methods:
         if m != REFERENCE:
             check_options(m, options[m])
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"cannot write the report into {out}: it is a file")
-    try:
-        (out / "sheets").mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create the folder {out}: {exc.strerror or exc}") from None
-    io.check_folder_writable(out, str(out))
-
+    inputs = [("--content", Path(args.content)), ("--styles", Path(args.styles))]
+    _check_report_folder(out, inputs + [("--results", folder) for folder in externals.values()])
     pairs = [(contents[c], styles[s]) for c, s in spread_pairs(len(contents), len(styles), args.limit)]
+    names = [*methods, *externals]
+    max_sizes = [options[m].get("max_size", args.max_size) for m in methods if m != REFERENCE]
+    used_photos, used_styles = (list(dict.fromkeys(p[k] for p in pairs)) for k in (0, 1))
+    _check_measurable(used_photos, used_styles, max_sizes, args.max_size, args.metric_size)
+    _check_report_outputs(out, pairs, names)
     cluster = ray_settings(args) if getattr(args, "ray", None) else None  # Ray missing: one line, before any work
+    folders = _Folders()
+    with folders.removed_on_failure():
+        folders.make(out / "sheets")
+        return _eval(args, out, folders, pairs, methods, externals, options, cluster)
+
+
+def _check_report_outputs(out: Path, pairs: Sequence[tuple[Path, Path]], names: Sequence[str]) -> None:
+    """Every file eval writes into ``out``, checked before any work: names the file system takes, and no folder
+    (or file) where a file (or folder) goes."""
+    from brushwork import io
+
+    _check_files(out, REPORT_FILES)
+    for sub in ("sheets", "outputs"):
+        _check_subfolder(out / sub)
+    _check_files(out, [f"sheets/sheet-{k // SHEET_ROWS + 1:02d}.jpg" for k in range(0, len(pairs), SHEET_ROWS)])
+    for m in names:
+        folder = out / "outputs" / m
+        _check_subfolder(folder)
+        exists = folder.is_dir()
+        for photo, style in pairs:
+            dest = folder / f"{photo.stem}__{style.stem}.jpg"
+            for path in (dest, dest.with_suffix(".json")):
+                io.check_name_length(path)
+                if exists and path.is_dir():
+                    raise OutputError(f"cannot write {path}: it is a folder")
+
+
+def _eval(
+    args: argparse.Namespace,
+    out: Path,
+    folders: _Folders,
+    pairs: Sequence[tuple[Path, Path]],
+    methods: Sequence[str],
+    externals: dict[str, Path],
+    options: dict[str, dict[str, Any]],
+    cluster: Any,
+) -> int:
+    """The work of ``brushwork eval``, once everything is checked and ``out`` exists."""
+    from brushwork import io
+
     runner = Runner(options, args.max_size, args.device)
     evaluator = _evaluator(args) if cluster is None else None
     signature = {"max_size": args.max_size, "metric_size": args.metric_size}
@@ -459,7 +636,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
     def finish(m: str, photo: Path, style: Path, rgb: Any, cost: Any, metrics: dict[str, float]) -> dict[str, Any]:
         dest = out / "outputs" / m / f"{photo.stem}__{style.stem}.jpg"
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        folders.make(dest.parent)
         io.save_image(rgb, dest, quality=92, protect=[photo, style])
         row = {
             "method": m,
@@ -748,8 +925,6 @@ def _fmt(value: Any) -> str:
 
 
 def run_tune(args: argparse.Namespace) -> int:
-    from brushwork import draw, evaluate, io
-
     photo = _image_file(args.photo, "photo")
     style = _image_file(args.style, "style image")
     method = parse_methods(args.method, allow_reference=False)[0]
@@ -758,14 +933,28 @@ def run_tune(args: argparse.Namespace) -> int:
     settings = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
     for setting in settings:
         check_options(method, {**options[method], **setting})
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"cannot write into {out}: it is a file")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create the folder {out}: {exc.strerror or exc}") from None
-    io.check_folder_writable(out, str(out))
+    out = _output_folder(args.out, "-o")
+    _check_files(out, TUNE_FILES, [photo, style])
+    max_sizes = [{**options[method], **s}.get("max_size", args.max_size) for s in settings]
+    _check_measurable([photo], [style], max_sizes, args.max_size, args.metric_size)
+    folders = _Folders()
+    with folders.removed_on_failure():
+        folders.make(out)
+        return _tune(args, out, photo, style, method, options, grid, settings)
+
+
+def _tune(
+    args: argparse.Namespace,
+    out: Path,
+    photo: Path,
+    style: Path,
+    method: str,
+    options: dict[str, dict[str, Any]],
+    grid: dict[str, list[Any]],
+    settings: Sequence[dict[str, Any]],
+) -> int:
+    """The work of ``brushwork tune``, once everything is checked and ``out`` exists."""
+    from brushwork import draw, evaluate, io
 
     runner = Runner(options, args.max_size, args.device, warm_full=True)
     evaluator = _evaluator(args)
@@ -804,7 +993,7 @@ def run_tune(args: argparse.Namespace) -> int:
         title=f"tune {method} on {photo.name} × {style.name} (target: {args.target})",
     )
     paths = {
-        "plot": io.save_image(plot, out / "pareto.png"),
+        "plot": io.save_image(plot, out / "pareto.png", protect=[photo, style]),
         "recommended": io.save_image(results[chosen], out / "recommended.png", protect=[photo, style]),
     }
     buf = _stdio.StringIO()
