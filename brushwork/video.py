@@ -56,6 +56,9 @@ DETAIL_SIGMA = 1.5  # fine detail (restored after blending) = the image minus a 
 # are reduced
 FLOW_SIZE = 1024
 FLOW_PRESET = "fast"  # DIS preset of the pipeline (the metric uses "medium" at full size)
+# shortest side the flow is computed at (pixels): OpenCV's DIS fails (an error, or a crash) on images thinner than its
+# pyramid needs (a side under 12 px; a long thin frame such as 640×16); a thinner side is enlarged for the flow only
+FLOW_MIN = 32
 SCENE_CUT = 0.5  # a cut when more than this fraction of pixels is unreliable, or the warped-input error is large
 CUT_ERROR = 0.12  # mean absolute grey difference (0..1) between a frame and the previous one warped onto it
 CACHE_SUFFIX = ".brushwork-frames"
@@ -119,21 +122,33 @@ class FlowEstimator:
         self.preset = preset
         self.forward = forward
         self._dis = _dis(preset)
+        self._shape: tuple[int, ...] | None = None
 
     def _flow(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        if self._shape is not None and self._shape != a.shape:
+            # DIS tunes its pyramid to the first size it sees (and keeps that): a new size gets a new one
+            self._dis = _dis(self.preset)
+        self._shape = a.shape
         return self._dis.calc(a, b, None)
+
+    def flow_size(self, width: int, height: int) -> tuple[int, int]:
+        """The (width, height) the flow of w×h frames is computed at: the longer side bounded by ``size``, neither
+        side under :data:`FLOW_MIN` (a thinner side is enlarged; :func:`_full_size` scales the flow back)."""
+        longer = max(width, height)
+        scale = 1.0 if self.size is None or longer <= self.size else self.size / longer
+        return max(FLOW_MIN, round(width * scale)), max(FLOW_MIN, round(height * scale))
 
     def motion(self, prev_gray: np.ndarray, cur_gray: np.ndarray) -> Motion:
         """Backward flow (t -> t-1) for warping, checked against the forward flow (t-1 -> t)."""
         import cv2
 
         h, w = cur_gray.shape
-        longer = max(h, w)
-        scale = 1.0 if self.size is None or longer <= self.size else self.size / longer
-        if scale < 1.0:
-            size = (max(8, round(w * scale)), max(8, round(h * scale)))
-            a = cv2.resize(prev_gray, size, interpolation=cv2.INTER_AREA)
-            b = cv2.resize(cur_gray, size, interpolation=cv2.INTER_AREA)
+        size = self.flow_size(w, h)
+        if size != (w, h):
+            shrinking = size[0] <= w and size[1] <= h
+            interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+            a = cv2.resize(prev_gray, size, interpolation=interpolation)
+            b = cv2.resize(cur_gray, size, interpolation=interpolation)
         else:
             a, b = prev_gray, cur_gray
         backward = self._flow(b, a)  # for pixels of t: displacement to t-1
@@ -299,10 +314,8 @@ class OptimizeFrames:
     ``strength`` blends with the frame afterwards, ``color_match`` recolours the styles to the first frame."""
 
     def __init__(self, renderer: Any, temporal_weight: float, frame_iterations: int) -> None:
-        o = renderer.options
-        if o.min_size is not None:
-            raise InputError("min_size (a coarse-to-fine pyramid) does not apply to video: each frame is one scale")
-        self.options = o
+        check_renderer(renderer, "optimize")
+        self.options = renderer.options
         self.styles = [s for s in renderer.styles if not isinstance(s, int)]
         self.temporal_weight = temporal_weight
         self.frame_iterations = frame_iterations
@@ -358,6 +371,12 @@ class OptimizeFrames:
         if strength < 1.0:
             out = strength * out + (1.0 - strength) * rgb
         return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def check_renderer(renderer: Any, method: str) -> None:
+    """InputError for a ready renderer's options that do not apply to video (checked before any frame)."""
+    if method == "optimize" and getattr(renderer.options, "min_size", None) is not None:
+        raise InputError("min_size (a coarse-to-fine pyramid) does not apply to video: each frame is one scale")
 
 
 def stylize_frame(
@@ -622,17 +641,45 @@ class _Failed(Exception):
     """Carries an exception out of a pipeline thread."""
 
 
+def frame_size(width: int, height: int, max_size: int | None) -> tuple[int, int]:
+    """The (width, height) the pipeline works at for w×h frames: the longer side bounded by ``max_size``."""
+    if max_size is None or max(width, height) <= max_size:
+        return width, height
+    s = max_size / max(width, height)
+    return max(2, round(width * s)), max(2, round(height * s))
+
+
 def _resize_frame(rgb: np.ndarray, max_size: int | None) -> np.ndarray:
     import cv2
 
-    if max_size is None:
-        return rgb
     h, w = rgb.shape[:2]
-    if max(h, w) <= max_size:
+    size = frame_size(w, h, max_size)
+    if size == (w, h):
         return rgb
-    s = max_size / max(h, w)
-    size = (max(2, round(w * s)), max(2, round(h * s)))
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+
+
+def check_frames(
+    info: io.VideoInfo, *, max_size: int | None = None, start: float | None = None, end: float | None = None
+) -> tuple[int, int]:
+    """The working (width, height) of the video ``info`` (:func:`io.probe_video`); InputError (one line, naming the
+    file) when ``max_size`` would take its shorter side under 16 px, or ``start``/``end`` leave no frame — all
+    known before any frame is decoded."""
+    name = str(info.path)
+    if max_size is not None and max_size < MIN_SIDE:
+        raise InputError(f"max size must be at least {MIN_SIDE} pixels, got {max_size}")
+    w, h = frame_size(info.width, info.height, max_size)
+    if min(w, h) < MIN_SIDE:
+        need = -(-MIN_SIDE * max(info.width, info.height) // min(info.width, info.height))
+        raise InputError(
+            f"{name} ({info.width}×{info.height}) is too thin for --max-size {max_size}: it would be {w}×{h}, and "
+            f"both sides need {MIN_SIDE} px (use --max-size {need} or more)"
+        )
+    if start is not None and info.duration and start >= info.duration:
+        raise InputError(f"--start {start:g} is past the end of {name} ({info.duration:.3f} s long)")
+    if end is not None and end <= 0.0:
+        raise InputError(f"--end {end:g} leaves no frames of {name} (its first frame is at 0 s)")
+    return w, h
 
 
 def _cache_key(src: Path, settings: VideoSettings) -> str:
@@ -819,6 +866,7 @@ def stylize_video(
     elif temporal_weight is not None or frame_iterations is not None:
         raise InputError("temporal weight and frame iterations apply to method optimize only")
     info = io.probe_video(src, min_side=MIN_SIDE)
+    check_frames(info, max_size=max_size, start=start, end=end)
     io.check_video_writable(dst, [src, *protect])
     settings = VideoSettings(
         tuple(str(s) for s in styles),
@@ -842,13 +890,18 @@ def stylize_video(
             f"the frame cache {cache.folder} was made with other settings or another input; "
             "run without --resume to start over"
         )
-    if done == 0:
-        cache.reset()
-    elif keyframes > 1:  # continue after the last keyframe cached: the frames after it depend on the next one
+    if done > 0 and keyframes > 1:  # continue after the last keyframe cached: the frames after it depend on the next
         done = (done - 1) // keyframes * keyframes + 1
     if renderer is None:
         renderer = make_renderer(styles, method, **options)
+    check_renderer(renderer, method)
     frames_optimizer = OptimizeFrames(renderer, temporal_weight, frame_iterations) if optimizing else None
+    # the cache folder is made once everything that can be checked before the first frame was; a run that fails
+    # before it finishes a frame removes the folder it made (one holding an earlier run's frames, kept for
+    # --resume, is never this run's)
+    fresh_cache = done == 0
+    if fresh_cache:
+        cache.reset()
 
     first = start or 0.0
     span_end = min(end, info.duration) if end is not None and info.duration else (end or info.duration)
@@ -881,18 +934,25 @@ def stylize_video(
             prev_gray = g
         _put(decoded, _STOP, stop)
 
-    writer = io.VideoWriter(
-        dst,
-        fps=info.fps,
-        crf=crf,
-        rotation=info.rotation,
-        audio_from=src,
-        audio_start=first,
-        audio_end=end,
-        protect=[src, *protect],
-    )
+    try:
+        writer = io.VideoWriter(
+            dst,
+            fps=info.fps,
+            crf=crf,
+            rotation=info.rotation,
+            audio_from=src,
+            audio_start=first,
+            audio_end=end,
+            protect=[src, *protect],
+        )
+    except Exception:
+        if fresh_cache:
+            cache.remove()
+        raise
+    stored = 0  # frames this run finished into the cache
 
     def encode() -> None:
+        nonlocal stored
         while True:
             item = _get(finished, stop)
             if item is _STOP:
@@ -901,6 +961,7 @@ def stylize_video(
             writer.write(out, t - first)
             if fresh:
                 cache.store(index, out)
+                stored += 1
 
     t0 = time.perf_counter()
     threads = [_thread(decode, errors, stop), _thread(encode, errors, stop)]
@@ -943,11 +1004,13 @@ def stylize_video(
         if count == 0:
             raise InputError(f"cannot read {src}: no frames between --start and --end")
         writer.close()
-    except BaseException:
+    except BaseException as exc:
         stop.set()
         for t in threads:
             t.join(5)
         writer.abort()
+        if fresh_cache and stored == 0 and isinstance(exc, Exception) and not any(t.is_alive() for t in threads):
+            cache.remove()  # no frame finished: nothing to resume from
         raise
     cache.remove()
     h, w = shape[:2] if shape else (0, 0)
@@ -1064,6 +1127,25 @@ def _style_coder() -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.nda
         return (lambda rgb: np.asarray(stylizer.style_code(rgb), np.float64)), rms
 
 
+def _same_shape(a: io.VideoInfo, b: io.VideoInfo) -> bool:
+    """Whether two videos' frames have the same aspect ratio, to the pixel of the smaller one (rounding, and the
+    last row or column that H.264 drops from an odd size)."""
+    if max(a.width, a.height) > max(b.width, b.height):
+        a, b = b, a
+    width = b.width * a.height / b.height  # the larger scaled to the smaller's height, then to its width
+    height = b.height * a.width / b.width
+    return abs(width - a.width) <= max(2.0, 0.01 * a.width) and abs(height - a.height) <= max(2.0, 0.01 * a.height)
+
+
+def _count_error(
+    original: str | os.PathLike, n_original: int, stylized: str | os.PathLike, n_stylized: int
+) -> InputError:
+    return InputError(
+        f"{original} has {n_original} frames and {stylized} {n_stylized}: the stylized video must have the "
+        "original's frames, as many (stylize the whole video, or cut the original the same way)"
+    )
+
+
 def evaluate_video(
     original: str | os.PathLike,
     stylized: str | os.PathLike,
@@ -1075,15 +1157,33 @@ def evaluate_video(
     """Temporal metrics of a stylized video against its original (see :func:`temporal_metrics`), plus the style
     distance of each frame: to ``style`` (an image) when given, else to the stylized video's mean style code.
 
-    Frames are compared at the stylized video's size, bounded by ``max_size``; the two videos must have the same
-    number of frames (the comparison stops at the shorter one)."""
+    The two videos must have the same number of frames and the same aspect ratio (the stylized one may be smaller:
+    a run with a smaller max size); InputError, one line naming both, otherwise. Frames are compared at the
+    stylized video's size, the longer side bounded by ``max_size`` (at least 16) but the shorter side kept at 16 px
+    or more (a long thin video)."""
+    if max_size is not None and max_size < MIN_SIDE:
+        raise InputError(f"max size must be at least {MIN_SIDE} pixels, got {max_size}")
     info = io.probe_video(stylized, min_side=MIN_SIDE)
-    io.probe_video(original, min_side=MIN_SIDE)
+    info_o = io.probe_video(original, min_side=MIN_SIDE)
+    if not _same_shape(info, info_o):
+        raise InputError(
+            f"{original} is {info_o.width}×{info_o.height} and {stylized} {info.width}×{info.height}: the stylized "
+            "video must show the original's frames, in the same aspect ratio (it may be smaller)"
+        )
+    if info.frames and info_o.frames and info.frames != info_o.frames:
+        raise _count_error(original, info_o.frames, stylized, info.frames)
     w, h = info.width, info.height
     if max_size is not None and max(w, h) > max_size:
-        s = max_size / max(w, h)
-        w, h = max(2, round(w * s)), max(2, round(h * s))
+        s = max(max_size / max(w, h), MIN_SIDE / min(w, h))
+        if s < 1.0:
+            w, h = max(MIN_SIDE, round(w * s)), max(MIN_SIDE, round(h * s))
     frames_s: list[np.ndarray] = []
+    counts = [0, 0]
+
+    def counted(it: Iterator[np.ndarray], k: int) -> Iterator[np.ndarray]:
+        for f in it:
+            counts[k] += 1
+            yield f
 
     def keep(it: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
         for k, f in enumerate(it):
@@ -1091,7 +1191,14 @@ def evaluate_video(
                 frames_s.append(f)
             yield f
 
-    result = temporal_metrics(_frames_at(original, (w, h), None), keep(_frames_at(stylized, (w, h), None)))
+    frames_o = counted(_frames_at(original, (w, h), None), 0)
+    stylized_frames = counted(_frames_at(stylized, (w, h), None), 1)
+    result = temporal_metrics(frames_o, keep(stylized_frames))
+    # a header without a frame count (WebM, GIF): the rest of the longer video, counted
+    counts[0] += sum(1 for _ in frames_o)
+    counts[1] += sum(1 for _ in stylized_frames)
+    if counts[0] != counts[1]:
+        raise _count_error(original, counts[0], stylized, counts[1])
     code, distance = _style_coder()
     codes = [code(f) for f in frames_s]
     if style is not None:

@@ -409,3 +409,218 @@ def test_cli_folder_formats_crf_and_range(
     capsys.readouterr()
     assert main(["video", str(clip), "builtin:3", "-o", str(tmp_path / "x.mp4"), "--crf", "52"]) == 2
     assert "--crf" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ bad input: one line, nothing left behind
+
+
+def _thin_clip(path: Path, w: int, h: int, n: int = 6) -> Path:
+    """A w×h clip (no audio): a texture panning one pixel a frame."""
+    out = av.open(str(path), "w")
+    vs = out.add_stream("libx264", rate=FPS)
+    vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+    tex = _texture(h + 20, w + 20, 3)
+    for i in range(n):
+        img = np.ascontiguousarray(tex[5 + i // 2 : 5 + i // 2 + h, 5 + i : 5 + i + w])
+        out.mux(vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+    out.mux(vs.encode(None))
+    out.close()
+    return path
+
+
+def _tree(folder: Path) -> set[str]:
+    """Every file and folder under ``folder`` (hidden ones too)."""
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+
+
+def _one_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("brushwork: error: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("size", ["1", "8", "11", "15"])
+def test_eval_video_max_size_is_at_least_16(clip: Path, size: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["eval-video", str(clip), str(clip), "--max-size", size])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "--max-size" in err[0] and "16" in err[0], err
+    with pytest.raises(InputError, match="at least 16"):
+        bv.evaluate_video(clip, clip, max_size=8)
+
+
+@pytest.mark.parametrize("preset", ["fast", "medium"])
+@pytest.mark.parametrize("shape", [(16, 640), (640, 16), (16, 16), (20, 300), (17, 2049), (48, 64)])
+def test_flow_of_thin_frames(shape: tuple[int, int], preset: str) -> None:
+    """OpenCV's DIS fails (an error, or a crash) on a side too thin for its pyramid: the flow is computed at a size
+    it takes, and comes back at the frames' size."""
+    h, w = shape
+    a = _texture(h + 4, w + 4, 5)[..., 0]
+    prev, cur = np.ascontiguousarray(a[2 : 2 + h, 2 : 2 + w]), np.ascontiguousarray(a[2 : 2 + h, 3 : 3 + w])
+    for size in (bv.FLOW_SIZE, None, 8):
+        motion = bv.FlowEstimator(size, preset, forward=True).motion(prev, cur)
+        assert motion.map_x.shape == motion.reliable.shape == motion.forward_x.shape == (h, w)
+        assert min(bv.FlowEstimator(size).flow_size(w, h)) >= bv.FLOW_MIN
+    flow = bv.FlowEstimator(None, preset)  # one estimator, frames of another size (a new DIS pyramid)
+    flow.motion(prev, cur)
+    assert flow.motion(np.ascontiguousarray(prev.T), np.ascontiguousarray(cur.T)).map_x.shape == (w, h)
+
+
+def test_long_thin_video_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(bv, "make_renderer", lambda *a, **k: Flickery())
+    src = _thin_clip(tmp_path / "vwide.mp4", 640, 16)
+    out = tmp_path / "x.mp4"
+    assert main(["video", str(src), "builtin:3", "-o", str(out), "-q"]) == 0
+    info = io.probe_video(out)
+    assert (info.width, info.height) == (640, 16) and len(list(io.read_video(out))) == 6
+    assert _tree(tmp_path) == {"vwide.mp4", "x.mp4"}, "no frame cache left behind"
+    capsys.readouterr()
+    assert main(["eval-video", str(src), str(out), "--json"]) == 0
+    import json
+
+    result = json.loads(capsys.readouterr().out)
+    assert result["frames"] == 6 and (result["width"], result["height"]) == (640, 16)  # the shorter side kept
+
+
+def test_long_thin_video_too_thin_for_max_size(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = _thin_clip(tmp_path / "vwide.mp4", 640, 16)
+    before = _tree(tmp_path)
+    assert main(["video", str(src), "builtin:3", "-o", str(tmp_path / "x.mp4"), "-q", "--max-size", "64"]) == 2
+    line = _one_error(capsys)
+    assert "vwide.mp4 (640×16) is too thin for --max-size 64" in line and "--max-size 640" in line, line
+    assert _tree(tmp_path) == before, "no output and no frame cache"
+
+
+def _mixed_folder(tmp_path: Path, clip: Path) -> Path:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "v.mp4").write_bytes(clip.read_bytes())
+    (folder / "text.mp4").write_text("not a video\n")
+    return folder
+
+
+def test_folder_skips_unusable_videos_up_front(
+    clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(bv, "make_renderer", lambda *a, **k: Flickery())
+    folder = _mixed_folder(tmp_path, clip)
+    out = tmp_path / "out"
+    assert main(["video", str(folder), "builtin:3", "-o", str(out), "-q"]) == 0
+    captured = capsys.readouterr()
+    warnings = captured.err.splitlines()
+    assert len(warnings) == 1 and warnings[0].startswith("brushwork: warning: ") and "text.mp4" in warnings[0]
+    assert f"wrote 1 of 2 videos to {out} (1 skipped)" in captured.out
+    assert _tree(out) == {"v.mp4"} and len(list(io.read_video(out / "v.mp4"))) == N
+
+
+def test_folder_strict_refuses_an_unusable_video(
+    clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = _mixed_folder(tmp_path, clip)
+    before = _tree(tmp_path)
+    assert main(["video", str(folder), "builtin:3", "-o", str(tmp_path / "out"), "-q", "--strict"]) == 2
+    line = _one_error(capsys)
+    assert "text.mp4" in line and "--strict" in line, line
+    assert _tree(tmp_path) == before, "nothing written, no folder made"
+
+
+def test_folder_without_a_usable_video(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.mp4").write_text("not a video\n")
+    (folder / "b.mov").write_bytes(b"\x00" * 100)
+    before = _tree(tmp_path)
+    assert main(["video", str(folder), "builtin:3", "-o", str(tmp_path / "out"), "-q"]) == 2
+    assert "no usable video" in _one_error(capsys)
+    assert _tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("name", ["one.mp4", "one.webm", "one.png"])
+def test_folder_input_refuses_a_file_name_output(
+    clip: Path, tmp_path: Path, name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = _mixed_folder(tmp_path, clip)
+    before = _tree(tmp_path)
+    assert main(["video", str(folder), "builtin:3", "-o", str(tmp_path / name), "-q"]) == 2
+    assert "-o must be a folder too" in _one_error(capsys)
+    assert _tree(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--start", "5"], "past the end"),
+        (["--start", "0.99"], "no frames"),  # after the last frame (11/12 s): the run's empty cache is removed
+        (["--end", "0"], "--end 0"),
+        (["--max-size", "8"], "max size must be"),
+        (["--iterations", "3"], "does not take the option"),
+    ],
+)
+def test_errors_known_before_the_first_frame_leave_nothing(
+    clip: Path, tmp_path: Path, flags: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "v.mp4"
+    src.write_bytes(clip.read_bytes())
+    before = _tree(tmp_path)
+    assert main(["video", str(src), "builtin:3", "-o", str(tmp_path / "out.mp4"), "-q", *flags]) == 2
+    assert message in _one_error(capsys)
+    assert _tree(tmp_path) == before, "no output and no hidden frame cache"
+
+
+def test_optimize_options_that_do_not_apply_leave_nothing(clip: Path, tmp_path: Path) -> None:
+    style = tmp_path / "style.png"
+    io.save_image(np.random.default_rng(0).random((32, 32, 3)).astype(np.float32), style)
+    before = _tree(tmp_path)
+    with pytest.raises(InputError, match="min_size"):
+        bv.stylize_video(
+            clip, tmp_path / "o.mp4", [str(style)], method="optimize", min_size=16, backbone="vgg19", weights="random"
+        )
+    assert _tree(tmp_path) == before
+
+
+class _Refuses(Flickery):
+    def render(self, rgb: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        raise InputError("this frame cannot be stylized")
+
+
+def test_a_run_that_fails_before_any_frame_removes_its_cache_only(clip: Path, tmp_path: Path) -> None:
+    """A fresh run that fails before finishing a frame removes the frame cache it made; a resumed run never removes
+    the frames an earlier run left for --resume."""
+    out = tmp_path / "out.mp4"
+    cache = tmp_path / f".out.mp4{bv.CACHE_SUFFIX}"
+    with pytest.raises(InputError, match="no frames"):  # the last frame starts at 11/12 s: none from 0.95 s on
+        bv.stylize_video(clip, out, ["x"], renderer=Flickery(), start=0.95)
+    assert not cache.exists() and not out.exists()
+    with pytest.raises(KeyboardInterrupt):
+        bv.stylize_video(clip, out, ["x"], renderer=Flickery(fail_at=6), keyframes=1)
+    kept = _tree(cache)
+    assert len(kept) >= 3
+    with pytest.raises(InputError, match="cannot be stylized"):
+        bv.stylize_video(clip, out, ["x"], renderer=_Refuses(), keyframes=1, resume=True)
+    assert _tree(cache) == kept, "an earlier run's frames stay for --resume"
+    with pytest.raises(InputError, match="cannot be stylized"):
+        bv.stylize_video(clip, out, ["x"], renderer=_Refuses(), keyframes=1)  # starts over: its own cache
+    assert _tree(tmp_path) == set()
+
+
+def test_eval_video_refuses_other_frame_counts_and_shapes(
+    clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    longer = _thin_clip(tmp_path / "v20.mp4", W, H, n=20)
+    square = _thin_clip(tmp_path / "vsq.mp4", 48, 48, n=N)
+    assert main(["eval-video", str(clip), str(longer)]) == 2
+    line = _one_error(capsys)
+    assert f"has {N} frames" in line and "v20.mp4 20" in line, line
+    assert main(["eval-video", str(clip), str(square)]) == 2
+    line = _one_error(capsys)
+    assert f"{W}×{H}" in line and "48×48" in line, line
+    # WebM headers hold no frame count: the frames are counted as they are compared
+    short = tmp_path / "short.webm"
+    bv.stylize_video(_thin_clip(tmp_path / "v6.mp4", W, H, n=6), short, ["x"], renderer=Flickery())
+    assert io.probe_video(short).frames == 0
+    with pytest.raises(InputError, match=f"has {N} frames and .*short.webm 6"):
+        bv.evaluate_video(clip, short)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
+import warnings
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,13 +18,15 @@ from brushwork.cli.common import (
     ProgressBar,
     add_ray,
     emit_json,
+    int_range,
     nonnegative_float,
     nonnegative_int,
     positive_int,
     ray_settings,
     unit_float,
 )
-from brushwork.errors import BrushworkError, InputError, OutputError
+from brushwork.errors import BrushworkError, BrushworkWarning, InputError, OutputError
+from brushwork.options import MAX_SIDE, MIN_SIDE
 
 FORMATS = ("mp4", "webm", "gif")
 
@@ -90,6 +95,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--end", type=nonnegative_float, help="second to stop at")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from the frames it finished")
     p.add_argument("--format", choices=FORMATS, default="mp4", help="output format in folder mode (default: mp4)")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="folder mode: refuse the run (nothing written) when any file is not a usable video; by default each "
+        "one is skipped with a warning and counted in the summary",
+    )
     p.add_argument("--json", action="store_true", help="print a machine-readable record of each result")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_option_flags(p, option_classes(methods))  # --max-size bounds the frames
@@ -121,15 +132,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("stylized", help="the stylized video (same frames)")
     e.add_argument("--style", help="style image to measure each frame's style distance to (default: the video's mean)")
     e.add_argument(
-        "--max-size", type=positive_int, default=480, help="compare at this longer side (default: %(default)s)"
+        "--max-size",
+        type=int_range(MIN_SIDE, MAX_SIDE),
+        default=480,
+        help=f"compare at this longer side, at least {MIN_SIDE} (a long thin video keeps {MIN_SIDE} px on its shorter "
+        "side; default: %(default)s)",
     )
     e.add_argument("--json", action="store_true", help="print all figures, per frame too, as JSON")
     e.set_defaults(run=run_eval)
 
 
-def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
+def _jobs(args: argparse.Namespace, max_size: int | None) -> tuple[list[tuple[Path, Path]], int]:
+    """(input, output) pairs, and how many files of a folder were skipped. Everything is checked before any work and
+    before any folder is made: the styles, the numbers, the output paths, and every input video (its header and
+    first frame, and that --max-size, --start and --end leave frames of it). In folder mode an unusable video is
+    skipped with one warning line (``--strict``: the error); the run fails only when no usable video remains."""
     from brushwork import io
-    from brushwork.options import MIN_SIDE
 
     src, out = Path(args.input), Path(args.output)
     for style in args.styles:
@@ -141,23 +159,83 @@ def _jobs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
         raise InputError(f"--crf must be from 0 to 51, got {args.crf}")
     if args.start is not None and args.end is not None and args.end <= args.start:
         raise InputError(f"--end ({args.end}) must be after --start ({args.start})")
+    skipped = 0
     if src.is_dir():
         if out.exists() and not out.is_dir():
             raise InputError(f"{src} is a folder, so -o must be a folder too, not the file {out}")
-        pairs = [(p, out / f"{p.stem}.{args.format}") for p in io.list_videos(src)]
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"cannot create the folder {out}: {exc.strerror or exc}") from None
+        if not out.exists() and out.suffix.lower() in io.VIDEO_EXTENSIONS | io.IMAGE_EXTENSIONS:
+            raise InputError(f"{src} is a folder, so -o must be a folder too, not the file name {out}")
+        io.check_output_folder(out)
+        sources, skipped = _usable_videos(io.list_videos(src), args, max_size)
+        stems = Counter(p.stem for p in sources)  # a.mp4 and a.mov must not both become a.mp4
+
+        def name(p: Path) -> str:
+            return p.stem if stems[p.stem] == 1 else f"{p.stem}_{p.suffix[1:].lower()}"
+
+        pairs = [(p, out / f"{name(p)}.{args.format}") for p in sources]
     elif src.exists() or src.is_symlink():
-        io.probe_video(src, min_side=MIN_SIDE)  # header and first frame: a bad input fails before any work
+        info = io.probe_video(src, min_side=MIN_SIDE)  # header and first frame: a bad input fails before any work
+        _check_frames(info, args, max_size)
         pairs = [(src, out)]
     else:
         raise InputError(f"cannot read {src}: no such file")
     protect = [p for p, _ in pairs] + [Path(s) for s in args.styles if not s.startswith("builtin:")]
     for _, dst in pairs:
-        io.check_video_writable(dst, protect)
-    return pairs
+        if dst.parent.is_dir():  # a folder made later was checked as a whole (check_output_folder)
+            io.check_video_writable(dst, protect)
+        else:
+            io.check_name_length(dst)
+    return pairs, skipped
+
+
+def _check_frames(info: Any, args: argparse.Namespace, max_size: int | None) -> None:
+    from brushwork.video import check_frames
+
+    check_frames(info, max_size=max_size, start=args.start, end=args.end)
+
+
+def _usable_videos(paths: list[Path], args: argparse.Namespace, max_size: int | None) -> tuple[list[Path], int]:
+    """The videos of a folder that can be stylized (each file probed once, in threads), in order, and how many
+    were skipped; each skipped one is named in one warning. InputError with ``--strict`` when any is unusable, or
+    when none is usable (nothing warned then)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from brushwork import io
+
+    def check(p: Path) -> str | None:
+        try:
+            _check_frames(io.probe_video(p, min_side=MIN_SIDE), args, max_size)
+        except BrushworkError as exc:
+            return str(exc)
+        return None
+
+    workers = max(1, min(8, os.cpu_count() or 1, len(paths)))
+    with ThreadPoolExecutor(workers) as pool:  # FFmpeg decodes without the GIL
+        reasons = list(pool.map(check, paths))
+    good = [p for p, r in zip(paths, reasons, strict=True) if r is None]
+    bad = [r for r in reasons if r is not None]
+    if bad and args.strict:
+        more = f" (and {len(bad) - 1} more unusable file{'s' if len(bad) > 2 else ''})" if len(bad) > 1 else ""
+        raise InputError(f"{bad[0]}{more}; --strict refuses any unusable file")
+    if not good:
+        raise InputError(
+            f"no usable video in {args.input}: {len(bad)} file{'s' if len(bad) > 1 else ''} unusable, e.g. {bad[0]}"
+        )
+    for reason in bad:
+        warnings.warn(f"{reason}; skipped", BrushworkWarning, stacklevel=2)
+    return good, len(bad)
+
+
+def _make_folder(args: argparse.Namespace) -> bool:
+    """Folder mode: create the output folder (after every check); True when this run created it."""
+    src, out = Path(args.input), Path(args.output)
+    if not src.is_dir() or out.is_dir():
+        return False
+    try:
+        out.mkdir(parents=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the folder {out}: {exc.strerror or exc}") from None
+    return True
 
 
 @contextmanager
@@ -217,25 +295,30 @@ def _one_video(
 
 
 def run(args: argparse.Namespace) -> int:
-    from brushwork.api import METHODS
-    from brushwork.video import check_keyframes, make_renderer
+    from brushwork.api import METHODS, check_options
+    from brushwork.video import check_keyframes, check_renderer, make_renderer
 
     cluster = ray_settings(args) if getattr(args, "ray", None) else None  # Ray missing: one line, before any work
-    pairs = _jobs(args)
     options = _options(args)
     if args.method != "optimize" and (args.temporal_weight is not None or args.frame_iterations is not None):
         raise InputError("--temporal-weight and --frame-iterations apply to --method optimize only")
     check_keyframes(args.keyframes, args.method, args.consistency)  # before the styles load (the API checks again)
+    check_options(args.method, options)  # values and options the method lacks, before any file work
     # bounds the frames (the pipeline resizes); the method's default bound when not given
     max_size = options.pop("max_size", METHODS[args.method].options.max_size)
+    pairs, skipped = _jobs(args, max_size)
+    folder = Path(args.input).is_dir()
     if cluster is not None:
         if args.method == "optimize":
             raise InputError("--method optimize runs a video in one process: drop --ray")
-        return _run_cluster(args, pairs, options, max_size, cluster)
+        _make_folder(args)
+        return _run_cluster(args, pairs, options, max_size, cluster, skipped)
     renderer = make_renderer(args.styles, args.method, **options)  # style work done once for every video
+    check_renderer(renderer, args.method)
+    created = _make_folder(args)
     protect = [Path(s) for s in args.styles if not s.startswith("builtin:")]
     records: list[dict[str, Any]] = []
-    failures = 0
+    failures = skipped
     for src, dst in pairs:
         bar = ProgressBar(args.quiet, unit="frame")
         try:
@@ -251,20 +334,38 @@ def run(args: argparse.Namespace) -> int:
             return 128 + signum
         except BrushworkError as exc:
             bar.close()
-            if len(pairs) == 1:
+            if not folder or args.strict:
+                _remove_if_empty(args, created)
                 raise
             failures += 1
-            sys.stderr.write(f"brushwork: error: {exc}\n")
+            sys.stderr.write(f"brushwork: warning: {exc}; skipped\n")
             continue
         bar.close()
         records.append(record)
         if not args.json:
             _print(record)
+    if folder and not records:
+        _remove_if_empty(args, created)
+        raise InputError(f"no usable video in {args.input} ({failures} skipped)")
     if args.json:
-        emit_json(records[0] if len(pairs) == 1 and records else records)
-    elif len(pairs) > 1:
-        print(f"wrote {len(records)} of {len(pairs)} videos to {args.output}")
-    return 2 if failures else 0
+        emit_json(records if folder else records[0])
+    elif folder:
+        _print_summary(args, len(records), failures)
+    return 0
+
+
+def _remove_if_empty(args: argparse.Namespace, created: bool) -> None:
+    """The output folder this run created, removed when the run wrote nothing into it."""
+    if created:
+        try:
+            Path(args.output).rmdir()
+        except OSError:
+            pass
+
+
+def _print_summary(args: argparse.Namespace, written: int, skipped: int) -> None:
+    note = f" ({skipped} skipped)" if skipped else ""
+    print(f"wrote {written} of {written + skipped} videos to {args.output}{note}")
 
 
 def _settings(args: argparse.Namespace, max_size: Any) -> dict[str, Any]:
@@ -290,7 +391,12 @@ def _print(record: dict[str, Any]) -> None:
 
 
 def _run_cluster(
-    args: argparse.Namespace, pairs: list[tuple[Path, Path]], options: dict[str, Any], max_size: Any, settings: Any
+    args: argparse.Namespace,
+    pairs: list[tuple[Path, Path]],
+    options: dict[str, Any],
+    max_size: Any,
+    settings: Any,
+    skipped: int = 0,
 ) -> int:
     """Every video of ``pairs`` split into segments across a Ray cluster, with one progress bar for the job."""
     from brushwork import cluster
@@ -307,13 +413,14 @@ def _run_cluster(
             progress=bar,
             protect=[Path(s) for s in args.styles if not s.startswith("builtin:")],
         )
+    folder = Path(args.input).is_dir()
     if args.json:
-        emit_json(records[0] if len(pairs) == 1 else records)
+        emit_json(records if folder else records[0])
         return 0
     for record in records:
         _print(record)
-    if len(pairs) > 1:
-        print(f"wrote {len(records)} of {len(pairs)} videos to {args.output}")
+    if folder:
+        _print_summary(args, len(records), skipped)
     return 0
 
 
