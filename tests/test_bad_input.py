@@ -294,6 +294,8 @@ EXTRA: list[tuple[str, str, str, dict[str, str]]] = [
     ],
     ("optimize-plot-is-output", "optimize {photo} {style} -o {out} --loss-plot {out} --iterations 1", "", {}),
     ("stylize-home-read-only", "stylize {photo} builtin:3 -o {out}", "BRUSHWORK_HOME", {"BRUSHWORK_HOME": "/sys/bw"}),
+    ("stylize-folder-empty-output", "stylize {photos} builtin:3 -o=", "-o is empty", {}),
+    ("sample-empty-output", "sample {photo} -n 1 -o=", "-o is empty", {}),
     ("stylize-json-and-stdout", "stylize {photo} builtin:3 -o - --json", "json", {}),
     ("stylize-out-trailing-slash", "stylize {photo} builtin:3 -o {out}/", "ending in /", {}),
     ("stylize-style-is-folder", "stylize {photo} {folder.png} -o {out}", "folder.png is a folder", {}),
