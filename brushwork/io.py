@@ -20,6 +20,7 @@ import stat
 import struct
 import sys
 import warnings
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -953,6 +954,14 @@ def resize_to_max(rgb: np.ndarray, max_size: int | None) -> np.ndarray:
         return rgb
     scale = max_size / longer
     return resize(rgb, (max(1, round(width * scale)), max(1, round(height * scale))))
+
+
+def unique_names(paths: Iterable[Path]) -> dict[Path, str]:
+    """Each file's name for the outputs made from it: its stem, or ``stem_ext`` when two of ``paths`` share a stem
+    (``a.jpg`` and ``a.png`` must not both become ``a.png``)."""
+    paths = list(dict.fromkeys(paths))
+    counts = Counter(p.stem for p in paths)
+    return {p: p.stem if counts[p.stem] == 1 else f"{p.stem}_{p.suffix[1:].lower()}" for p in paths}
 
 
 def list_images(folder: PathLike) -> list[Path]:

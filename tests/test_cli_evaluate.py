@@ -276,5 +276,21 @@ def test_eval_tile_is_bounded_as_in_compare(tmp_path: Path, folders, capsys) -> 
 def test_eval_and_tune_refuse_an_empty_output_name(tmp_path: Path, folders, capsys, monkeypatch) -> None:
     root = _tree(tmp_path, folders)
     monkeypatch.chdir(root)  # an empty name would write here
-    _refused(capsys, root, _tune(root, "photo.png", "style.png", ""), "-o is empty")
-    _refused(capsys, root, _eval(root, ""), "--out is empty")
+    _refused(capsys, root, _tune(root, "photo.png", "style.png", ""), "output name is empty")
+    _refused(capsys, root, _eval(root, ""), "output name is empty")
+
+
+def test_eval_keeps_results_of_photos_that_share_a_stem(tmp_path: Path) -> None:
+    from PIL import Image
+
+    content, styles = tmp_path / "content", tmp_path / "styles"
+    content.mkdir()
+    styles.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "a.jpg"):
+        Image.fromarray((rng.random((48, 64, 3)) * 255).astype(np.uint8)).save(content / name)
+    Image.fromarray((rng.random((64, 64, 3)) * 255).astype(np.uint8)).save(styles / "s.png")
+    out = tmp_path / "report"
+    argv = ["eval", "--content", str(content), "--styles", str(styles), "--out", str(out)]
+    assert main([*argv, "--methods", "fast", "--max-size", "64", "--metric-size", "64", "-q"]) == 0
+    assert sorted(p.name for p in (out / "outputs" / "fast").glob("*.jpg")) == ["a_jpg__s.jpg", "a_png__s.jpg"]

@@ -86,9 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     """Run the command; every error a user can cause becomes one ``brushwork: error: …`` line and exit code 2."""
-    for name, flag in (("output", "-o"), ("out", "--out")):
-        if getattr(args, name, None) == "":  # an empty name would write into the current folder
-            return _error(f"{flag} is empty: give a file or folder name")
+    if "" in (getattr(args, "output", None), getattr(args, "out", None)):  # it would write into the current folder
+        return _error("the output name is empty: give a file or folder name")
     try:
         return int(args.run(args) or 0)
     except BrushworkError as exc:

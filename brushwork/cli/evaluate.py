@@ -22,7 +22,7 @@ import math
 import os
 import shutil
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -528,6 +528,16 @@ def spread_pairs(n_contents: int, n_styles: int, limit: int | None) -> list[tupl
     return sorted(every[:limit])
 
 
+def _result_names(pairs: Sequence[tuple[Path, Path]]) -> Callable[[Path, Path], str]:
+    """The file name of each result in the report: ``PHOTO__STYLE.jpg`` from their stems, or ``stem_ext`` for
+    photos (styles) that share a stem (``a.png``, ``a.jpg``), so that no result replaces another."""
+    from brushwork import io
+
+    photos = io.unique_names(p for p, _ in pairs)
+    styles = io.unique_names(s for _, s in pairs)
+    return lambda photo, style: f"{photos[photo]}__{styles[style]}.jpg"
+
+
 def _external_result(folder: Path, photo: Path, style: Path) -> Path | None:
     from brushwork.io import IMAGE_EXTENSIONS
 
@@ -589,6 +599,7 @@ def _check_report_outputs(out: Path, pairs: Sequence[tuple[Path, Path]], names: 
     (or file) where a file (or folder) goes."""
     from brushwork import io
 
+    result_name = _result_names(pairs)
     _check_files(out, REPORT_FILES)
     for sub in ("sheets", "outputs"):
         _check_subfolder(out / sub)
@@ -598,7 +609,7 @@ def _check_report_outputs(out: Path, pairs: Sequence[tuple[Path, Path]], names: 
         _check_subfolder(folder)
         exists = folder.is_dir()
         for photo, style in pairs:
-            dest = folder / f"{photo.stem}__{style.stem}.jpg"
+            dest = folder / result_name(photo, style)
             for path in (dest, dest.with_suffix(".json")):
                 io.check_name_length(path)
                 if exists and path.is_dir():
@@ -627,6 +638,7 @@ def _eval(
     bar = _progress(len(pairs) * len(names), "eval", args.quiet)
     images: dict[tuple[str, str, str], Path] = {}
     loaded: dict[Path, Any] = {}
+    result_name = _result_names(pairs)
     todo: list[tuple[int, str, Path, Path]] = []  # (row, method, photo, style) for the cluster
 
     def load(p: Path) -> Any:  # photos and styles read once, kept for the evaluator's caches
@@ -635,7 +647,7 @@ def _eval(
         return loaded[p]
 
     def finish(m: str, photo: Path, style: Path, rgb: Any, cost: Any, metrics: dict[str, float]) -> dict[str, Any]:
-        dest = out / "outputs" / m / f"{photo.stem}__{style.stem}.jpg"
+        dest = out / "outputs" / m / result_name(photo, style)
         folders.make(dest.parent)
         io.save_image(rgb, dest, quality=92, protect=[photo, style])
         row = {
@@ -656,7 +668,7 @@ def _eval(
     for photo, style in pairs:
         for m in names:
             bar.set_postfix_str(f"{m}: {photo.name} × {style.name}")
-            dest = out / "outputs" / m / f"{photo.stem}__{style.stem}.jpg"
+            dest = out / "outputs" / m / result_name(photo, style)
             sig = {**signature, "options": runner.call_options(m) if m in methods else {"results": str(externals[m])}}
             row = _reuse(dest, dest.with_suffix(".json"), sig)
             if row is not None:

@@ -6,7 +6,6 @@ import argparse
 import math
 import sys
 import time
-from collections import Counter
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -126,12 +125,9 @@ def _jobs(args: argparse.Namespace) -> list[tuple[Path | None, Path | None]]:
             max_pixels=args.max_pixels,
             where=str(content),
         )  # every file checked once, before any work: unusable ones are named in one warning each, and counted
-        stems = Counter(p.stem for p in sources)  # a.jpg and a.png must not both become a.png
+        names = io.unique_names(sources)  # a.jpg and a.png must not both become a.png
 
-        def name(p: Path) -> str:
-            return p.stem if stems[p.stem] == 1 else f"{p.stem}_{p.suffix[1:].lower()}"
-
-        pairs = [(p, output / f"{name(p)}.{args.format}") for p in sources]
+        pairs = [(p, output / f"{names[p]}.{args.format}") for p in sources]
         try:
             output.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -8,7 +8,6 @@ import signal
 import sys
 import threading
 import warnings
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -167,12 +166,9 @@ def _jobs(args: argparse.Namespace, max_size: int | None) -> tuple[list[tuple[Pa
             raise InputError(f"{src} is a folder, so -o must be a folder too, not the file name {out}")
         io.check_output_folder(out)
         sources, skipped = _usable_videos(io.list_videos(src), args, max_size)
-        stems = Counter(p.stem for p in sources)  # a.mp4 and a.mov must not both become a.mp4
+        names = io.unique_names(sources)  # a.jpg and a.png must not both become a.png
 
-        def name(p: Path) -> str:
-            return p.stem if stems[p.stem] == 1 else f"{p.stem}_{p.suffix[1:].lower()}"
-
-        pairs = [(p, out / f"{name(p)}.{args.format}") for p in sources]
+        pairs = [(p, out / f"{names[p]}.{args.format}") for p in sources]
     elif src.exists() or src.is_symlink():
         info = io.probe_video(src, min_side=MIN_SIDE)  # header and first frame: a bad input fails before any work
         _check_frames(info, args, max_size)
