@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from brushwork import options as opts
 from brushwork.errors import InputError
 
 ProgressFn = Callable[[Any], object]
@@ -29,14 +30,8 @@ ProgressFn = Callable[[Any], object]
 SERVER_ONLY = frozenset(
     {"device", "runtime", "decoder", "weights", "mask", "content_layers", "style_layers", "style_layer_weights"}
 )
-# string options a request may set, with their choices
-CHOICES: dict[str, tuple[str, ...]] = {
-    "init": ("content", "noise", "style", "fast"),
-    "loss": ("gram", "mean_std", "w2"),
-    "optimizer": ("lbfgs", "adam"),
-    "pool": ("max", "avg"),
-    "backbone": ("auto", "vgg19", "vgg16", "mobilenet"),
-}
+# string options a request may set, with their choices (the API's, less the server's own)
+CHOICES: dict[str, tuple[str, ...]] = {k: v for k, v in opts.CHOICES.items() if k not in SERVER_ONLY}
 # methods quick enough to preview while a slider moves; the others preview with the fast method
 QUICK = frozenset({"fast", "adain", "wct", "microast"})
 MAX_STYLES = 4
@@ -119,13 +114,12 @@ def methods() -> dict[str, Method]:
 
 # ---------------------------------------------------------------- checking a request's options
 
+# the API's ranges, with a server's tighter bounds on the work one request may ask for
 RANGES: dict[str, tuple[float, float]] = {
-    "strength": (0.0, 1.0),
-    "stroke_scale": (0.25, 4.0),
-    "seed": (0, 2**63 - 1),
+    **opts.RANGES,
+    "seed": (0, opts.SEED_LIMIT - 1),
     "iterations": (1, 1000),
-    "max_size": (16, 65536),
-    "min_size": (16, 65536),
+    "tile_iterations": (0, 1000),
     "preview_every": (0, 1000),
 }
 
