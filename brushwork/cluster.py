@@ -107,11 +107,18 @@ def _reachable(address: str, timeout: float = 10.0) -> None:
         raise ClusterError(f"cannot reach the Ray cluster at {address}: {reason}") from None
 
 
-def _worker_slots(ray: Any, workers: int | None, cpus: float) -> int:
+def _worker_slots(ray: Any, workers: int | None, cpus: float, gpus: float = 0.0) -> int:
+    """How many workers to start; InputError when one worker asks for more CPUs or GPUs than the cluster has (Ray
+    would wait for them for ever)."""
+    resources = ray.cluster_resources()
+    have_cpus, have_gpus = float(resources.get("CPU", 0.0)), float(resources.get("GPU", 0.0))
+    if cpus > have_cpus:
+        raise InputError(f"a worker asks for {cpus:g} CPUs (--worker-cpus) and the cluster has {have_cpus:g}")
+    if gpus > have_gpus:
+        raise InputError(f"a worker asks for {gpus:g} GPUs (--worker-gpus) and the cluster has {have_gpus:g}")
     if workers is not None:
         return workers
-    total = float(ray.cluster_resources().get("CPU", 1.0))
-    return max(1, int(total // max(cpus, 1e-3)))
+    return max(1, int(have_cpus // max(cpus, 1e-3)))
 
 
 def _death(ray: Any, exc: BaseException) -> bool:
@@ -369,7 +376,7 @@ def stylize_images(
             reporter.step(done, message=src.name)
 
     with connect(settings.address) as ray:
-        slots = _worker_slots(ray, settings.workers, settings.worker_cpus)
+        slots = _worker_slots(ray, settings.workers, settings.worker_cpus, settings.worker_gpus)
         opts = dict(options or {})
         spawn = _spawner(
             ray, settings.worker_cpus, settings.worker_gpus, style_blobs, method, opts, mask_blobs, max_pixels
@@ -438,7 +445,7 @@ def evaluate_pairs(
     ``done(task, result, cost, metrics)`` gets its result on the driver (which writes the report). Costs are each
     worker's own (workers share their machines, so times are longer than one process's)."""
     with connect(settings.address) as ray:
-        slots = _worker_slots(ray, settings.workers, settings.worker_cpus)
+        slots = _worker_slots(ray, settings.workers, settings.worker_cpus, settings.worker_gpus)
         remote = ray.remote(Measurer).options(
             num_cpus=settings.worker_cpus, num_gpus=settings.worker_gpus, max_restarts=0
         )
@@ -575,7 +582,7 @@ def stylize_videos(
     options = dict(options or {})
     t0 = time.perf_counter()
     with connect(settings.address) as ray:
-        slots = _worker_slots(ray, settings.workers, settings.worker_cpus)
+        slots = _worker_slots(ray, settings.workers, settings.worker_cpus, settings.worker_gpus)
         clips: list[_Clip] = []
         for c, (src, dst) in enumerate(pairs):
             info = io.probe_video(src, min_side=MIN_SIDE)

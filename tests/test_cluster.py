@@ -203,7 +203,7 @@ def test_unreachable_cluster_one_line_and_exit_2(tmp_path: Path, capsys: pytest.
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"brushwork: error: cannot reach the Ray cluster at 127.0.0.1:{port}: connection refused"]
-    assert not list((tmp_path / "out").iterdir())
+    assert not (tmp_path / "out").exists()  # the folder this run made is removed again
 
 
 @pytest.mark.slow
@@ -363,3 +363,20 @@ def test_eval_on_the_cluster_measures_what_one_process_measures(
             assert float(ours[k]) == pytest.approx(float(theirs[k]), rel=1e-4, abs=1e-4), k
     for out in ("outputs/fast/photo__s1.jpg", "outputs/fast/photo__s4.jpg"):
         assert (tmp_path / "ray" / out).read_bytes() == (tmp_path / "one" / out).read_bytes()
+
+
+@needs_ray
+def test_cluster_checks_styles_and_resources_before_any_worker(
+    address: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "in").mkdir()
+    io.save_image(np.full((H, W, 3), 0.5, np.float32), tmp_path / "in" / "a.png")
+    base = ["stylize", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--ray", address]
+    assert main([*base[:2], "builtin:99", *base[2:]]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "brushwork: error: no built-in style 99: use builtin:0 to builtin:25"
+    ]
+    assert main([*base[:2], STYLE, *base[2:], "--worker-cpus", "4000"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--worker-cpus" in err[0] and "the cluster has" in err[0], err
+    assert not (tmp_path / "out").exists()

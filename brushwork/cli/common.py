@@ -205,10 +205,10 @@ def add_ray(parser: argparse.ArgumentParser) -> None:
         "--workers", type=positive_int, help="Ray workers, each loading the networks once (default: CPUs / worker CPUs)"
     )
     g.add_argument(
-        "--worker-cpus", type=positive_float, default=1.0, help="CPUs each worker takes (default: %(default)s)"
+        "--worker-cpus", type=float_range(0.01, 4096), default=1.0, help="CPUs each worker takes (default: %(default)s)"
     )
     g.add_argument(
-        "--worker-gpus", type=nonnegative_float, default=0.0, help="GPUs each worker takes (default: %(default)s)"
+        "--worker-gpus", type=float_range(0, 1024), default=0.0, help="GPUs each worker takes (default: %(default)s)"
     )
 
 

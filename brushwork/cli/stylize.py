@@ -128,6 +128,7 @@ def _jobs(args: argparse.Namespace) -> list[tuple[Path | None, Path | None]]:
         names = io.unique_names(sources)  # a.jpg and a.png must not both become a.png
 
         pairs = [(p, output / f"{names[p]}.{args.format}") for p in sources]
+        args.made_folder = None if output.exists() else output  # removed again if the run fails before writing
         try:
             output.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -162,7 +163,7 @@ def _read_stdin() -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from brushwork import api, io
+    from brushwork import api
     from brushwork.cli.flags import option_classes, options_from_args
 
     options = options_from_args(args, option_classes(api.METHODS))
@@ -180,12 +181,34 @@ def run(args: argparse.Namespace) -> int:
         if not pairs:
             print(f"nothing to do: the {finished} outputs exist in {args.output}")
             return 0
-    protect = [p for p, _ in pairs if p is not None] + [Path(s) for s in _style_paths(args)]
-    protect += [Path(m) for m in args.mask or []]
     mask = args.mask[0] if args.mask and len(args.mask) == 1 else args.mask
     folder = Path(args.content).is_dir() and args.content != "-"
+    try:
+        if cluster is not None:  # the styles, method and options checked here, before any worker starts
+            api.renderer(args.styles, method=args.method, max_pixels=args.max_pixels, **options)
+        return _stylize_pairs(args, pairs, options, mask, cluster, folder, finished)
+    except BrushworkError:
+        made = getattr(args, "made_folder", None)
+        if made is not None and made.is_dir() and not any(made.iterdir()):
+            made.rmdir()  # a folder this run made and left empty
+        raise
+
+
+def _stylize_pairs(
+    args: argparse.Namespace,
+    pairs: list[tuple[Path | None, Path | None]],
+    options: dict[str, Any],
+    mask: Any,
+    cluster: Any,
+    folder: bool,
+    finished: int,
+) -> int:
+    from brushwork import api, io
+
     records: list[dict[str, Any]] = []
     failures = 0
+    protect = [p for p, _ in pairs if p is not None] + [Path(s) for s in _style_paths(args)]
+    protect += [Path(m) for m in args.mask or []]
     with ProgressBar(quiet=args.quiet or args.json or len(pairs) < 2 and args.method != "optimize") as bar:
         if cluster is not None:
             records, failures = _run_cluster(args, pairs, options, mask, cluster, bar, folder)

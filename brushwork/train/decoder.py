@@ -212,10 +212,11 @@ def decoder_losses(
 
 
 def _read_log(path: Path) -> list[dict[str, str]]:
+    """The rows of a training log; rows that are not a training step (a damaged or hand-edited file) are left out."""
     if not path.is_file():
         return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        return [r for r in csv.DictReader(f) if re.fullmatch(r"[0-9]+", str(r.get("step") or ""))]
 
 
 def _rewrite_log(path: Path, keep_until: int, names: Sequence[str] = LOSS_NAMES) -> None:
@@ -228,7 +229,7 @@ def _write_rows(path: Path, rows: list[dict[str, Any]], mode: str, names: Sequen
     header = ["step", "time_s", "lr", *names]
     new = mode == "w" or not path.is_file()
     with open(path, mode, newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=header)
+        writer = csv.DictWriter(f, fieldnames=header, extrasaction="ignore")
         if new:
             writer.writeheader()
         writer.writerows(rows)
@@ -408,6 +409,7 @@ def train_decoder(
             choices = ", ".join(stages)
             raise InputError(f"encoder {config.encoder} has no layer {config.layer!r}; choose one of {choices}")
     check_device(config.device)
+    config.device = str(config.device).strip().lower()  # as torch spells it ("CPU" is cpu)
     if not config.content or not config.style:
         raise InputError("give a folder of photos (--content) and a folder of paintings (--style)")
     out = Path(config.out)
