@@ -188,6 +188,16 @@ def run_pool(
             handle(tasks[tid], result)
             feed(slot)
     finally:
+        closing = []
+        for actor in actors:  # a worker's own clean-up first: ray.kill ends its process without any
+            try:
+                closing.append(actor.close.remote())
+            except Exception:
+                pass
+        try:
+            ray.wait(closing, num_returns=len(closing), timeout=10)
+        except Exception:
+            pass
         for actor in actors:
             try:
                 ray.kill(actor, no_restart=True)
@@ -225,13 +235,18 @@ class Stylizer:
     ) -> None:
         if threads:
             os.environ["BRUSHWORK_THREADS"] = str(threads)  # onnxruntime: the CPUs Ray gave this worker
-        from brushwork import api
+        from brushwork import api, io
 
-        self.folder = Path(tempfile.mkdtemp(prefix="brushwork-worker-"))
-        refs = [s if isinstance(s, str) else str(self._file(f"style{i}", *s)) for i, s in enumerate(styles)]
-        mask_paths = [str(self._file(f"mask{i}", *m)) for i, m in enumerate(masks or [])]
-        self.mask: Any = mask_paths[0] if len(mask_paths) == 1 else (mask_paths or None)
-        self.renderer = api.renderer(refs, method=method, max_pixels=max_pixels, **options)
+        # the style and mask files live only while they are read: Ray ends a worker's process without running
+        # its clean-up, so nothing may be left in a folder for later
+        with tempfile.TemporaryDirectory(prefix="brushwork-worker-") as tmp:
+            self.folder = Path(tmp)
+            refs = [s if isinstance(s, str) else str(self._file(f"style{i}", *s)) for i, s in enumerate(styles)]
+            masks_read = [
+                io.load_image(self._file(f"mask{i}", *m), max_pixels=max_pixels) for i, m in enumerate(masks or [])
+            ]
+            self.renderer = api.renderer(refs, method=method, max_pixels=max_pixels, **options)
+        self.mask: Any = masks_read[0] if len(masks_read) == 1 else (masks_read or None)
         self.where = f"{socket.gethostname()}:{os.getpid()}"
 
     def _file(self, stem: str, suffix: str, data: bytes) -> Path:
@@ -249,15 +264,15 @@ class Stylizer:
 
         results: list[tuple[str, bytes | None, str, int, int]] = []
         for name, suffix, data, ext, quality in batch:
-            path = self._file("content", suffix, data)
-            try:
-                picture = self.renderer.render_picture(str(path), self.mask)
-                h, w = picture.rgb.shape[:2]
-                results.append((name, io.encode_image(picture, ext, quality), "", w, h))
-            except BrushworkError as exc:
-                results.append((name, None, str(exc).replace(str(path), name), 0, 0))
-            finally:
-                path.unlink(missing_ok=True)
+            with tempfile.TemporaryDirectory(prefix="brushwork-worker-") as tmp:
+                self.folder = Path(tmp)
+                path = self._file("content", suffix, data)
+                try:
+                    picture = self.renderer.render_picture(str(path), self.mask)
+                    h, w = picture.rgb.shape[:2]
+                    results.append((name, io.encode_image(picture, ext, quality), "", w, h))
+                except BrushworkError as exc:
+                    results.append((name, None, str(exc).replace(str(path), name), 0, 0))
         return results
 
     def segment(self, job: SegmentJob) -> tuple[list[float], list[bytes], str]:
@@ -294,10 +309,8 @@ class Stylizer:
             return [], [], str(exc)
         return times, frames, ""
 
-    def __del__(self) -> None:
-        folder = getattr(self, "folder", None)
-        if folder is not None:
-            shutil.rmtree(folder, ignore_errors=True)
+    def close(self) -> None:
+        """Nothing to clean up: this worker keeps no files between calls."""
 
 
 def _threads(cpus: float) -> int:
@@ -425,6 +438,10 @@ class Measurer:
             reference = [io.resize_to_max(io.load_image(p).rgb, self.max_size) for p in (photo, style)]
             results.append((rgb, cost, self.evaluator(rgb, *reference)))
         return results
+
+    def close(self) -> None:
+        """Remove this worker's copies of the photos and styles (called by the pool before it ends the worker)."""
+        shutil.rmtree(self.folder, ignore_errors=True)
 
     def __del__(self) -> None:
         folder = getattr(self, "folder", None)
