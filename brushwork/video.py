@@ -43,7 +43,8 @@ import numpy as np
 from brushwork import io
 from brushwork.api import Progress, Reporter
 from brushwork.errors import InputError, OutputError
-from brushwork.options import MIN_SIDE
+from brushwork.options import INT_LIMIT, MAX_SIDE, MIN_SIDE
+from brushwork.validate import check_count, check_number
 
 ProgressFn = Callable[[Progress], object]
 
@@ -497,13 +498,31 @@ def propagate(
     return to_uint8(out)
 
 
+def _check_arguments(
+    src: object, dst: object, styles: object, progress: object, renderer: object, protect: object
+) -> None:
+    """InputError / OutputError (one line) for arguments of :func:`stylize_video` of the wrong kind."""
+    if not isinstance(src, str | os.PathLike) or src == "":
+        raise InputError(f"src must be a video file's path, got {src!r:.40}")
+    if not isinstance(dst, str | os.PathLike) or dst == "":
+        raise OutputError(f"dst must be the output file's path, got {dst!r:.40}")
+    io.check_not_folder_name(os.fspath(dst))
+    if isinstance(styles, str | os.PathLike) or not isinstance(styles, Sequence):
+        raise InputError(f"styles must be a list of styles (images or builtin:N), got {styles!r:.40}")
+    if progress is not None and not callable(progress):
+        raise InputError(f"progress must be a function taking a Progress event, got {progress!r:.40}")
+    if renderer is not None and not callable(getattr(renderer, "render", None)):
+        raise InputError("renderer must be a ready renderer (brushwork.api.renderer), with a render method")
+    io.as_paths(protect, "protect")
+
+
 def check_keyframes(keyframes: int | None, method: str, consistency: float) -> int:
     """``keyframes`` checked, or its default for ``method`` and ``consistency`` (:data:`KEYFRAMES` for the
     feed-forward methods with consistency on; 1 — every frame stylized — with consistency 0 and for optimize)."""
     if keyframes is None:
         return 1 if method == "optimize" or consistency <= 0.0 else KEYFRAMES
-    if isinstance(keyframes, bool) or not isinstance(keyframes, int) or keyframes < 1:
-        raise InputError(f"keyframes must be a positive whole number, got {keyframes!r}")
+    if isinstance(keyframes, bool) or not isinstance(keyframes, int) or not 1 <= keyframes <= INT_LIMIT:
+        raise InputError(f"keyframes must be a positive whole number (at most {INT_LIMIT}), got {keyframes!r:.40}")
     if keyframes > 1 and method == "optimize":
         raise InputError("keyframes apply to the feed-forward methods: method optimize stylizes every frame (use 1)")
     return keyframes
@@ -839,13 +858,17 @@ def stylize_video(
     ``frame_iterations`` iterations (defaults: ``brushwork.methods.optimize.TEMPORAL_WEIGHT``, ``FRAME_ITERATIONS``).
     Progress events have stage ``"video"``. Returns a summary (frames, size, fps, seconds, cuts, resumed).
     """
+    _check_arguments(src, dst, styles, progress, renderer, protect)
     src, dst = Path(src), Path(dst)
-    if not 0.0 <= consistency <= 1.0:
-        raise InputError(f"consistency must be between 0 and 1, got {consistency}")
-    if not 0.0 <= feed <= 1.0:
-        raise InputError(f"feed must be between 0 and 1, got {feed}")
-    if not 0 <= crf <= 63:
-        raise InputError(f"crf must be between 0 and 63, got {crf}")
+    consistency = check_number(consistency, "consistency", low=0.0, high=1.0)
+    feed = check_number(feed, "feed", low=0.0, high=1.0)
+    crf = check_count(crf, "crf", low=0, high=63)
+    start = None if start is None else check_number(start, "start", low=0.0)
+    end = None if end is None else check_number(end, "end", low=0.0)
+    max_size = None if max_size is None else check_count(max_size, "max size", low=MIN_SIDE, high=MAX_SIDE)
+    flow_size = None if flow_size is None else check_count(flow_size, "flow size", low=FLOW_MIN, high=MAX_SIDE)
+    if temporal_weight is not None:
+        temporal_weight = check_number(temporal_weight, "temporal weight", low=0.0)
     if start is not None and end is not None and end <= start:
         raise InputError(f"--end ({end}) must be after --start ({start})")
     if max_size is not None and max_size < MIN_SIDE:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ cv2 = pytest.importorskip("cv2")
 from brushwork import io  # noqa: E402
 from brushwork import video as bv  # noqa: E402
 from brushwork.cli import main  # noqa: E402
-from brushwork.errors import InputError  # noqa: E402
+from brushwork.errors import BrushworkError, InputError  # noqa: E402
 
 W, H, N, FPS = 64, 48, 12, 12
 
@@ -624,3 +625,33 @@ def test_eval_video_refuses_other_frame_counts_and_shapes(
     assert io.probe_video(short).frames == 0
     with pytest.raises(InputError, match=f"has {N} frames and .*short.webm 6"):
         bv.evaluate_video(clip, short)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"src": None}, "src must be a video file's path"),
+        ({"dst": 5}, "dst must be the output file's path"),
+        ({"dst": "OUT/"}, "a name ending in / is a folder"),
+        ({"styles": None}, "styles must be a list of styles"),
+        ({"consistency": "0.5"}, "consistency must be a number"),
+        ({"crf": 1.5}, "crf must be a whole number"),
+        ({"start": float("nan")}, "start must be a finite number"),
+        ({"max_size": float("nan")}, "max size must be a whole number"),
+        ({"flow_size": float("nan")}, "flow size must be a whole number"),
+        ({"keyframes": 10**20}, "keyframes must be a positive whole number"),
+        ({"progress": 5}, "progress must be a function"),
+        ({"renderer": 5}, "renderer must be a ready renderer"),
+        ({"protect": 5}, "protect must be a path or a list of paths"),
+    ],
+)
+def test_stylize_video_refuses_arguments_of_the_wrong_kind(
+    clip: Path, tmp_path: Path, change: dict[str, Any], message: str
+) -> None:
+    out = tmp_path / "out.mp4"
+    kwargs: dict[str, Any] = {"src": clip, "dst": out, "styles": ["builtin:3"], "max_size": 48, **change}
+    if kwargs["dst"] == "OUT/":
+        kwargs["dst"] = f"{out}/"
+    with pytest.raises(BrushworkError, match=message):
+        bv.stylize_video(kwargs.pop("src"), kwargs.pop("dst"), kwargs.pop("styles"), **kwargs)
+    assert list(tmp_path.iterdir()) == []  # no output, no frame cache
