@@ -1308,7 +1308,9 @@ def read_video(path: PathLike, *, start: float | None = None, end: float | None 
                 continue
             if origin is None:
                 origin = stream.start_time if stream.start_time is not None else frame.pts
-            t = float((frame.pts - origin) * frame.time_base)
+            # the stream's time base, as the headers and the segment plans use: a frame's own may differ (threaded
+            # decoding in some processes gave frames the codec's time base, so times jumped by orders of magnitude)
+            t = float((frame.pts - origin) * (stream.time_base or frame.time_base))
             if start is not None and t < start - 1e-6:
                 continue
             if end is not None and t >= end - 1e-6:
