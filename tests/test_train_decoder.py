@@ -76,7 +76,13 @@ def test_resume_equals_an_uninterrupted_run(data: tuple[Path, Path], tmp_path: P
     assert checkpoint.load(tmp_path / "part").step == 2
     with pytest.raises(Exception, match="--resume"):
         train_decoder(out=str(tmp_path / "part"), steps=4, **common)
+    (tmp_path / "part" / "val").mkdir(exist_ok=True)  # what a run killed while writing leaves, and a damaged log row
+    stale = tmp_path / "part" / "val" / ".step-2.png.4242.0badc0de.tmp.png"
+    stale.write_bytes(b"half")
+    with open(tmp_path / "part" / "log.csv", "a") as log:
+        log.write("garbage,row\n")
     resumed = train_decoder(out=str(tmp_path / "part"), steps=4, resume=True, **common)
+    assert not stale.exists()
     from safetensors.torch import load_file
 
     a, b = load_file(str(full)), load_file(str(resumed))

@@ -149,6 +149,12 @@ def test_collect_styles_from_folders_and_csv(tmp_path: Path) -> None:
         tsv.collect_styles(root, table)
     with pytest.raises(InputError, match="no such file"):
         tsv.collect_styles(root, tmp_path / "missing.csv")
+    table.write_text("filename,label\nink0.png,a\noil/oil1.png,b\nink0.png,b\n")
+    with pytest.raises(InputError, match=r"ink0.png is listed twice \(labels 'a' and 'b'\)"):
+        tsv.collect_styles(root, table)
+    table.write_text("filename,label\nink0.png,a\noil/oil1.png,b\nink1.png, \n")
+    with pytest.raises(InputError, match="the label of ink1.png is empty"):
+        tsv.collect_styles(root, table)
     flat = _style_folder(tmp_path / "flat", {"": 3})
     with pytest.raises(InputError, match="sub-folders"):
         tsv.collect_styles(flat, "folders")

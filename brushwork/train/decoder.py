@@ -516,6 +516,11 @@ def _train(
         raise InputError(f"{out} already holds checkpoints: pass --resume to continue, or choose another --out")
     if d.is_main and ckroot.is_dir():
         checkpoint.remove_stale(ckroot)  # temporary folders of a killed run (this process holds the run's lock)
+    if d.is_main:  # and the half-written images and logs a killed run left (io.atomic_path's temporary names)
+        for folder in (out, out / "val"):
+            for stale in folder.glob(".*.tmp*") if folder.is_dir() else ():
+                if stale.is_file() and re.fullmatch(r"\..+\.[0-9]+\.[0-9a-f]{8}\.tmp(\.\w+)?", stale.name):
+                    stale.unlink(missing_ok=True)
     if found is not None:
         ck = checkpoint.load(found, map_location=device)
         _check_resumable(ck.config, config, dconf.get("spec"))

@@ -136,11 +136,17 @@ def _labels_from_csv(root: Path, paths: list[Path], table: Path) -> tuple[list[P
     chosen: list[Path] = []
     names: list[str] = []
     missing = []
-    for row in rows:
+    seen: dict[Path, str] = {}
+    for number, row in enumerate(rows, 1):
         key, label = row[0].strip(), row[1].strip()
         if key not in by_name:
             missing.append(key)
             continue
+        if not label:
+            raise InputError(f"{name}: the label of {key} is empty (row {number})")
+        if by_name[key] in seen:
+            raise InputError(f"{name}: {key} is listed twice (labels {seen[by_name[key]]!r} and {label!r})")
+        seen[by_name[key]] = label
         chosen.append(by_name[key])
         names.append(label)
     if missing:
