@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from brushwork import store
+from brushwork import io, store
 from brushwork.errors import InputError, ModelUnavailable
 
 if TYPE_CHECKING:
@@ -48,6 +48,7 @@ def save_decoder(path: str | os.PathLike[str], decoder: nn.Module, config: dict[
     tmp_side = side.with_name(f".{side.name}.{os.getpid()}.tmp")
     try:
         save_file(state, str(tmp), metadata={"brushwork": json.dumps(config)})
+        io.readable_by_all(tmp)
         tmp_side.write_text(text)
         os.replace(tmp_side, side)
         os.replace(tmp, path)

@@ -719,6 +719,14 @@ def _png_params() -> list[int]:
     return params
 
 
+def readable_by_all(path: PathLike) -> None:
+    """Give a file the permissions ``open()`` would (0o666 less the umask): some writers (safetensors) make their
+    files readable by their owner only, which a shared model or decoder file must not be."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
 def write_atomic(dest: PathLike, data: bytes, name: str | None = None) -> Path:
     """Write raw bytes (a CSV, a JSON) atomically, with io's one-line OutputError on failure; returns the path."""
     dest = Path(dest)

@@ -276,3 +276,27 @@ def test_api_checks_the_config(data: tuple[Path, Path], tmp_path: Path) -> None:
     with pytest.raises(DeviceError):
         train_decoder(**{**common, "device": "xla"})
     assert not (tmp_path / "r").exists()
+
+
+def test_run_files_of_the_wrong_kind_are_found_before_training(data: tuple[Path, Path], tmp_path: Path) -> None:
+    from brushwork.errors import OutputError
+
+    common = dict(content=str(data[0]), style=str(data[1]), steps=1, val_every=0, **TINY)
+    for name, make in (("decoder.safetensors", Path.mkdir), ("checkpoints", Path.touch), ("loss.png", Path.mkdir)):
+        out = tmp_path / name.replace(".", "_")
+        out.mkdir()
+        make(out / name)
+        with pytest.raises(OutputError, match=f"cannot write .*{name}: it is a"):
+            train_decoder(out=str(out), **common)
+        assert sorted(p.name for p in out.iterdir()) == [name]  # nothing trained, nothing written
+
+
+def test_decoder_and_checkpoint_files_follow_the_umask(data: tuple[Path, Path], tmp_path: Path) -> None:
+    import os
+
+    out = train_decoder(out=str(tmp_path / "r"), content=str(data[0]), style=str(data[1]), steps=1, val_every=0, **TINY)
+    mask = os.umask(0)
+    os.umask(mask)
+    weights = next((tmp_path / "r" / "checkpoints").glob("step-*/model.safetensors"))
+    for path in (Path(out), weights):
+        assert os.stat(path).st_mode & 0o777 == 0o666 & ~mask, path

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from brushwork import io
 from brushwork.errors import InputError, OutputError
 
 LAST = "last.json"
@@ -100,6 +101,7 @@ def save(
     try:
         tmp.mkdir()
         save_file(state, str(tmp / "model.safetensors"), metadata={"brushwork": json.dumps(config)})
+        io.readable_by_all(tmp / "model.safetensors")
         torch.save(optimizer, tmp / "optimizer.pt")
         with open(tmp / "state.json", "w") as f:
             json.dump(record, f, indent=2)

@@ -365,6 +365,17 @@ def check_device(device: str) -> None:
         raise DeviceError("device mps is not available on this machine")
 
 
+# what a training run writes in its --out folder, and whether each is a file or a folder
+RUN_FILES = {
+    "decoder.safetensors": "file",
+    "decoder.json": "file",
+    "log.csv": "file",
+    "loss.png": "file",
+    "checkpoints": "folder",
+    "val": "folder",
+}
+
+
 def train_decoder(
     config: DecoderTrainConfig | None = None,
     *,
@@ -419,6 +430,11 @@ def train_decoder(
     for flag, folder in (("--content", config.content), ("--style", config.style)):
         if same_file(out, Path(folder)):
             raise OutputError(f"--out {config.out} is the {flag} folder; give a folder of its own for the run")
+    for name, kind in RUN_FILES.items():  # what the run writes in --out: found now, not after the training
+        path = out / name
+        if path.exists() and path.is_dir() != (kind == "folder"):
+            what = "a folder" if path.is_dir() else "a file"
+            raise OutputError(f"cannot write {path}: it is {what}, and the run writes a {kind} there")
     weights = config.encoder_weights
     if weights not in ("imagenet", "random", "pretrained") and not Path(weights).is_file():
         raise InputError(f"encoder weights file not found: {weights}")
