@@ -213,9 +213,10 @@ def style_codes(
     return np.stack(out)
 
 
-def find_styles(folder: str | os.PathLike[str]) -> tuple[list[Path], list[str] | None]:
+def find_styles(folder: str | os.PathLike[str], *, strict: bool = False) -> tuple[list[Path], list[str] | None]:
     """Images in ``folder`` and in its immediate sub-folders; the labels are the sub-folder names (``(top)`` for
-    images directly in the folder), or None when there are no sub-folders with images."""
+    images directly in the folder), or None when there are no sub-folders with images. Every file is checked once
+    (:func:`brushwork.io.usable_images`): an unusable one is skipped with a warning (``strict``: refused)."""
     root = Path(folder)
     if not root.is_dir():
         raise InputError(f"cannot read {os.fspath(folder)}: no such folder")
@@ -235,7 +236,10 @@ def find_styles(folder: str | os.PathLike[str]) -> tuple[list[Path], list[str] |
         labels += [sub.name] * len(found)
     if not paths:
         raise InputError(f"cannot read {os.fspath(folder)}: no images in it or in its sub-folders")
-    return paths, (None if set(labels) == {"(top)"} else labels)
+    good, _ = io.usable_images(paths, strict=strict, min_side=16, where=os.fspath(folder))
+    usable = set(good)
+    labels = [label for p, label in zip(paths, labels, strict=True) if p in usable]
+    return good, (None if set(labels) == {"(top)"} else labels)
 
 
 def load_content(content: Source, max_size: int | None = MAX_SIZE) -> np.ndarray:
@@ -396,6 +400,7 @@ def style_map(
     seed: int = 0,
     device: str = "auto",
     progress: ProgressFn | None = None,
+    strict: bool = False,
 ) -> StyleMap:
     """Lay a collection of styles out in 2-D: the PCA or t-SNE (``projection``) of their latent means, with
     thumbnails, on a canvas ``width`` pixels wide.
@@ -415,7 +420,7 @@ def style_map(
     check_count(width, "map width", low=256, high=8192)
     check_seed(seed)
     if isinstance(styles, str | os.PathLike):
-        paths, labels = find_styles(styles)
+        paths, labels = find_styles(styles, strict=strict)
     else:
         paths, labels = [Path(p) for p in styles], None
     if len(paths) < 2:

@@ -294,6 +294,8 @@ EXTRA: list[tuple[str, str, str, dict[str, str]]] = [
     ],
     ("optimize-plot-is-output", "optimize {photo} {style} -o {out} --loss-plot {out} --iterations 1", "", {}),
     ("stylize-home-read-only", "stylize {photo} builtin:3 -o {out}", "BRUSHWORK_HOME", {"BRUSHWORK_HOME": "/sys/bw"}),
+    ("style-map-strict", "style-map {mixed_dir} -o {out} --strict", "strict", {}),
+    ("style-vae-strict", "train style-vae --styles {mixed_dir} -o {outst} --strict", "strict", {}),
     ("stylize-folder-empty-output", "stylize {photos} builtin:3 -o=", "output name is empty", {}),
     ("sample-empty-output", "sample {photo} -n 1 -o=", "output name is empty", {}),
     ("stylize-json-and-stdout", "stylize {photo} builtin:3 -o - --json", "json", {}),

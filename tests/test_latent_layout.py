@@ -244,15 +244,21 @@ def test_train_huge_options_are_one_line_errors(
     assert not out.exists()
 
 
-def test_train_with_a_tiny_image_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_with_a_tiny_image_skips_it_or_with_strict_refuses(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     root = _styles(tmp_path / "styles", 4)
     Image.new("RGB", (5, 40), "red").save(root / "narrow.png")
     out = tmp_path / "v.safetensors"
     argv = ["train", "style-vae", "--styles", str(root), "-o", str(out), "--epochs", "2", "--augment", "2"]
-    assert main([*argv, "--device", "cpu", "--quiet"]) == 2
+    assert main([*argv, "--device", "cpu", "--quiet", "--strict"]) == 2
     err = _one_line_error(capsys)
-    assert "narrow.png" in err and "too small" in err
+    assert "narrow.png" in err and "too small" in err and "strict" in err
     assert not out.exists() and not (tmp_path / "v_loss.png").exists()
+    assert main([*argv, "--device", "cpu", "--quiet"]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warned) == 1 and "narrow.png" in warned[0] and "skipped" in warned[0]
+    assert out.exists()
 
 
 def test_max_size_bounds_the_photo_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -152,6 +152,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--coords", metavar="CSV", help="also write file,label,x,y and the latent means as CSV")
     g.add_argument("--seed", type=seed_int, default=0, help="random seed of t-SNE, 0..2**63-1 (default: %(default)s)")
     g.add_argument("--model", metavar="NAME|FILE", help="unconditional style VAE (default: style-vae)")
+    g.add_argument(
+        "--strict", action="store_true", help="refuse the run when any file is not a usable image (default: skip it)"
+    )
     add_device(g)
     g.set_defaults(run=run_style_map)
 
@@ -363,6 +366,7 @@ def run_style_map(args: argparse.Namespace) -> int:
             seed=args.seed,
             device=args.device,
             progress=bars,
+            strict=args.strict,
         )
     io.save_image(result.image, args.output, protect=[*protect, *result.paths])
     print(f"wrote {args.output} ({len(result.paths)} styles)")

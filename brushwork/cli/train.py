@@ -79,6 +79,9 @@ def _register_style_vae(train_sub: Any) -> None:
             flag, dest=field, type=kind, default=getattr(defaults, field), help=f"{text} (default: %(default)s)"
         )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--strict", action="store_true", help="refuse the run when any file is not a usable image (default: skip it)"
+    )
     add_device(p)
     p.set_defaults(run=run_style_vae)
 
@@ -108,6 +111,7 @@ def run_style_vae(args: argparse.Namespace) -> int:
             plot=args.plot,
             device=args.device,
             progress=bars,
+            strict=args.strict,
         )
     m = result.metrics
     how = "stopped early" if result.stopped_early else "ran all epochs"

@@ -91,7 +91,7 @@ class FitResult:
 
 
 def collect_styles(
-    folder: str | os.PathLike[str], labels: str | os.PathLike[str] | None = None
+    folder: str | os.PathLike[str], labels: str | os.PathLike[str] | None = None, *, strict: bool = False
 ) -> tuple[list[Path], list[str] | None]:
     """The images to train on and their labels.
 
@@ -101,7 +101,7 @@ def collect_styles(
     """
     from brushwork import latent
 
-    paths, folder_labels = latent.find_styles(folder)
+    paths, folder_labels = latent.find_styles(folder, strict=strict)
     if labels is None:
         return paths, None
     if os.fspath(labels) == "folders":
@@ -409,6 +409,7 @@ def train_style_vae(
     plot: str | os.PathLike[str] | None = None,
     device: str = "auto",
     progress: ProgressFn | None = None,
+    strict: bool = False,
 ) -> FitResult:
     """Train a style VAE on a folder of style images and save it: ``out`` (.safetensors), its ``.json`` config,
     and a loss plot (``plot``, default ``<out stem>_loss.png``).
@@ -426,7 +427,7 @@ def train_style_vae(
     # no output may replace an input: the labels table, nor (for the plot) a style image
     table = [labels] if labels is not None and os.fspath(labels) != "folders" else []
     dest = check_output(out, table)
-    paths, names = collect_styles(styles, labels)
+    paths, names = collect_styles(styles, labels, strict=strict)
     if len(paths) < 4:
         raise InputError(f"need at least 4 style images to train, found {len(paths)} in {os.fspath(styles)}")
     protect: list[str | os.PathLike[str]] = [*paths, *table]
