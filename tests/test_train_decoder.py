@@ -300,3 +300,15 @@ def test_decoder_and_checkpoint_files_follow_the_umask(data: tuple[Path, Path], 
     weights = next((tmp_path / "r" / "checkpoints").glob("step-*/model.safetensors"))
     for path in (Path(out), weights):
         assert os.stat(path).st_mode & 0o777 == 0o666 & ~mask, path
+
+
+def test_resume_falls_back_past_a_damaged_checkpoint(data: tuple[Path, Path], tmp_path: Path) -> None:
+    from brushwork.errors import BrushworkWarning
+
+    common = dict(content=str(data[0]), style=str(data[1]), save_every=1, keep=3, val_every=0, **TINY)
+    train_decoder(out=str(tmp_path / "r"), steps=2, **common)
+    newest = tmp_path / "r" / "checkpoints" / "step-0000002" / "model.safetensors"
+    newest.write_bytes(newest.read_bytes()[:100])  # truncated, as a full disk or a killed copy leaves it
+    with pytest.warns(BrushworkWarning, match="cannot read checkpoint .*step-0000002.*resuming from step-0000001"):
+        train_decoder(out=str(tmp_path / "r"), steps=3, resume=True, **common)
+    assert checkpoint.load(tmp_path / "r").step == 3

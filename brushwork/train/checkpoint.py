@@ -166,6 +166,26 @@ def latest(root: str | os.PathLike[str]) -> Path | None:
     return found[-1] if found else None
 
 
+def load_newest(root: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> Checkpoint:
+    """The newest checkpoint under ``root`` that reads: a damaged newer one (a truncated file) is named in a warning
+    and the one before it is used, so that one bad file does not end a run's history."""
+    import warnings
+
+    from brushwork.errors import BrushworkWarning
+
+    errors: list[str] = []
+    for folder in reversed(_complete(Path(root))):
+        try:
+            ck = load(folder, map_location)
+        except InputError as exc:
+            errors.append(str(exc))
+            continue
+        for error in errors:
+            warnings.warn(f"{error}; resuming from {folder.name} instead", BrushworkWarning, stacklevel=2)
+        return ck
+    raise InputError(errors[0] if errors else f"no checkpoint found in {root}")
+
+
 def load(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> Checkpoint:
     """Load a checkpoint folder, or the latest one when ``path`` is a ``checkpoints/`` root (or a run folder)."""
     from safetensors.torch import load_file

@@ -538,7 +538,7 @@ def _train(
                 if stale.is_file() and re.fullmatch(r"\..+\.[0-9]+\.[0-9a-f]{8}\.tmp(\.\w+)?", stale.name):
                     stale.unlink(missing_ok=True)
     if found is not None:
-        ck = checkpoint.load(found, map_location=device)
+        ck = checkpoint.load_newest(ckroot, map_location=device)
         _check_resumable(ck.config, config, dconf.get("spec"))
         decoder.load_state_dict(ck.weights)
         optimizer.load_state_dict(ck.optimizer["optimizer"])
