@@ -116,8 +116,13 @@ def test_resume_continues_identically(data: tuple[Path, Path], trained: Path, tm
         train_decoder(out=str(tmp_path / "part"), steps=3, **common)
     with pytest.raises(Exception, match="cannot resume: the checkpoint's arch"):
         train_decoder(out=str(tmp_path / "part"), steps=3, resume=True, **{**common, "arch": "autoencoder"})
-    resumed = train_decoder(out=str(tmp_path / "part"), steps=3, resume=True, **common)
+    resumed = train_decoder(out=str(tmp_path / "part"), steps=3, resume=True, **{**common, "init": "random"})
+    import json
+
     from safetensors.torch import load_file
+
+    saved = json.loads((tmp_path / "part" / "decoder.json").read_text())
+    assert saved["train"]["init"] == "shipped"  # where the run started, not the resumed call's unused --init
 
     a, b = load_file(str(trained)), load_file(str(resumed))
     for k in a:

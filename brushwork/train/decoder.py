@@ -540,6 +540,9 @@ def _train(
     if found is not None:
         ck = checkpoint.load_newest(ckroot, map_location=device)
         _check_resumable(ck.config, config, dconf.get("spec"))
+        started = ck.config.get("train", {}).get("init") if isinstance(ck.config.get("train"), dict) else None
+        if started is not None:  # the weights the run started from, not this resumed call's --init (unused)
+            dconf["train"]["init"] = started
         decoder.load_state_dict(ck.weights)
         optimizer.load_state_dict(ck.optimizer["optimizer"])
         if "scaler" in ck.optimizer and use_amp:
