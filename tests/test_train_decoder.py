@@ -312,3 +312,19 @@ def test_resume_falls_back_past_a_damaged_checkpoint(data: tuple[Path, Path], tm
     with pytest.warns(BrushworkWarning, match="cannot read checkpoint .*step-0000002.*resuming from step-0000001"):
         train_decoder(out=str(tmp_path / "r"), steps=3, resume=True, **common)
     assert checkpoint.load(tmp_path / "r").step == 3
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"content": 5}, "content must be a folder's path"),
+        ({"out": None}, "out must be a folder's path"),
+        ({"bogus": 1}, "unexpected keyword argument 'bogus'"),
+        ({"arch": "microast", "init": None}, "init must be shipped, random"),
+    ],
+)
+def test_train_decoder_arguments_of_the_wrong_kind(kwargs: dict, message: str, tmp_path: Path) -> None:
+    from brushwork.errors import InputError
+
+    with pytest.raises(InputError, match=message):
+        train_decoder(**{"content": "c", "style": "s", "out": str(tmp_path / "o"), **kwargs})

@@ -395,7 +395,19 @@ def train_decoder(
     from brushwork.io import check_output_folder, list_images, same_file, usable_images
     from brushwork.methods.autoencoder import ENCODERS, _backbone_names
 
-    config = resolve_defaults(DecoderTrainConfig(**{**asdict(config or DecoderTrainConfig()), **overrides}))
+    if config is not None and not isinstance(config, DecoderTrainConfig):
+        raise InputError(f"config must be a DecoderTrainConfig, got {type(config).__name__}")
+    try:
+        config = DecoderTrainConfig(**{**asdict(config or DecoderTrainConfig()), **overrides})
+    except TypeError as exc:  # an unknown option name
+        raise InputError(f"train_decoder: {exc}") from None
+    for name in ("content", "style", "out"):
+        value = getattr(config, name)
+        if (value is not None or name == "out") and not isinstance(value, str | os.PathLike):
+            raise InputError(f"{name} must be a folder's path, got {value!r:.40}")
+    if not isinstance(config.init, str | os.PathLike):
+        raise InputError(f"init must be shipped, random or a MicroAST .safetensors file, got {config.init!r:.40}")
+    config = resolve_defaults(config)
     check_config(config)
     if config.arch == "microast":
         from brushwork.train.microast import choose_loss_net
