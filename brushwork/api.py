@@ -510,7 +510,7 @@ class Renderer:
         size = content.size if isinstance(content, io.Picture) else io.image_size(content)
         if size is None:
             return False
-        w, h = tiling.bounded(size, self.options.max_size)
+        w, h = io.bounded_size(size, self.options.max_size)
         per_pixel = self._engine_class.UNTILED_BYTES_PER_PIXEL * max(1.0, self.options.stroke_scale**-2)
         return tiling.BASELINE_BYTES + w * h * per_pixel > tiling.parse_bytes(self.options.memory_budget)
 

@@ -108,17 +108,6 @@ def fit(image: Image, size: int | None = ANALYSIS_SIZE) -> np.ndarray:
     return io.resize_to_max(as_rgb(image), size)
 
 
-def fitted_size(size: tuple[int, int], bound: int | None) -> tuple[int, int]:
-    """(width, height) of a picture of ``size`` (width, height) after :func:`fit` to ``bound``: the same rounding
-    as :func:`brushwork.io.resize_to_max`, from the numbers alone (to check sizes before any work)."""
-    width, height = size
-    longer = max(width, height)
-    if bound is None or longer <= bound:
-        return width, height
-    scale = bound / longer
-    return max(1, round(width * scale)), max(1, round(height * scale))
-
-
 def pair(result: Image, photo: Image, size: int | None = ANALYSIS_SIZE) -> tuple[np.ndarray, np.ndarray]:
     """The photo fitted to ``size`` and the result resized to exactly the photo's fitted shape."""
     p = fit(photo, size)
@@ -365,7 +354,7 @@ class Evaluator:
     def check_size(self, size: tuple[int, int], name: object) -> None:
         """InputError (one line, naming the picture) when a photo or style of ``size`` (width, height) would be too
         small to measure once fitted to the analysis size: checked from the numbers alone, before any work."""
-        width, height = fitted_size(size, self.size)
+        width, height = io.bounded_size(size, self.size)
         need = self.min_side
         if min(width, height) >= need:
             return

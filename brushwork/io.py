@@ -954,14 +954,18 @@ def resize_to_max(rgb: np.ndarray, max_size: int | None) -> np.ndarray:
 
     Images already small enough, and ``max_size=None``, are returned unchanged (never enlarged).
     """
-    if max_size is None:
-        return rgb
     height, width = rgb.shape[:2]
-    longer = max(height, width)
-    if longer <= max_size:
-        return rgb
-    scale = max_size / longer
-    return resize(rgb, (max(1, round(width * scale)), max(1, round(height * scale))))
+    size = bounded_size((width, height), max_size)
+    return rgb if size == (width, height) else resize(rgb, size)
+
+
+def bounded_size(size: tuple[int, int], max_size: int | None) -> tuple[int, int]:
+    """(width, height) after :func:`resize_to_max`, from the numbers alone (to check sizes before any pixel)."""
+    w, h = size
+    if max_size is None or max(w, h) <= max_size:
+        return w, h
+    scale = max_size / max(w, h)
+    return max(1, round(w * scale)), max(1, round(h * scale))
 
 
 def unique_names(paths: Iterable[Path]) -> dict[Path, str]:

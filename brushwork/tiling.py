@@ -993,15 +993,6 @@ def run_staged(
 # -- the API's tiled path (brushwork.api.Renderer.render_picture) -----------------------------------------------
 
 
-def bounded(size: tuple[int, int], max_size: int | None) -> tuple[int, int]:
-    """(width, height) after :func:`brushwork.io.resize_to_max`."""
-    w, h = size
-    if max_size is None or max(w, h) <= max_size:
-        return w, h
-    scale = max_size / max(w, h)
-    return max(1, round(w * scale)), max(1, round(h * scale))
-
-
 class MaskSource:
     """The API's masks (:func:`brushwork.api.load_masks`) as a K-channel source, read tile by tile."""
 
@@ -1044,7 +1035,7 @@ def render_picture_tiled(renderer: object, content: object, mask: object = None)
     budget, tile = parse_bytes(o.memory_budget), o.tile or None
     photo = content if isinstance(content, io.Picture) else io.load_pixels(content, max_pixels=r.max_pixels)
     source: Source = ArraySource(photo.rgb)
-    w, h = bounded(photo.size, o.max_size)
+    w, h = io.bounded_size(photo.size, o.max_size)
     if (w, h) != photo.size:
         source = Resized(source, (w, h))
     if min(w, h) < opts.MIN_SIDE:

@@ -323,9 +323,7 @@ def _output_folder(text: str, flag: str) -> Path:
     writable are one-line errors before any work."""
     from brushwork import io
 
-    if not os.fspath(text):
-        raise OutputError(f"{flag} is empty: give the folder to write into")
-    return io.check_output_folder(text)
+    return io.check_output_folder(text)  # (an empty name is refused by the command line before this)
 
 
 def _resolved(path: Path) -> Path:
@@ -423,15 +421,12 @@ def _check_measurable(
         if size is None:  # unreadable: loading it will say why
             continue
         for bound in dict.fromkeys(max_sizes):
-            w, h = evaluate.fitted_size(size, bound)
-            if min(w, h) < MIN_SIDE:
-                raise InputError(f"{photo} ({size[0]}×{size[1]}) is too thin for max size {bound}: it would be "
-                                 f"{w}×{h}, and both sides need {MIN_SIDE} px (raise max size)")  # fmt: skip
-        checker.check_size(evaluate.fitted_size(size, max_size), photo)
+            io.check_bounded_size(size, io.bounded_size(size, bound), photo, bound, MIN_SIDE)
+        checker.check_size(io.bounded_size(size, max_size), photo)
     for style in styles:
         size = io.image_size(style)
         if size is not None:
-            checker.check_size(evaluate.fitted_size(size, max_size), style)
+            checker.check_size(io.bounded_size(size, max_size), style)
 
 
 # --------------------------------------------------------------------------------------------- compare

@@ -181,12 +181,10 @@ def run(args: argparse.Namespace) -> int:
         if not pairs:
             print(f"nothing to do: the {finished} outputs exist in {args.output}")
             return 0
-    mask = args.mask[0] if args.mask and len(args.mask) == 1 else args.mask
-    folder = Path(args.content).is_dir() and args.content != "-"
     try:
         if cluster is not None:  # the styles, method and options checked here, before any worker starts
             api.renderer(args.styles, method=args.method, max_pixels=args.max_pixels, **options)
-        return _stylize_pairs(args, pairs, options, mask, cluster, folder, finished)
+        return _stylize_pairs(args, pairs, options, cluster, finished)
     except BrushworkError:
         made = getattr(args, "made_folder", None)
         if made is not None and made.is_dir() and not any(made.iterdir()):
@@ -194,16 +192,22 @@ def run(args: argparse.Namespace) -> int:
         raise
 
 
+def _mask(args: argparse.Namespace) -> Any:
+    """--mask as the API takes it: one image, or a list of one per style."""
+    return args.mask[0] if args.mask and len(args.mask) == 1 else args.mask
+
+
+def _folder_mode(args: argparse.Namespace) -> bool:
+    return Path(args.content).is_dir() and args.content != "-"
+
+
 def _stylize_pairs(
-    args: argparse.Namespace,
-    pairs: list[tuple[Path | None, Path | None]],
-    options: dict[str, Any],
-    mask: Any,
-    cluster: Any,
-    folder: bool,
+    args: argparse.Namespace, pairs: list[tuple[Path | None, Path | None]], options: dict[str, Any], cluster: Any,
     finished: int,
-) -> int:
+) -> int:  # fmt: skip
     from brushwork import api, io
+
+    mask, folder = _mask(args), _folder_mode(args)
 
     records: list[dict[str, Any]] = []
     failures = 0
@@ -211,7 +215,7 @@ def _stylize_pairs(
     protect += [Path(m) for m in args.mask or []]
     with ProgressBar(quiet=args.quiet or args.json or len(pairs) < 2 and args.method != "optimize") as bar:
         if cluster is not None:
-            records, failures = _run_cluster(args, pairs, options, mask, cluster, bar, folder)
+            records, failures = _run_cluster(args, pairs, options, cluster, bar)
             pairs_left: list[tuple[Path | None, Path | None]] = []
         else:
             pairs_left = pairs
@@ -263,17 +267,13 @@ def _stylize_pairs(
 
 
 def _run_cluster(
-    args: argparse.Namespace,
-    pairs: list[tuple[Path | None, Path | None]],
-    options: dict[str, Any],
-    mask: Any,
-    settings: Any,
+    args: argparse.Namespace, pairs: list[tuple[Path | None, Path | None]], options: dict[str, Any], settings: Any,
     bar: ProgressBar,
-    folder: bool,
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[dict[str, Any]], int]:  # fmt: skip
     """The photos of ``pairs`` on a Ray cluster (``brushwork.cluster``): the same outputs, written by this process."""
     from brushwork import cluster
 
+    mask, folder = _mask(args), _folder_mode(args)
     failures = 0
 
     def skip(src: Path, message: str) -> None:

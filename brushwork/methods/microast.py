@@ -87,6 +87,12 @@ def _nchw(rgb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32)
 
 
+def signal_bound(width: int, height: int, size: int) -> int:
+    """The longer side a picture is read at for its style signal: ``size``, or more for a long thin picture, so
+    that its shorter side keeps ``MIN_SIDE`` px."""
+    return max(size, math.ceil(MIN_SIDE * max(width, height) / min(width, height)))
+
+
 class MicroastStylizer:
     """MicroAST's two networks in one runtime; reuse one instance for many images. ``model``: the store name of
     the weights (the shipped ``microast``, or a trained file's name from :func:`brushwork.decoders.register_microast`).
@@ -103,7 +109,7 @@ class MicroastStylizer:
         h, w = rgb.shape[:2]
         if min(h, w) < MIN_SIDE:
             raise InputError(f"picture is too small for a style signal ({w}×{h}): both sides need {MIN_SIDE} px")
-        rgb = io.resize_to_max(rgb, max(size, math.ceil(MIN_SIDE * max(h, w) / min(h, w))))
+        rgb = io.resize_to_max(rgb, signal_bound(w, h, size))
         return self.runtime.run(self.nets[0], _nchw(rgb))[0]
 
     def forward(self, rgb: np.ndarray, signals: np.ndarray, masks: np.ndarray | None = None) -> np.ndarray:

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from brushwork import store, tiling
+from brushwork import io, store, tiling
 
 ALIGN = 4
 HALOS = (28, 8, 24)  # steps 1..3 (see the module docstring)
@@ -85,7 +85,7 @@ def render_tiled(
     centres. ``masks``: a K-channel source (K = number of styles ≥ 2) or None. Returns counters."""
     import torch
 
-    from brushwork.methods.microast import RENDER_NET
+    from brushwork.methods.microast import RENDER_NET, signal_bound
     from brushwork.nets.microast import CHANNELS, SIGNAL_PARTS
 
     h, w = source.shape
@@ -99,8 +99,9 @@ def render_tiled(
             sink(region, source.read(*region))
         return {"passes": 1, "stored": 0, "tiles": 0}
     if opts.strength < 1.0:  # the photo's own signal, from the photo bounded to style_size (as untiled)
-        small = tiling.materialize(tiling.Resized(source, tiling.bounded((w, h), opts.style_size)))
-        signals = opts.strength * signals + (1.0 - opts.strength) * engine.stylizer.signal(small, opts.style_size)
+        bound = signal_bound(w, h, opts.style_size)
+        small = tiling.materialize(tiling.Resized(source, io.bounded_size((w, h), bound)))
+        signals = opts.strength * signals + (1.0 - opts.strength) * engine.stylizer.signal(small, bound)
     mask_src = None
     if masks is not None and k > 1:
         mask_src = tiling.Padded(masks, (height, width), mode="edge")
