@@ -21,7 +21,7 @@ import struct
 import sys
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
@@ -1056,8 +1056,11 @@ def usable_images(
     min_side: int = 1,
     max_pixels: int | None = None,
     where: str = "",
+    check: Callable[[Path], object] | None = None,
+    kind: str = "image",
 ) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """Check every file once (:func:`verify_image`, in threads) before a run uses them.
+    """Check every file once (:func:`verify_image`, or ``check`` for other kinds of file such as videos; in
+    threads) before a run uses them.
 
     Returns (usable paths in the given order, [(skipped path, one-line reason)]). Each skipped file is named in
     a :class:`~brushwork.errors.BrushworkWarning`. Raises InputError when ``strict`` and any file is unusable, or
@@ -1065,18 +1068,23 @@ def usable_images(
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    from brushwork.errors import BrushworkError
+
     paths = [Path(p) for p in paths]
 
-    def check(p: Path) -> str | None:
+    def reason(p: Path) -> str | None:
         try:
-            verify_image(p, min_side=min_side, max_pixels=max_pixels)
-        except InputError as e:
+            if check is None:
+                verify_image(p, min_side=min_side, max_pixels=max_pixels)
+            else:
+                check(p)
+        except BrushworkError as e:
             return str(e)
         return None
 
     workers = max(1, min(8, os.cpu_count() or 1, len(paths)))
-    with ThreadPoolExecutor(workers) as pool:  # Pillow's decoders release the GIL
-        reasons = list(pool.map(check, paths))
+    with ThreadPoolExecutor(workers) as pool:  # Pillow's decoders and FFmpeg release the GIL
+        reasons = list(pool.map(reason, paths))
     good = [p for p, r in zip(paths, reasons, strict=True) if r is None]
     bad = [(p, r) for p, r in zip(paths, reasons, strict=True) if r is not None]
     place = f" in {where}" if where else ""
@@ -1084,7 +1092,7 @@ def usable_images(
         more = f" (and {len(bad) - 1} more unusable file{'s' if len(bad) > 2 else ''})" if len(bad) > 1 else ""
         raise InputError(f"{bad[0][1]}{more}; --strict refuses any unusable file")
     if not good:
-        raise InputError(f"no usable image{place}: {len(bad)} file{'s' if len(bad) > 1 else ''} unusable, e.g. "
+        raise InputError(f"no usable {kind}{place}: {len(bad)} file{'s' if len(bad) > 1 else ''} unusable, e.g. "
                          f"{bad[0][1]}")  # fmt: skip
     for _, reason in bad:
         warnings.warn(f"{reason}; skipped", BrushworkWarning, stacklevel=2)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import threading
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +22,7 @@ from brushwork.cli.common import (
     ray_settings,
     unit_float,
 )
-from brushwork.errors import BrushworkError, BrushworkWarning, InputError, OutputError
+from brushwork.errors import BrushworkError, InputError, OutputError
 from brushwork.options import MAX_SIDE, MIN_SIDE
 
 FORMATS = ("mp4", "webm", "gif")
@@ -191,34 +189,17 @@ def _check_frames(info: Any, args: argparse.Namespace, max_size: int | None) -> 
 
 
 def _usable_videos(paths: list[Path], args: argparse.Namespace, max_size: int | None) -> tuple[list[Path], int]:
-    """The videos of a folder that can be stylized (each file probed once, in threads), in order, and how many
-    were skipped; each skipped one is named in one warning. InputError with ``--strict`` when any is unusable, or
-    when none is usable (nothing warned then)."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    """The videos of a folder that can be stylized (:func:`brushwork.io.usable_images` with a video's checks: its
+    header and first frame, and that --max-size, --start and --end leave frames of it), and how many were skipped."""
     from brushwork import io
 
-    def check(p: Path) -> str | None:
-        try:
-            _check_frames(io.probe_video(p, min_side=MIN_SIDE), args, max_size)
-        except BrushworkError as exc:
-            return str(exc)
-        return None
-
-    workers = max(1, min(8, os.cpu_count() or 1, len(paths)))
-    with ThreadPoolExecutor(workers) as pool:  # FFmpeg decodes without the GIL
-        reasons = list(pool.map(check, paths))
-    good = [p for p, r in zip(paths, reasons, strict=True) if r is None]
-    bad = [r for r in reasons if r is not None]
-    if bad and args.strict:
-        more = f" (and {len(bad) - 1} more unusable file{'s' if len(bad) > 2 else ''})" if len(bad) > 1 else ""
-        raise InputError(f"{bad[0]}{more}; --strict refuses any unusable file")
-    if not good:
-        raise InputError(
-            f"no usable video in {args.input}: {len(bad)} file{'s' if len(bad) > 1 else ''} unusable, e.g. {bad[0]}"
-        )
-    for reason in bad:
-        warnings.warn(f"{reason}; skipped", BrushworkWarning, stacklevel=2)
+    good, bad = io.usable_images(
+        paths,
+        strict=args.strict,
+        where=args.input,
+        check=lambda p: _check_frames(io.probe_video(p, min_side=MIN_SIDE), args, max_size),
+        kind="video",
+    )
     return good, len(bad)
 
 
